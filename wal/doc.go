@@ -1,0 +1,149 @@
+// Package wal is replog's write-ahead log: segmented, append-only files of
+// checksummed frames, written by group commit, with sync deadlines, crash
+// recovery of a torn tail, truncation and retention.
+//
+// # Basics
+//
+// A Log lives in one directory of an FS. Callers append opaque payloads; each
+// payload becomes one frame, and the frame's Pos (its logical byte position)
+// is its address forever:
+//
+//	l, err := wal.Open(wal.Options{Dir: dir})
+//	pos, err := l.Append(ctx, payload)         // written and, by default, synced
+//	payload, next, err := l.ReadAt(pos, nil)   // read it back
+//
+// Append is Enqueue followed by Wait. Many goroutines may append at once: one
+// writer goroutine owned by the Log takes everything queued, writes it with
+// one write call and (by the Durability policy) one sync, then releases every
+// waiter of that round with the round's result. Positions are assigned in the
+// order Enqueue is called, so a caller that needs two payloads in order
+// enqueues them from one goroutine and waits only for the second.
+//
+// Positions grow monotonically: frame n+1 starts where frame n ends
+// (Pos + FrameHeaderSize + len(payload)). They never restart, not across
+// segments, not after DeleteBefore; TruncateAfter(pos) makes pos the end so
+// the next frame is written at pos again.
+//
+// # Durability
+//
+// Options.Durability chooses what Wait (and so Append) promises:
+//
+//   - SyncAlways (the default): every group commit is synced (fdatasync)
+//     before its callers return. An acknowledged frame survives a crash of the
+//     process, the OS or the machine.
+//   - SyncInterval: frames are written to the OS at once and synced every
+//     SyncInterval. A crash of the OS or the machine LOSES up to SyncInterval
+//     of acknowledged frames. A process crash loses nothing.
+//   - SyncNever: frames are written to the OS and synced only when a segment
+//     rolls, on Sync and on Close. A crash of the OS or the machine LOSES an
+//     unbounded amount of acknowledged frames. Use it only where another
+//     replica holds the data (as Kafka's default does) or for tests.
+//
+// DurableEnd reports how far data is known to be synced, whatever the policy.
+//
+// # Failure
+//
+// Every sync has a deadline, Options.SyncTimeout. A sync still blocked past
+// it fails the Log at once, while the sync is still blocked: every waiting
+// and every later call returns ErrStorageStalled. A failed write (ENOSPC,
+// EIO, a short write) or a failed sync also fails the Log, with the IO error
+// wrapped. Failure is sticky: Err reports it, the Log never retries a sync on
+// the same file (after a failed fsync the kernel may have dropped the dirty
+// pages, and a second fsync would report success), and nothing is written
+// after it. The caller's way out is Close and Open again, which recovers from
+// what is on disk. A frame that was only partly written is never returned by
+// a read (reads stop at WrittenEnd) nor kept by recovery (its checksum fails).
+//
+// A caller whose ctx ends gets ctx's error, wrapped; the frame it enqueued is
+// still written (positions are dense), the Log stays consistent.
+//
+// # Recovery
+//
+// Open lists the segments. Every segment but the last was synced before the
+// Log rolled to the next one (whatever the Durability), so its length is
+// trusted and it is not read; its frames are verified when they are read.
+// The last segment is scanned, unless a clean-shutdown marker written by
+// Close says it ends exactly where it did at Close. Scanning stops at the
+// first frame that is not whole and valid:
+//
+//   - if no valid frame follows it in the segment, it is the torn tail of a
+//     write that never completed: the segment is truncated there (logged);
+//   - if a valid frame follows it, a frame that was once written is damaged:
+//     Open returns a *CorruptError (errors.Is ErrCorrupt) with the segment
+//     and offset, and never silently drops data. With SyncInterval or
+//     SyncNever, where a crash can lose pages in the middle of the unsynced
+//     tail, the segment is truncated at the damage instead, with a warning.
+//
+// Reads verify every frame's checksums and return a *CorruptError on damage.
+//
+// # Files
+//
+// A Log's directory holds its segments and, between Close and the next Open,
+// the marker:
+//
+//	00000000000000000000.wal   segment whose first frame is at Pos 0
+//	00000000000067108864.wal   segment whose first frame is at Pos 67108864
+//	clean                      clean-shutdown marker (see below)
+//
+// A segment is named by the Pos of its first frame (%020d.wal) and starts
+// with a 24-byte header; its frames follow back to back. A segment rolls
+// (a new one is created) when the next frame would take it past
+// Options.SegmentSize; a frame is never split across segments, and a frame
+// larger than SegmentSize gets a segment of its own.
+//
+//	segment:
+//	+-----------------+----------+---------+------------+---------+---------+----
+//	| magic "RLOGWAL\0"| version  | reserved| start Pos  | frame   | frame   | ...
+//	|  8 bytes        | u32 = 1  | u32 = 0 | u64        |         |         |
+//	+-----------------+----------+---------+------------+---------+---------+----
+//	 0                 8          12        16           24
+//
+// A frame's file offset is 24 + (Pos - start Pos). Each frame is a 16-byte
+// header and the payload (all integers little-endian):
+//
+//	frame at Pos p:
+//	+-------------+-------------+---------------------+=================+
+//	| length  u32 | hsum    u32 | sum             u64 | payload         |
+//	+-------------+-------------+---------------------+=================+
+//	 0             4             8                     16    16 + length
+//
+//	sum    = xxhash64(payload)
+//	hsum   = uint32(xxhash64(p as u64 || length as u32 || sum as u64)) | 1
+//
+// The checksum is xxhash64 (github.com/cespare/xxhash/v2). hsum binds the
+// header to the frame's position, so a stale frame left at another position
+// is never taken for a valid one, and it lets recovery test each byte offset
+// cheaply when it looks for valid frames after damage. hsum always has its
+// low bit set: a zeroed region (a hole left by a crash) never decodes as a
+// valid frame, not even as an empty one.
+//
+// The clean-shutdown marker (written by Close with WriteFileAtomic, removed
+// durably by Open before anything is written):
+//
+//	+-----------------+-----------------+-----------------+-----------------+
+//	| magic "RLOGCLN\0"| last seg start  | last seg size   | xxhash64 of 0:24|
+//	+-----------------+-----------------+-----------------+-----------------+
+//	 0                 8                 16                24               32
+//
+// # File systems
+//
+// All IO goes through the FS interface. OSFS is the real one. MemFS keeps
+// files in memory and simulates a crash (only synced bytes and synced
+// directory entries survive, optionally with a torn last write). FaultFS
+// fails chosen operations (ENOSPC, EIO, short writes); StallFS blocks syncs
+// until released. The test file systems are exported for the tests of the
+// packages built on wal.
+//
+// # Caveats
+//
+//   - A Log is opened by one process at a time; nothing locks the directory.
+//   - Payloads handed to Enqueue are copied; a payload returned by ReadAt is
+//     the caller's buf, one returned by a Reader is valid until its next call.
+//   - TruncateAfter and DeleteBefore are not meant to race with readers of
+//     the positions they drop: such a read returns the dropped frame or
+//     ErrOutOfRange, never garbage.
+//   - Close returns promptly even while a sync is stalled; the writer
+//     goroutine, blocked in the sync syscall, exits when the syscall returns
+//     (Done reports it). An OS sync that never returns keeps that one
+//     goroutine and its files for the life of the process.
+package wal

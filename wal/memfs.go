@@ -1,0 +1,375 @@
+package wal
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// ErrCrashed is returned by the files a MemFS handed out before its Crash.
+var ErrCrashed = errors.New("wal: memfs: file handle from before a crash")
+
+// MemFS is an in-memory FS that simulates crashes: Crash keeps only what a
+// real disk would guarantee, the bytes of each file as of its last Sync and
+// the directory entries as of their directory's last SyncDir. Directories
+// themselves (MkdirAll) are durable at once. Safe for concurrent use.
+type MemFS struct {
+	mu struct {
+		sync.Mutex
+		dirs    map[string]*memDir
+		epoch   int // bumped by Crash; older handles fail
+		crashes int
+	}
+}
+
+var _ FS = (*MemFS)(nil)
+
+type memDir struct {
+	live    map[string]*memInode // current entries
+	durable map[string]*memInode // entries as of the last SyncDir
+}
+
+type memInode struct {
+	data   []byte // current content
+	synced []byte // content as of the last Sync
+}
+
+// NewMemFS returns an empty MemFS whose root directory "/" (and ".") exist.
+func NewMemFS() *MemFS {
+	m := &MemFS{}
+	m.mu.dirs = map[string]*memDir{}
+	m.mkdirLocked("/")
+	m.mkdirLocked(".")
+	return m
+}
+
+func (m *MemFS) mkdirLocked(dir string) {
+	dir = filepath.Clean(dir)
+	for {
+		if _, ok := m.mu.dirs[dir]; !ok {
+			m.mu.dirs[dir] = &memDir{live: map[string]*memInode{}, durable: map[string]*memInode{}}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return
+		}
+		dir = parent
+	}
+}
+
+// lookupLocked splits name into its directory and base name.
+func (m *MemFS) lookupLocked(op, name string) (*memDir, string, error) {
+	name = filepath.Clean(name)
+	d, ok := m.mu.dirs[filepath.Dir(name)]
+	if !ok {
+		return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	return d, filepath.Base(name), nil
+}
+
+// CrashOptions shape a simulated crash.
+type CrashOptions struct {
+	// Torn, when set, lets part of each file's unsynced appended tail
+	// survive, as a disk that persisted some pages of the last write would:
+	// a random prefix of the unsynced bytes is kept, and its last bytes may
+	// be replaced by zeroes or garbage.
+	Torn bool
+	// Seed makes the torn tails deterministic.
+	Seed uint64
+}
+
+// Crash simulates a power failure: every file reverts to its synced bytes
+// (plus, with opts.Torn, part of its unsynced tail), every directory to its
+// synced entries; open files fail with ErrCrashed from then on.
+func (m *MemFS) Crash(opts CrashOptions) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.epoch++
+	m.mu.crashes++
+	rng := rand.New(rand.NewPCG(opts.Seed, uint64(m.mu.crashes)))
+	seen := map[*memInode]bool{}
+	dirNames := make([]string, 0, len(m.mu.dirs))
+	for name := range m.mu.dirs {
+		dirNames = append(dirNames, name)
+	}
+	slices.Sort(dirNames) // deterministic order for rng
+	for _, dn := range dirNames {
+		d := m.mu.dirs[dn]
+		d.live = map[string]*memInode{}
+		names := make([]string, 0, len(d.durable))
+		for name := range d.durable {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			ino := d.durable[name]
+			d.live[name] = ino
+			if !seen[ino] {
+				seen[ino] = true
+				ino.crash(opts.Torn, rng)
+			}
+		}
+	}
+}
+
+func (ino *memInode) crash(torn bool, rng *rand.Rand) {
+	data := slices.Clone(ino.synced)
+	extra := len(ino.data) - len(ino.synced)
+	if torn && extra > 0 && string(ino.data[:len(ino.synced)]) == string(ino.synced) {
+		keep := rng.IntN(extra + 1)
+		data = append(data, ino.data[len(ino.synced):len(ino.synced)+keep]...)
+		if keep > 0 && rng.IntN(2) == 0 {
+			bad := rng.IntN(keep) + 1
+			tail := data[len(data)-bad:]
+			if rng.IntN(2) == 0 {
+				clear(tail)
+			} else {
+				for i := range tail {
+					tail[i] = byte(rng.Uint32())
+				}
+			}
+		}
+	}
+	ino.data = data
+	ino.synced = slices.Clone(data)
+}
+
+// Create implements FS.
+func (m *MemFS) Create(name string) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, base, err := m.lookupLocked("create", name)
+	if err != nil {
+		return nil, err
+	}
+	ino, ok := d.live[base]
+	if ok {
+		ino.data = ino.data[:0]
+	} else {
+		ino = &memInode{}
+		d.live[base] = ino
+	}
+	return &memFile{fs: m, ino: ino, name: name, epoch: m.mu.epoch, write: true}, nil
+}
+
+func (m *MemFS) open(name string, write bool) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, base, err := m.lookupLocked("open", name)
+	if err != nil {
+		return nil, err
+	}
+	ino, ok := d.live[base]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &memFile{fs: m, ino: ino, name: name, epoch: m.mu.epoch, write: write}, nil
+}
+
+// Open implements FS.
+func (m *MemFS) Open(name string) (File, error) { return m.open(name, false) }
+
+// OpenReadWrite implements FS.
+func (m *MemFS) OpenReadWrite(name string) (File, error) { return m.open(name, true) }
+
+// Remove implements FS.
+func (m *MemFS) Remove(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, base, err := m.lookupLocked("remove", name)
+	if err != nil {
+		return err
+	}
+	if _, ok := d.live[base]; !ok {
+		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+	}
+	delete(d.live, base)
+	return nil
+}
+
+// Rename implements FS.
+func (m *MemFS) Rename(oldname, newname string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	od, obase, err := m.lookupLocked("rename", oldname)
+	if err != nil {
+		return err
+	}
+	nd, nbase, err := m.lookupLocked("rename", newname)
+	if err != nil {
+		return err
+	}
+	ino, ok := od.live[obase]
+	if !ok {
+		return &fs.PathError{Op: "rename", Path: oldname, Err: fs.ErrNotExist}
+	}
+	delete(od.live, obase)
+	nd.live[nbase] = ino
+	return nil
+}
+
+// MkdirAll implements FS.
+func (m *MemFS) MkdirAll(dir string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mkdirLocked(dir)
+	return nil
+}
+
+// ReadDir implements FS.
+func (m *MemFS) ReadDir(dir string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.mu.dirs[filepath.Clean(dir)]
+	if !ok {
+		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: fs.ErrNotExist}
+	}
+	names := make([]string, 0, len(d.live))
+	for name := range d.live {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// SyncDir implements FS.
+func (m *MemFS) SyncDir(dir string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.mu.dirs[filepath.Clean(dir)]
+	if !ok {
+		return &fs.PathError{Op: "syncdir", Path: dir, Err: fs.ErrNotExist}
+	}
+	d.durable = make(map[string]*memInode, len(d.live))
+	for name, ino := range d.live {
+		d.durable[name] = ino
+	}
+	return nil
+}
+
+// Stat implements FS.
+func (m *MemFS) Stat(name string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, base, err := m.lookupLocked("stat", name)
+	if err != nil {
+		return 0, err
+	}
+	ino, ok := d.live[base]
+	if !ok {
+		return 0, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	return int64(len(ino.data)), nil
+}
+
+// memFile is an open MemFS file. Its data lives in the inode, under the
+// MemFS's lock.
+type memFile struct {
+	fs     *MemFS
+	ino    *memInode
+	name   string
+	epoch  int
+	write  bool
+	closed bool // under fs.mu
+}
+
+func (f *memFile) checkLocked(op string, write bool) error {
+	switch {
+	case f.closed:
+		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
+	case f.epoch != f.fs.mu.epoch:
+		return &fs.PathError{Op: op, Path: f.name, Err: ErrCrashed}
+	case write && !f.write:
+		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrPermission}
+	}
+	return nil
+}
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("read", false); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "read", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if off >= int64(len(f.ino.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.ino.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("write", true); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "write", Path: f.name, Err: fs.ErrInvalid}
+	}
+	end := off + int64(len(p))
+	if old := int64(len(f.ino.data)); end > old {
+		f.ino.data = slices.Grow(f.ino.data, int(end-old))[:end]
+		if off > old {
+			clear(f.ino.data[old:off]) // a hole reads as zeroes
+		}
+	}
+	copy(f.ino.data[off:], p)
+	return len(p), nil
+}
+
+func (f *memFile) Sync() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("sync", false); err != nil {
+		return err
+	}
+	f.ino.synced = append(f.ino.synced[:0], f.ino.data...)
+	return nil
+}
+
+func (f *memFile) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("truncate", true); err != nil {
+		return err
+	}
+	if size < 0 {
+		return &fs.PathError{Op: "truncate", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if size <= int64(len(f.ino.data)) {
+		f.ino.data = f.ino.data[:size]
+	} else {
+		f.ino.data = append(f.ino.data, make([]byte, size-int64(len(f.ino.data)))...)
+	}
+	return nil
+}
+
+func (f *memFile) Size() (int64, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("stat", false); err != nil {
+		return 0, err
+	}
+	return int64(len(f.ino.data)), nil
+}
+
+func (f *memFile) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	f.closed = true
+	return nil
+}

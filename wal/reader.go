@@ -1,0 +1,243 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// readAhead is how much a Reader reads per call.
+const readAhead = 256 << 10
+
+// ReadAt reads the one frame at pos, which must be a frame position in
+// [Start, WrittenEnd). The payload is appended to buf[:0] (so a buf with
+// capacity makes reads allocation-free); next is the position of the
+// following frame. Errors: ErrOutOfRange, ErrClosed, a *CorruptError (also
+// for a pos that is not a frame boundary), an IO error wrapped.
+func (l *Log) ReadAt(pos Pos, buf []byte) (payload []byte, next Pos, err error) {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return nil, 0, ErrClosed
+	}
+	s, segEnd, err := l.acquireLocked(pos)
+	l.mu.Unlock()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer l.release(s)
+	off := SegmentHeaderSize + int64(pos-s.start)
+	var h [FrameHeaderSize]byte
+	if _, err := s.f.ReadAt(h[:], off); err != nil {
+		return nil, 0, fmt.Errorf("wal: read %s at %d: %w", s.name, off, err)
+	}
+	n, sum, ok := decodeHeader(h[:], pos)
+	if !ok || pos+Pos(frameSize(n)) > segEnd {
+		return nil, 0, &CorruptError{Segment: s.name, Offset: off, Reason: "no valid frame header at this position"}
+	}
+	buf = slices.Grow(buf[:0], n)[:n]
+	if _, err := s.f.ReadAt(buf, off+FrameHeaderSize); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		return nil, 0, fmt.Errorf("wal: read %s at %d: %w", s.name, off, err)
+	}
+	if xxhash.Sum64(buf) != sum {
+		return nil, 0, &CorruptError{Segment: s.name, Offset: off, Reason: "payload checksum mismatch"}
+	}
+	return buf, pos + Pos(frameSize(n)), nil
+}
+
+// Reader reads consecutive frames from a position, with read-ahead: a read
+// call fetches many frames at once. Not safe for concurrent use; many
+// Readers may read one Log at once. Close it to release its segment.
+type Reader struct {
+	l      *Log
+	pos    Pos      // next frame
+	seg    *segment // holds a reference; nil if none
+	segEnd Pos      // end of seg when acquired (WrittenEnd for the last)
+	buf    []byte   // read-ahead: bytes from position bufPos
+	bufPos Pos
+	gen    uint64 // truncation generation the buffer belongs to
+	err    error  // sticky: ErrClosed after Close
+}
+
+// NewReader returns a Reader whose first frame is the one at from, a frame
+// position in [Start, WrittenEnd]. Errors: ErrOutOfRange, ErrClosed.
+func (l *Log) NewReader(from Pos) (*Reader, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return nil, ErrClosed
+	}
+	if from < l.mu.segs[0].start || from > l.WrittenEnd() {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOutOfRange, from, l.mu.segs[0].start, l.WrittenEnd())
+	}
+	return &Reader{l: l, pos: from, gen: l.truncGen.Load()}, nil
+}
+
+// Pos is the position of the frame the next call to Next returns.
+func (r *Reader) Pos() Pos { return r.pos }
+
+// Next returns the next frame. At WrittenEnd it returns io.EOF; call it again
+// later for frames written since. The payload is valid until the next call
+// of Next or Close. Errors: io.EOF, ErrOutOfRange (the position was dropped
+// by TruncateAfter or DeleteBefore), a *CorruptError, ErrClosed, IO errors.
+func (r *Reader) Next() (Frame, error) {
+	if r.err != nil {
+		return Frame{}, r.err
+	}
+	if g := r.l.truncGen.Load(); g != r.gen {
+		r.gen = g
+		r.buf = r.buf[:0]
+		r.dropSegment()
+	}
+	written := r.l.WrittenEnd()
+	if r.pos == written {
+		return Frame{}, io.EOF
+	}
+	if r.pos > written {
+		return Frame{}, fmt.Errorf("%w: reader at %d, log ends at %d", ErrOutOfRange, r.pos, written)
+	}
+	if r.seg != nil && r.pos >= r.segEnd {
+		r.refreshEnd()
+	}
+	if r.seg == nil || r.pos >= r.segEnd {
+		if err := r.switchSegment(); err != nil {
+			return Frame{}, err
+		}
+	}
+	if frame, ok := r.fromBuffer(); ok {
+		return frame, nil
+	}
+	if err := r.fill(); err != nil {
+		return Frame{}, err
+	}
+	if frame, ok := r.fromBuffer(); ok {
+		return frame, nil
+	}
+	off := SegmentHeaderSize + int64(r.pos-r.seg.start)
+	return Frame{}, &CorruptError{Segment: r.seg.name, Offset: off, Reason: "no valid frame at this position"}
+}
+
+// refreshEnd updates the end of the reader's segment: the active segment
+// grows, and a segment stops being the active one when the Log rolls.
+func (r *Reader) refreshEnd() {
+	l := r.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := l.mu.segs
+	i, found := slices.BinarySearchFunc(segs, r.seg.start, func(s *segment, p Pos) int { return cmpPos(s.start, p) })
+	if !found || segs[i] != r.seg {
+		return // dropped; switchSegment will tell
+	}
+	if i+1 < len(segs) {
+		r.segEnd = segs[i+1].start
+	} else {
+		r.segEnd = l.WrittenEnd()
+	}
+}
+
+// fromBuffer decodes the frame at r.pos from the read-ahead buffer, if it is
+// whole there.
+func (r *Reader) fromBuffer() (Frame, bool) {
+	at := int(r.pos - r.bufPos)
+	if r.pos < r.bufPos || at >= len(r.buf) {
+		return Frame{}, false
+	}
+	payload, size, _, err := decodeFrame(r.buf[at:], r.pos)
+	if err != nil {
+		return Frame{}, false
+	}
+	f := Frame{Pos: r.pos, Next: r.pos + Pos(size), Payload: payload}
+	r.pos = f.Next
+	return f, true
+}
+
+// fill reads from r.pos on, up to readAhead bytes or the whole next frame,
+// bounded by the segment's end.
+func (r *Reader) fill() error {
+	limit := min(r.segEnd, r.l.WrittenEnd())
+	off := SegmentHeaderSize + int64(r.pos-r.seg.start)
+	want := min(int64(readAhead), int64(limit-r.pos))
+	// Peek at the header for frames bigger than the read-ahead.
+	if len(r.buf) >= int(r.pos-r.bufPos)+FrameHeaderSize && r.pos >= r.bufPos {
+		if n := wantLen(r.buf[r.pos-r.bufPos:]); int64(n) > want {
+			want = min(int64(n), int64(limit-r.pos))
+		}
+	}
+	if int64(cap(r.buf)) < want {
+		r.buf = make([]byte, max(want, readAhead))
+	}
+	r.buf = r.buf[:want]
+	n, err := r.seg.f.ReadAt(r.buf, off)
+	r.buf = r.buf[:n]
+	r.bufPos = r.pos
+	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == want) {
+		return fmt.Errorf("wal: read %s at %d: %w", r.seg.name, off, err)
+	}
+	if n >= FrameHeaderSize {
+		if need := wantLen(r.buf); need > n && int64(need) <= int64(limit-r.pos) {
+			return r.fill() // one frame larger than what we read
+		}
+	}
+	return nil
+}
+
+// switchSegment moves the reader to the segment holding r.pos.
+func (r *Reader) switchSegment() error {
+	r.dropSegment()
+	r.l.mu.Lock()
+	if r.l.mu.closed {
+		r.l.mu.Unlock()
+		r.err = ErrClosed
+		return r.err
+	}
+	s, end, err := r.l.acquireLocked(r.pos)
+	r.l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	r.seg, r.segEnd = s, end
+	r.buf = r.buf[:0]
+	return nil
+}
+
+func (r *Reader) dropSegment() {
+	if r.seg != nil {
+		r.l.release(r.seg)
+		r.seg = nil
+	}
+}
+
+// Close releases the Reader's segment. Next returns ErrClosed afterwards.
+func (r *Reader) Close() error {
+	r.dropSegment()
+	r.err = ErrClosed
+	return nil
+}
+
+// Frames iterates over the frames from position from up to WrittenEnd (as it
+// moves while iterating). An error is yielded once and ends the iteration;
+// reaching WrittenEnd ends it without one. Payloads are valid until the next
+// iteration.
+func (l *Log) Frames(from Pos) iter.Seq2[Frame, error] {
+	return func(yield func(Frame, error) bool) {
+		r, err := l.NewReader(from)
+		if err != nil {
+			yield(Frame{}, err)
+			return
+		}
+		defer r.Close()
+		for {
+			f, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(f, err) || err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// writerState is owned by the writer goroutine.
+type writerState struct {
+	spare    []byte      // the buffer Enqueue fills next round
+	active   *segment    // the last segment
+	size     int64       // the active segment's file size
+	interval *time.Timer // SyncInterval; nil under other policies
+	armed    bool        // interval is running
+}
+
+func (w *writerState) init(l *Log) {
+	l.mu.Lock()
+	w.active = l.mu.segs[len(l.mu.segs)-1]
+	l.mu.Unlock()
+	w.size = SegmentHeaderSize + int64(Pos(l.writtenEnd.Load())-w.active.start)
+	if l.opts.Durability == SyncInterval {
+		w.interval = time.NewTimer(l.opts.SyncInterval)
+		w.interval.Stop()
+	}
+}
+
+type truncRequest struct {
+	pos   Pos
+	reply chan error // buffered
+}
+
+// run is the writer goroutine. Owned by the Log: started by Open, stopped by
+// Close (through stop); it closes done when it exits.
+func (l *Log) run() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.w.interval != nil {
+		tick = l.w.interval.C
+	}
+	for {
+		intervalDue := false
+		select {
+		case <-l.kick:
+		case <-tick:
+			l.w.armed = false
+			intervalDue = true
+		case req := <-l.truncReq:
+			req.reply <- l.truncate(req.pos)
+			continue
+		case <-l.stop:
+			l.shutdown()
+			return
+		}
+		l.round(intervalDue)
+	}
+}
+
+// round writes everything queued as one write (more if a segment rolls) and
+// syncs it if the policy, a Sync call or the interval asks.
+func (l *Log) round(intervalDue bool) {
+	l.mu.Lock()
+	if l.mu.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	batch, start := l.mu.buf, l.mu.bufStart
+	l.mu.buf, l.mu.bufStart = l.w.spare[:0], l.mu.next
+	syncReq := l.mu.syncReq
+	l.mu.syncReq = false
+	if l.mu.space != nil {
+		close(l.mu.space)
+		l.mu.space = nil
+	}
+	l.mu.Unlock()
+
+	if len(batch) > 0 {
+		if err := l.writeBatch(batch, start); err != nil {
+			return
+		}
+	}
+	l.w.spare = batch
+	if l.WrittenEnd() <= l.DurableEnd() {
+		return
+	}
+	switch {
+	case l.opts.Durability == SyncAlways, syncReq, intervalDue:
+		l.syncActive()
+	case l.opts.Durability == SyncInterval && !l.w.armed:
+		l.w.interval.Reset(l.opts.SyncInterval)
+		l.w.armed = true
+	}
+}
+
+// writeBatch writes the frames of batch (the first at start) to the active
+// segment, rolling to new segments as they fill. Frames never span segments.
+func (l *Log) writeBatch(batch []byte, start Pos) error {
+	for off := 0; off < len(batch); {
+		n := 0
+		for off+n < len(batch) {
+			fl := FrameHeaderSize + int(binary.LittleEndian.Uint32(batch[off+n:]))
+			empty := l.w.size == SegmentHeaderSize && n == 0
+			if !empty && l.w.size+int64(n+fl) > l.opts.SegmentSize {
+				break
+			}
+			n += fl
+		}
+		if n == 0 {
+			if err := l.roll(start + Pos(off)); err != nil {
+				return err
+			}
+			continue
+		}
+		wrote, err := l.w.active.f.WriteAt(batch[off:off+n], l.w.size)
+		l.writes.Add(1)
+		l.bytes.Add(int64(wrote))
+		if err == nil && wrote < n {
+			err = fmt.Errorf("short write: %d of %d bytes", wrote, n)
+		}
+		if err != nil {
+			// The frames past WrittenEnd may be half there; nothing reads
+			// them (reads stop at WrittenEnd), nothing writes after them
+			// (the Log is failed) and recovery drops them (checksums).
+			l.fail(fmt.Errorf("wal: write %s at %d: %w", l.w.active.name, l.w.size, err))
+			return err
+		}
+		l.w.size += int64(n)
+		off += n
+		l.setEnds(start+Pos(off), -1)
+	}
+	return nil
+}
+
+// setEnds publishes new ends (a negative durable leaves it) and wakes
+// waiters.
+func (l *Log) setEnds(written, durable Pos) {
+	l.mu.Lock()
+	l.writtenEnd.Store(int64(written))
+	if durable >= 0 {
+		l.durableEnd.Store(int64(durable))
+	}
+	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// syncActive syncs the active segment under the deadline and publishes the
+// durable end.
+func (l *Log) syncActive() error {
+	end := l.WrittenEnd()
+	f := l.w.active.f
+	l.syncs.Add(1)
+	if err := l.guard("sync "+l.w.active.name, f.Sync); err != nil {
+		return err
+	}
+	l.setEnds(end, end)
+	return nil
+}
+
+// roll syncs the active segment and starts a new one at start: created,
+// header written and synced, directory synced, before any frame goes in, so
+// every segment but the last is whole and synced, and the last one exists
+// durably before it holds acknowledged data.
+func (l *Log) roll(start Pos) error {
+	if err := l.syncActive(); err != nil {
+		return err
+	}
+	name := segmentName(start)
+	f, err := l.fs.Create(join(l.dir, name))
+	if err != nil {
+		return l.fail(fmt.Errorf("wal: create segment %s: %w", name, err))
+	}
+	seg := &segment{start: start, name: name, f: f, refs: 1}
+	if err := l.initSegment(seg); err != nil {
+		if cerr := f.Close(); cerr != nil {
+			l.logger.Warn("closing segment", "segment", name, "err", cerr)
+		}
+		return err
+	}
+	l.mu.Lock()
+	l.mu.segs = append(l.mu.segs, seg)
+	l.mu.Unlock()
+	l.w.active = seg
+	l.w.size = SegmentHeaderSize
+	return nil
+}
+
+// initSegment writes and syncs the header of a fresh segment file and syncs
+// the directory.
+func (l *Log) initSegment(seg *segment) error {
+	h := segmentHeader(seg.start)
+	if n, err := seg.f.WriteAt(h[:], 0); err != nil || n < len(h) {
+		if err == nil {
+			err = fmt.Errorf("short write: %d of %d bytes", n, len(h))
+		}
+		return l.fail(fmt.Errorf("wal: write header of %s: %w", seg.name, err))
+	}
+	l.syncs.Add(1)
+	if err := l.guard("sync "+seg.name, seg.f.Sync); err != nil {
+		return err
+	}
+	return l.guard("sync dir", func() error { return l.fs.SyncDir(l.dir) })
+}
+
+// shutdown is the writer's last act: flush, sync, mark clean, close files.
+func (l *Log) shutdown() {
+	defer func() {
+		l.mu.Lock()
+		l.mu.exited = true
+		segs := l.mu.segs
+		l.notifyLocked()
+		l.mu.Unlock()
+		for _, s := range segs {
+			l.release(s)
+		}
+	}()
+	if l.w.interval != nil {
+		l.w.interval.Stop()
+	}
+	l.round(false)
+	if l.Err() != nil {
+		return
+	}
+	if l.WrittenEnd() > l.DurableEnd() {
+		if err := l.syncActive(); err != nil {
+			return
+		}
+	}
+	if err := l.writeCleanMarker(); err != nil {
+		l.logger.Warn("writing clean-shutdown marker", "err", err)
+	}
+}

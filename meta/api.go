@@ -1,0 +1,172 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// State returns the applied metadata: an immutable snapshot, read without a
+// lock. It may trail the group by what is in flight; see Topic for a
+// lease-checked read and Barrier for a linearizable one.
+func (n *Node) State() *State { return n.state.Load() }
+
+// Incarnation returns this node's current incarnation, or 0 until its
+// registration is applied.
+func (n *Node) Incarnation() uint64 { return n.inc.Load() }
+
+// Controller returns the ID of the raft leader, which runs the controller,
+// or 0 when none is known.
+func (n *Node) Controller() uint64 { return n.leader.Load() }
+
+// CommittedOffset returns a consumer group's committed offset for one
+// partition, as applied on this node.
+func (n *Node) CommittedOffset(group, topic string, partition int32) (int64, bool) {
+	return n.offsets.Load().get(group, topic, partition)
+}
+
+// leaseValid reports whether this node's State is fresh by lease.
+func (n *Node) leaseValid() bool { return n.now.Load() < n.lease.Load() }
+
+// Barrier waits until this node has applied everything the group had
+// committed when Barrier was called (one ReadIndex round trip to the raft
+// leader, confirmed by a quorum). After it returns nil, State is
+// linearizable. It returns ctx's error (wrapped) when no quorum answers in
+// time, e.g. on a node cut off from the majority, and ErrClosed after Close.
+func (n *Node) Barrier(ctx context.Context) error {
+	r := &readReq{ctx: ctx, resp: make(chan struct{})}
+	if err := send(ctx, n, n.readc, r); err != nil {
+		return err
+	}
+	select {
+	case <-r.resp:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("meta: read barrier: %w", ctx.Err())
+	case <-n.done:
+		return n.closedErr()
+	}
+}
+
+// Topic returns the named topic, lease-checked: read locally while this
+// node holds a lease (the leader: a quorum acknowledged it recently; a
+// follower: it heard from the leader recently), else after a Barrier. A
+// topic missing locally is confirmed with a Barrier before ErrUnknownTopic,
+// so a topic whose CreateTopic returned is found on every node. Errors:
+// ErrUnknownTopic, ctx's error when no quorum answers, ErrClosed.
+func (n *Node) Topic(ctx context.Context, name string) (*Topic, error) {
+	if n.leaseValid() {
+		if t, ok := n.State().Topic(name); ok {
+			return t, nil
+		}
+	}
+	return n.LinearizableTopic(ctx, name)
+}
+
+// LinearizableTopic is Topic through a Barrier, always.
+func (n *Node) LinearizableTopic(ctx context.Context, name string) (*Topic, error) {
+	if err := n.Barrier(ctx); err != nil {
+		return nil, err
+	}
+	if t, ok := n.State().Topic(name); ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+}
+
+// Topics returns every topic, sorted by name, lease-checked as Topic is.
+func (n *Node) Topics(ctx context.Context) ([]*Topic, error) {
+	if !n.leaseValid() {
+		if err := n.Barrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return n.State().Topics(), nil
+}
+
+// propose proposes c and waits until it is applied on this node, returning
+// its outcome.
+func (n *Node) propose(ctx context.Context, c *command) (result, error) {
+	p := &proposal{ctx: ctx, cmd: c, resp: make(chan result, 1)}
+	if err := send(ctx, n, n.propc, p); err != nil {
+		return result{}, err
+	}
+	select {
+	case r := <-p.resp:
+		return r, r.err
+	case <-ctx.Done():
+		return result{}, fmt.Errorf("meta: proposal: %w (outcome unknown)", ctx.Err())
+	case <-n.done:
+		return result{}, n.closedErr()
+	}
+}
+
+// CreateTopic creates a topic and returns it once applied on this node.
+// Replicas are placed over the live nodes, balanced; every partition starts
+// with its preferred replica as leader and all replicas in the ISR, so every
+// partition has a leader when CreateTopic returns. Errors: ErrInvalidArgument
+// (name, partitions, min ISR), ErrTopicExists, ErrNotEnoughNodes, ctx's
+// error, ErrClosed. After a ctx error the topic may or may not exist.
+func (n *Node) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*Topic, error) {
+	if err := ValidTopicName(name); err != nil {
+		return nil, err
+	}
+	if cfg.Partitions < 1 {
+		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidArgument, cfg.Partitions)
+	}
+	r, err := n.propose(ctx, &command{Op: opCreateTopic, Topic: name, Config: &cfg})
+	return r.topic, err
+}
+
+// DeleteTopic deletes a topic and its committed offsets. Errors:
+// ErrUnknownTopic, ctx's error, ErrClosed.
+func (n *Node) DeleteTopic(ctx context.Context, name string) error {
+	_, err := n.propose(ctx, &command{Op: opDeleteTopic, Topic: name})
+	return err
+}
+
+// AlterISR sets a partition's ISR on behalf of its leader, this node. It is
+// applied only if this node is the leader and leaderEpoch and
+// partitionEpoch are the partition's current ones; it returns the new
+// partition record (PartitionEpoch+1). The ISR must contain the leader and
+// be a set of replicas; members joining it must be eligible (registered,
+// unfenced, healthy). Errors: ErrStaleEpoch, ErrInvalidArgument,
+// ErrUnknownTopic, ErrUnknownPartition, ctx's error, ErrClosed.
+func (n *Node) AlterISR(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (Partition, error) {
+	r, err := n.propose(ctx, &command{Op: opAlterISR, Topic: topic, Partition: partition,
+		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: slices.Clone(isr)})
+	return r.part, err
+}
+
+// Drain starts a controlled shutdown of this node: every partition it leads
+// moves to another eligible ISR member (epoch+1); it leads nothing new
+// until it registers again (next Open). Call before Close. Errors:
+// ErrUnknownNode (not registered yet), ctx's error, ErrClosed.
+func (n *Node) Drain(ctx context.Context) error {
+	return n.setFlag(ctx, opDrain, true)
+}
+
+// SetUnhealthy reports this node's storage as stalled (true) or recovered
+// (false). While unhealthy it leads nothing another eligible ISR member can
+// lead, and joins no ISR. Errors as Drain.
+func (n *Node) SetUnhealthy(ctx context.Context, unhealthy bool) error {
+	return n.setFlag(ctx, opSetUnhealthy, unhealthy)
+}
+
+func (n *Node) setFlag(ctx context.Context, o op, v bool) error {
+	inc := n.Incarnation()
+	if inc == 0 {
+		return fmt.Errorf("%w: node %d has not registered yet", ErrUnknownNode, n.cfg.ID)
+	}
+	_, err := n.propose(ctx, &command{Op: o, Node: n.cfg.ID, Incarnation: inc, Flag: v})
+	return err
+}
+
+// CommitOffset records a consumer group's committed offset for one
+// partition. Errors: ErrUnknownTopic, ErrUnknownPartition,
+// ErrInvalidArgument (empty group, negative offset), ctx's error, ErrClosed.
+func (n *Node) CommitOffset(ctx context.Context, group, topic string, partition int32, offset int64) error {
+	_, err := n.propose(ctx, &command{Op: opCommitOffset, Group: group, Topic: topic,
+		Partition: partition, Offset: offset})
+	return err
+}

@@ -1,0 +1,258 @@
+package meta
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// driver is the state the driver goroutine owns: the RawNode and
+// everything between it and the callers.
+type driver struct {
+	n         *Node
+	rn        *raft.RawNode
+	now       int64
+	term      uint64
+	lead      uint64
+	isLeader  bool
+	confState *pb.ConfState
+	applied   uint64
+	snapIndex uint64
+
+	nonce        uint64
+	nextRegister int64
+	seq          uint64
+	waiters      map[uint64]*proposal
+	reads        map[uint64]*readReq
+	readSeq      uint64
+	pending      []*readReq // ReadState known, waiting for apply
+
+	ctrl        *controller
+	decidedAt   uint64 // state index the controller last decided on
+	lastAck     map[uint64]int64
+	lastContact int64 // tick of the last message from the leader
+}
+
+func (d *driver) init(n *Node) error {
+	d.n = n
+	d.waiters = map[uint64]*proposal{}
+	d.reads = map[uint64]*readReq{}
+	d.lastAck = map[uint64]int64{}
+	nonce, err := newNonce()
+	if err != nil {
+		return err
+	}
+	d.nonce = nonce
+	n.offsets.Store(newOffsetTable())
+	n.state.Store(emptyState())
+	snap, err := n.st.Snapshot()
+	if err != nil {
+		return fmt.Errorf("meta: read snapshot: %w", err)
+	}
+	d.confState = proto.Clone(snap.GetMetadata().GetConfState()).(*pb.ConfState)
+	if !raft.IsEmptySnap(snap) {
+		if err := d.restore(snap); err != nil {
+			return err
+		}
+	}
+	d.rn, err = newRawNode(&n.cfg, n.st, d.applied)
+	if err != nil {
+		return fmt.Errorf("meta: start raft: %w", err)
+	}
+	last, _ := n.st.LastIndex()
+	hs, _, _ := n.st.InitialState()
+	if last == 0 && raft.IsEmptyHardState(hs) {
+		peers := make([]raft.Peer, len(n.cfg.Peers))
+		for i, id := range n.cfg.Peers {
+			peers[i] = raft.Peer{ID: id}
+		}
+		if err := d.rn.Bootstrap(peers); err != nil {
+			return fmt.Errorf("meta: bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// restore replaces the state machine with a snapshot's.
+func (d *driver) restore(snap *pb.Snapshot) error {
+	s, offs, err := decodeSnapshot(snap.GetData())
+	if err != nil {
+		return err
+	}
+	d.n.offsets.Store(offs)
+	d.n.state.Store(s)
+	d.applied = snap.GetMetadata().GetIndex()
+	d.snapIndex = d.applied
+	d.confState = proto.Clone(snap.GetMetadata().GetConfState()).(*pb.ConfState)
+	d.n.inc.Store(0)
+	if me, ok := s.nodes[d.n.cfg.ID]; ok && me.Nonce == d.nonce {
+		d.n.inc.Store(me.Incarnation)
+	}
+	d.n.publish([]Event{{Type: EventResync, Index: d.applied, State: s}})
+	return nil
+}
+
+// tick advances time by one tick.
+func (d *driver) tick() {
+	d.rn.Tick()
+	d.now++
+	d.n.now.Store(d.now)
+	d.updateLease()
+	retry := d.n.cfg.retryTicks()
+	for seq, p := range d.waiters {
+		switch {
+		case p.ctx.Err() != nil:
+			delete(d.waiters, seq)
+		case d.now-p.last >= retry:
+			d.proposeData(p)
+		}
+	}
+	for id, r := range d.reads {
+		switch {
+		case r.ctx.Err() != nil:
+			delete(d.reads, id)
+		case d.now-r.last >= retry:
+			d.readIndex(r)
+		}
+	}
+	d.pending = slices.DeleteFunc(d.pending, func(r *readReq) bool { return r.ctx.Err() != nil })
+	d.register()
+	if d.now%d.n.cfg.heartbeatTicks() == 0 {
+		d.sendHeartbeat()
+	}
+	d.control()
+}
+
+// register proposes this node's registration until it is applied.
+func (d *driver) register() {
+	s := d.n.state.Load()
+	if me, ok := s.nodes[d.n.cfg.ID]; ok && me.Nonce == d.nonce || d.now < d.nextRegister || d.lead == 0 {
+		return
+	}
+	d.nextRegister = d.now + d.n.cfg.retryTicks()
+	_ = d.rn.Propose(encodeCommand(&command{Op: opRegister, Node: d.n.cfg.ID, Nonce: d.nonce}))
+}
+
+func (d *driver) sendHeartbeat() {
+	inc := d.n.inc.Load()
+	if inc == 0 || d.lead == 0 {
+		return
+	}
+	h := heartbeatMsg{node: d.n.cfg.ID, inc: inc}
+	if d.lead == d.n.cfg.ID {
+		d.heartbeat(h)
+		return
+	}
+	_ = d.n.cfg.Meta.Send(d.lead, appendHeartbeat(make([]byte, 1, 24), h))
+}
+
+// heartbeat passes a node's heartbeat to the controller, if this node is it.
+func (d *driver) heartbeat(h heartbeatMsg) {
+	if d.ctrl != nil {
+		d.ctrl.heartbeat(h.node, h.inc, d.now)
+	}
+}
+
+// control runs the controller on the raft leader.
+func (d *driver) control() {
+	if !d.isLeader {
+		d.ctrl = nil
+		return
+	}
+	s := d.n.state.Load()
+	if d.ctrl == nil {
+		// Decide on nothing before this term's first entry is applied:
+		// until then the State may lack what the previous leader committed.
+		if t, _ := d.n.st.Term(d.applied); t != d.term {
+			return
+		}
+		d.ctrl = newController(d.n.cfg.sessionTicks(), d.n.cfg.retryTicks())
+		d.ctrl.takeover(s, d.now)
+	}
+	if s.index == d.decidedAt && d.now%d.n.cfg.heartbeatTicks() != 0 {
+		return
+	}
+	d.decidedAt = s.index
+	for _, c := range d.ctrl.decide(s, d.now) {
+		_ = d.rn.Propose(encodeCommand(c))
+	}
+}
+
+// updateLease publishes until which tick local reads count as fresh: on
+// the leader, a quorum acknowledged it within leaseTicks and it has applied
+// an entry of its term; on a follower, it heard from the leader within
+// leaseTicks.
+func (d *driver) updateLease() {
+	lt := d.n.cfg.leaseTicks()
+	var until int64
+	switch {
+	case d.isLeader:
+		if t, _ := d.n.st.Term(d.applied); t != d.term {
+			break
+		}
+		acks := []int64{d.now}
+		for _, id := range d.confState.GetVoters() {
+			if id != d.n.cfg.ID {
+				acks = append(acks, d.lastAck[id])
+			}
+		}
+		slices.Sort(acks)
+		slices.Reverse(acks)
+		until = acks[len(acks)/2] + lt // the quorum-th most recent ack
+	case d.lead != 0:
+		until = d.lastContact + lt
+	}
+	d.n.lease.Store(until)
+}
+
+// step passes an inbound raft message to raft, noting lease contacts.
+func (d *driver) step(m *pb.Message) {
+	if m.GetTerm() >= d.term {
+		switch m.GetType() {
+		case pb.MsgHeartbeatResp, pb.MsgAppResp:
+			d.lastAck[m.GetFrom()] = d.now
+		case pb.MsgHeartbeat, pb.MsgApp:
+			d.lastContact = d.now
+		}
+	}
+	if err := d.rn.Step(m); err != nil {
+		d.n.log.Debug("meta: raft step", "err", err)
+	}
+}
+
+// propose starts a caller's proposal.
+func (d *driver) propose(p *proposal) {
+	d.seq++
+	p.cmd.From, p.cmd.Seq = d.n.cfg.ID, d.seq
+	p.data = encodeCommand(p.cmd)
+	d.waiters[d.seq] = p
+	d.proposeData(p)
+}
+
+// proposeData (re)proposes p. A proposal raft drops (no leader yet) or
+// loses on the way is proposed again after retryTicks; one applied twice
+// is answered by its first application, and commands are written so that
+// the second application is refused or changes nothing.
+func (d *driver) proposeData(p *proposal) {
+	p.last = d.now
+	if err := d.rn.Propose(p.data); err != nil {
+		d.n.log.Debug("meta: proposal dropped", "err", err)
+	}
+}
+
+// read starts a caller's ReadIndex.
+func (d *driver) read(r *readReq) {
+	d.readSeq++
+	r.id = d.readSeq
+	d.reads[r.id] = r
+	d.readIndex(r)
+}
+
+func (d *driver) readIndex(r *readReq) {
+	r.last = d.now
+	d.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.id))
+}

@@ -1,0 +1,239 @@
+package meta
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// inboxSize bounds the queues between the transport's handlers and the
+// driver. A message that finds its queue full is dropped: raft retries,
+// and so do heartbeats.
+const inboxSize = 1024
+
+// Node is one member of the metadata raft group. Its driver goroutine (run)
+// owns the raft RawNode, the storage and the controller; everything else
+// talks to it over channels, or reads the atomics it publishes. The driver
+// is started by Open and exits on Close or on a storage error.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	st  *storage
+
+	state    atomic.Pointer[State]
+	offsets  atomic.Pointer[offsetTable]
+	inc      atomic.Uint64 // this node's incarnation, once registered
+	leader   atomic.Uint64 // raft leader (the controller), 0 if unknown
+	now      atomic.Int64  // driver's tick count
+	lease    atomic.Int64  // local reads are fresh while now < lease
+	failure  atomic.Pointer[error]
+	watchers struct {
+		sync.Mutex
+		set map[*Watcher]struct{}
+	}
+
+	raftIn chan *pb.Message
+	metaIn chan heartbeatMsg
+	propc  chan *proposal
+	readc  chan *readReq
+	stop   chan struct{}
+	done   chan struct{} // closed when the driver has exited
+	once   sync.Once
+
+	d driver // owned by the driver goroutine
+}
+
+// proposal is a command waiting to be applied, on behalf of a caller.
+type proposal struct {
+	ctx  context.Context
+	cmd  *command
+	data []byte
+	last int64 // tick last proposed
+	resp chan result
+}
+
+// readReq is a caller waiting for a ReadIndex barrier.
+type readReq struct {
+	ctx   context.Context
+	id    uint64
+	index uint64 // from the ReadState; 0 until then
+	last  int64
+	resp  chan struct{}
+}
+
+// Open starts a Node: it opens (or creates) Dir/meta.db, bootstraps the
+// raft group from Peers on first start, replays the log into the State and
+// starts the driver. The node registers itself with a new incarnation in
+// the background; Incarnation reports it once applied. Wire the node's
+// HandleRaft and HandleMeta to the transport before or right after Open.
+func Open(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	path := ""
+	if cfg.Dir != "" {
+		path = filepath.Join(cfg.Dir, "meta.db")
+	}
+	st, err := openStorage(path)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), st: st,
+		raftIn: make(chan *pb.Message, inboxSize), metaIn: make(chan heartbeatMsg, inboxSize),
+		propc: make(chan *proposal), readc: make(chan *readReq),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	n.watchers.set = map[*Watcher]struct{}{}
+	if err := n.d.init(n); err != nil {
+		_ = st.close() // the init error is the one to report
+		return nil, err
+	}
+	go n.run()
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// Close stops the driver, waits for it and closes meta.db. Calls in
+// flight return ErrClosed. Close is idempotent.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		close(n.stop)
+		<-n.done
+		err = n.st.close()
+	})
+	return err
+}
+
+// Err returns the storage error that stopped the node, or nil.
+func (n *Node) Err() error {
+	if e := n.failure.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// closedErr is what calls return once the driver is gone.
+func (n *Node) closedErr() error {
+	if err := n.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return ErrClosed
+}
+
+// HandleRaft takes one inbound raft message (payload after the mux tag).
+// It has transport.Handler's signature: register it for mux.TagRaft. It
+// never blocks; it drops what it cannot queue.
+func (n *Node) HandleRaft(from uint64, msg []byte) {
+	m := new(pb.Message)
+	if err := proto.Unmarshal(msg, m); err != nil || m.GetFrom() != from || m.GetTo() != n.cfg.ID {
+		n.log.Debug("meta: dropped bad raft message", "from", from, "err", err)
+		return
+	}
+	select {
+	case n.raftIn <- m:
+	default:
+	}
+}
+
+// HandleMeta takes one inbound meta message (payload after the mux tag).
+// Register it for mux.TagMeta. It never blocks.
+func (n *Node) HandleMeta(from uint64, msg []byte) {
+	h, err := decodeMeta(msg)
+	if err != nil || h.node != from {
+		n.log.Debug("meta: dropped bad meta message", "from", from, "err", err)
+		return
+	}
+	select {
+	case n.metaIn <- h:
+	default:
+	}
+}
+
+// newNonce returns a random non-zero registration nonce.
+func newNonce() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("meta: nonce: %w", err)
+	}
+	return binary.LittleEndian.Uint64(b[:]) | 1, nil
+}
+
+// run is the driver loop. It owns n.d and exits on stop or on a storage
+// error (recorded for Err).
+func (n *Node) run() {
+	defer close(n.done)
+	defer n.wakeWatchers()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	d := &n.d
+	for {
+		var err error
+		select {
+		case <-n.stop:
+			return
+		case <-ticker.C:
+			d.tick()
+		case m := <-n.raftIn:
+			d.step(m)
+		case h := <-n.metaIn:
+			d.heartbeat(h)
+		case p := <-n.propc:
+			d.propose(p)
+		case r := <-n.readc:
+			d.read(r)
+		}
+		if err == nil {
+			err = d.handleReady()
+		}
+		if err != nil {
+			n.log.Error("meta: node stopped", "err", err)
+			n.failure.Store(&err)
+			return
+		}
+	}
+}
+
+// send hands v to the driver over c, bounded by ctx.
+func send[T any](ctx context.Context, n *Node, c chan<- T, v T) error {
+	select {
+	case c <- v:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("meta: %w", ctx.Err())
+	case <-n.done:
+		return n.closedErr()
+	}
+}
+
+// newRawNode configures raft: PreVote and CheckQuorum on, ReadOnlySafe
+// (ReadIndex always confirms leadership with a quorum round; the lease
+// path is ours, see doc.go).
+func newRawNode(cfg *Config, st *storage, applied uint64) (*raft.RawNode, error) {
+	return raft.NewRawNode(&raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             1,
+		Storage:                   st,
+		Applied:                   applied,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 64 << 20,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    raftLogger{cfg.Logger},
+		StepDownOnRemoval:         true,
+	})
+}

@@ -1,0 +1,159 @@
+package meta
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// handleReady processes every pending Ready, in the order etcd raft's
+// doc.go prescribes: persist (entries, hard state, snapshot; synced), then
+// send, then apply, then Advance. Storage errors are returned and stop the
+// node.
+func (d *driver) handleReady() error {
+	for d.rn.HasReady() {
+		rd := d.rn.Ready()
+		if rd.SoftState != nil {
+			d.lead = rd.SoftState.Lead
+			d.isLeader = rd.SoftState.RaftState == raft.StateLeader
+			d.n.leader.Store(d.lead)
+			if !d.isLeader {
+				d.ctrl = nil
+			}
+		}
+		if rd.HardState != nil {
+			d.term = rd.HardState.GetTerm()
+		}
+		if err := d.n.st.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+			return err
+		}
+		d.send(rd.Messages)
+		if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+			if err := d.restore(rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		if err := d.applyEntries(rd.CommittedEntries); err != nil {
+			return err
+		}
+		for _, rs := range rd.ReadStates {
+			d.readState(rs)
+		}
+		d.rn.Advance(rd)
+	}
+	d.updateLease()
+	return nil
+}
+
+// send marshals and sends raft messages. A snapshot is reported as
+// delivered once handed to the transport; if it is lost, raft probes again.
+func (d *driver) send(msgs []*pb.Message) {
+	for _, m := range msgs {
+		buf, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, 1, 1+proto.Size(m)), m)
+		if err != nil {
+			d.n.log.Error("meta: marshal raft message", "err", err)
+			continue
+		}
+		err = d.n.cfg.Raft.Send(m.GetTo(), buf)
+		if err != nil {
+			d.rn.ReportUnreachable(m.GetTo())
+		}
+		if m.GetType() == pb.MsgSnap {
+			status := raft.SnapshotFinish
+			if err != nil {
+				status = raft.SnapshotFailure
+			}
+			d.rn.ReportSnapshot(m.GetTo(), status)
+		}
+	}
+}
+
+// applyEntries applies committed entries to the state machine, answers
+// their proposers and takes a snapshot every SnapshotEntries entries.
+func (d *driver) applyEntries(ents []*pb.Entry) error {
+	for _, e := range ents {
+		if e.GetIndex() <= d.applied {
+			continue
+		}
+		switch e.GetType() {
+		case pb.EntryConfChange:
+			cc := new(pb.ConfChange)
+			if err := proto.Unmarshal(e.GetData(), cc); err != nil {
+				return fmt.Errorf("%w: conf change %d: %v", ErrCorrupt, e.GetIndex(), err)
+			}
+			d.confState = d.rn.ApplyConfChange(cc)
+		case pb.EntryNormal:
+			if len(e.GetData()) > 0 {
+				d.applyCommand(e.GetIndex(), e.GetData())
+			}
+		}
+		d.applied = e.GetIndex()
+	}
+	d.pending = d.resolveReads(d.pending)
+	if d.applied-d.snapIndex >= d.n.cfg.SnapshotEntries {
+		data := encodeSnapshot(d.n.state.Load(), d.n.offsets.Load())
+		if err := d.n.st.snapshotAndCompact(d.applied, d.confState, data); err != nil {
+			return err
+		}
+		d.snapIndex = d.applied
+	}
+	return nil
+}
+
+// applyCommand applies one command. A command that does not decode is
+// skipped, the same way on every node.
+func (d *driver) applyCommand(index uint64, data []byte) {
+	c, err := decodeCommand(data)
+	if err != nil {
+		d.n.log.Error("meta: skipped undecodable command", "index", index, "err", err)
+		return
+	}
+	prev := d.n.state.Load()
+	next, evs, res := apply(prev, index, c, d.n.offsets.Load())
+	if next != prev {
+		d.n.state.Store(next)
+	}
+	if me, ok := next.nodes[d.n.cfg.ID]; ok && me.Nonce == d.nonce {
+		d.n.inc.Store(me.Incarnation)
+	}
+	if len(evs) > 0 {
+		d.n.publish(evs)
+	}
+	if c.From == d.n.cfg.ID {
+		if p, ok := d.waiters[c.Seq]; ok {
+			delete(d.waiters, c.Seq)
+			p.resp <- res
+		}
+	}
+}
+
+// readState matches a ReadIndex answer to its caller.
+func (d *driver) readState(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	r, ok := d.reads[binary.BigEndian.Uint64(rs.RequestCtx)]
+	if !ok {
+		return
+	}
+	delete(d.reads, r.id)
+	r.index = rs.Index
+	d.pending = d.resolveReads(append(d.pending, r))
+}
+
+// resolveReads answers the reads whose index has been applied and returns
+// the others.
+func (d *driver) resolveReads(rs []*readReq) []*readReq {
+	out := rs[:0]
+	for _, r := range rs {
+		if r.index <= d.applied {
+			close(r.resp)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}

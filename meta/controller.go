@@ -33,9 +33,11 @@ func (c *controller) takeover(s *State, now int64) {
 	clear(c.sessions)
 	clear(c.inflight)
 	for id, n := range s.nodes {
-		if !n.Fenced {
-			c.sessions[id] = session{inc: n.Incarnation, last: now}
+		last := now
+		if n.Fenced {
+			last = now - c.sessionTicks - 1 // expired: must heartbeat anew
 		}
+		c.sessions[id] = session{inc: n.Incarnation, last: last}
 	}
 }
 
@@ -77,8 +79,8 @@ func (c *controller) decide(s *State, now int64) []*command {
 	fenced := map[uint64]bool{} // as it will be once out is applied
 	for _, id := range s.nodeIDs() {
 		n := s.nodes[id]
-		if s, ok := c.sessions[id]; ok && s.inc < n.Incarnation {
-			// Registered anew since we last heard: its session starts now.
+		if s, ok := c.sessions[id]; !ok || s.inc < n.Incarnation {
+			// Registered (anew) since we last heard: its session starts now.
 			c.sessions[id] = session{inc: n.Incarnation, last: now}
 		}
 		alive := c.alive(n, now)

@@ -31,10 +31,10 @@ func (n NodeInfo) Eligible() bool { return !n.Fenced && !n.Draining && !n.Unheal
 // when the topic is created; the stored config has them filled in.
 type TopicConfig struct {
 	Partitions        int32         `json:"partitions"`
-	ReplicationFactor int           `json:"rf"`                  // default min(3, live nodes)
-	MinInSyncReplicas int           `json:"minisr"`              // default RF/2+1
-	RetentionBytes    int64         `json:"retbytes,omitempty"`  // per partition; 0 keeps all
-	RetentionTime     time.Duration `json:"rettime,omitempty"`   // 0 keeps all
+	ReplicationFactor int           `json:"rf"`                 // default min(3, live nodes)
+	MinInSyncReplicas int           `json:"minisr"`             // default RF/2+1
+	RetentionBytes    int64         `json:"retbytes,omitempty"` // per partition; 0 keeps all
+	RetentionTime     time.Duration `json:"rettime,omitempty"`  // 0 keeps all
 }
 
 // Partition is one partition's assignment and leadership.

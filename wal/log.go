@@ -160,8 +160,8 @@ type Log struct {
 		buf      []byte        // queued frames; the first is at bufStart
 		bufStart Pos           //
 		syncReq  bool          // Sync asked for a sync
-		changed  chan struct{} // closed when an end advances or the Log fails
-		waiting  bool          // someone holds changed
+		written  waitChan      // WrittenEnd advanced, the Log failed or closed
+		durable  waitChan      // DurableEnd advanced, the Log failed or closed
 		space    chan struct{} // non-nil while an Enqueue waits for room
 		barrier  chan struct{} // non-nil while TruncateAfter holds Enqueue
 		segs     []*segment    // by start; the last is active
@@ -207,7 +207,7 @@ func Open(opts Options) (*Log, error) {
 		admin:    make(chan struct{}, 1),
 		truncReq: make(chan truncRequest),
 	}
-	l.mu.changed = make(chan struct{})
+
 	segs, end, err := l.recover()
 	if err != nil {
 		return nil, err
@@ -308,8 +308,11 @@ func (l *Log) waitFor(ctx context.Context, v *atomic.Int64, end Pos) error {
 			l.mu.Unlock()
 			return ErrClosed
 		}
-		ch := l.mu.changed
-		l.mu.waiting = true
+		wc := &l.mu.written
+		if v == &l.durableEnd {
+			wc = &l.mu.durable
+		}
+		ch := wc.get()
 		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -427,13 +430,28 @@ func (l *Log) fail(err error) error {
 	return err
 }
 
-// notifyLocked wakes the goroutines waiting in waitFor and Enqueue.
-func (l *Log) notifyLocked() {
-	if l.mu.waiting {
-		close(l.mu.changed)
-		l.mu.changed = make(chan struct{})
-		l.mu.waiting = false
+// waitChan is a broadcast: get returns a channel closed by the next wake.
+// A channel is made only when someone waits, once per wake-up round.
+type waitChan struct{ ch chan struct{} }
+
+func (w *waitChan) get() chan struct{} {
+	if w.ch == nil {
+		w.ch = make(chan struct{})
 	}
+	return w.ch
+}
+
+func (w *waitChan) wake() {
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// notifyLocked wakes every goroutine waiting in waitFor and Enqueue.
+func (l *Log) notifyLocked() {
+	l.mu.written.wake()
+	l.mu.durable.wake()
 	if l.mu.space != nil {
 		close(l.mu.space)
 		l.mu.space = nil

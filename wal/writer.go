@@ -137,10 +137,11 @@ func (l *Log) writeBatch(batch []byte, start Pos) error {
 func (l *Log) setEnds(written, durable Pos) {
 	l.mu.Lock()
 	l.writtenEnd.Store(int64(written))
+	l.mu.written.wake()
 	if durable >= 0 {
 		l.durableEnd.Store(int64(durable))
+		l.mu.durable.wake()
 	}
-	l.notifyLocked()
 	l.mu.Unlock()
 }
 

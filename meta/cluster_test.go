@@ -1,7 +1,10 @@
 package meta
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -40,6 +43,196 @@ func TestClusterCreateTopic(t *testing.T) {
 			// A lease read may trail a delete; a linearizable one may not.
 			if _, err := n.LinearizableTopic(ctxT(t, 10*time.Second), "orders"); !errors.Is(err, ErrUnknownTopic) {
 				t.Fatalf("node %d after delete: %v", id, err)
+			}
+		}
+	})
+}
+
+// leaderOf returns a partition's leader as node id sees it.
+func partitionOf(n *Node, topic string, p int32) Partition {
+	pp, ok := n.State().Partition(topic, p)
+	if !ok {
+		return Partition{}
+	}
+	return *pp
+}
+
+func TestClusterRestartFromDisk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, true)
+		c.leader()
+		c.registered()
+		for _, name := range []string{"a", "b", "c"} {
+			if _, err := c.nodes[1].CreateTopic(ctxT(t, 10*time.Second), name, TopicConfig{Partitions: 2}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.nodes[1].CommitOffset(ctxT(t, 10*time.Second), "g", "a", 1, 42); err != nil {
+			t.Fatal(err)
+		}
+		before := c.nodes[1].State()
+		incs := map[uint64]uint64{}
+		for _, id := range c.peers {
+			incs[id] = c.nodes[id].Incarnation()
+			c.stop(id)
+		}
+		for _, id := range c.peers {
+			c.start(id)
+		}
+		c.leader()
+		c.registered()
+		for _, id := range c.peers {
+			n := c.nodes[id]
+			if n.Incarnation() != incs[id]+1 {
+				t.Fatalf("node %d incarnation %d after restart, was %d", id, n.Incarnation(), incs[id])
+			}
+			if err := n.Barrier(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"a", "b", "c"} {
+				got, ok := n.State().Topic(name)
+				want, _ := before.Topic(name)
+				if !ok || got.ID != want.ID || len(got.Partitions) != 2 {
+					t.Fatalf("node %d topic %s: %+v", id, name, got)
+				}
+				for _, p := range got.Partitions {
+					if p.Leader == 0 {
+						t.Fatalf("node %d: %s/%d has no leader after restart", id, name, p.Partition)
+					}
+				}
+			}
+			if o, ok := n.CommittedOffset("g", "a", 1); !ok || o != 42 {
+				t.Fatalf("node %d offset %d %v", id, o, ok)
+			}
+		}
+	})
+}
+
+func TestClusterLeaderLossAndReelection(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, size, false)
+				l := c.leader()
+				c.registered()
+				c.stop(l)
+				l2 := c.leader()
+				if l2 == l {
+					t.Fatalf("leader %d survived its own stop", l)
+				}
+				if _, err := c.nodes[l2].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 4, ReplicationFactor: 2}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// TestClusterFencing: a node that stops heartbeating is fenced within
+// SessionTimeout and its leaderships move to ISR members with epoch+1; when
+// it restarts it registers a new incarnation and is unfenced; back in the
+// ISR it regains the leadership it prefers.
+func TestClusterFencing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, true)
+		l := c.leader()
+		c.registered()
+		victim := uint64(1)
+		if victim == l {
+			victim = 2
+		}
+		tp, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var led []Partition
+		for _, p := range tp.Partitions {
+			if p.Leader == victim {
+				led = append(led, p)
+			}
+		}
+		if len(led) != 1 {
+			t.Fatalf("victim %d leads %d of 3 partitions, want 1 (balanced)", victim, len(led))
+		}
+		c.stop(victim)
+		ln := c.nodes[l]
+		c.waitFor("victim fenced", 60, func() bool {
+			n, _ := ln.State().Node(victim)
+			return n.Fenced
+		})
+		p := partitionOf(ln, "t", led[0].Partition)
+		if p.Leader == victim || p.Leader == 0 || p.LeaderEpoch <= led[0].LeaderEpoch || p.InISR(victim) {
+			t.Fatalf("after fencing %d: %+v", victim, p)
+		}
+		c.start(victim)
+		c.waitFor("victim unfenced", 100, func() bool {
+			n, _ := ln.State().Node(victim)
+			return !n.Fenced && n.Incarnation == 2
+		})
+		// The leader takes the victim back into the ISR; the controller then
+		// returns the preferred leadership to it.
+		p = partitionOf(ln, "t", led[0].Partition)
+		isr := append(append([]uint64(nil), p.ISR...), victim)
+		if _, err := c.nodes[p.Leader].AlterISR(ctxT(t, 10*time.Second), "t", p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("preferred leader back", 100, func() bool {
+			return partitionOf(ln, "t", led[0].Partition).Leader == victim
+		})
+		// A stale AlterISR is refused.
+		if _, err := c.nodes[victim].AlterISR(ctxT(t, 10*time.Second), "t", p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); !errors.Is(err, ErrStaleEpoch) {
+			t.Fatalf("stale AlterISR: %v", err)
+		}
+	})
+}
+
+// TestClusterMinority: a node cut off from the majority cannot commit, and
+// its linearizable reads fail within their ctx; once its lease runs out
+// its lease-checked reads fail too. The majority goes on.
+func TestClusterMinority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 5, false)
+		l := c.leader()
+		c.registered()
+		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		var minority, majority []uint64
+		for _, id := range c.peers {
+			if id == l || len(minority) == 1 {
+				majority = append(majority, id)
+			} else {
+				minority = append(minority, id)
+			}
+		}
+		// Cut off the old leader with one follower: it must lose its lease.
+		minority = append(minority, l)
+		majority = majority[1:]
+		c.net.partition(minority, majority)
+		for _, id := range minority {
+			n := c.nodes[id]
+			if _, err := n.CreateTopic(ctxT(t, 3*time.Second), "m"+fmt.Sprint(id), TopicConfig{Partitions: 1}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("minority node %d committed: %v", id, err)
+			}
+			if err := n.Barrier(ctxT(t, time.Second)); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("minority node %d barrier: %v", id, err)
+			}
+			if _, err := n.Topic(ctxT(t, time.Second), "t"); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("minority node %d lease read after its lease ran out: %v", id, err)
+			}
+		}
+		var nl uint64
+		c.waitFor("majority leader", 100, func() bool {
+			nl = c.nodes[majority[0]].Controller()
+			return nl != 0 && nl != l && slices.Contains(majority, nl)
+		})
+		if _, err := c.nodes[majority[0]].CreateTopic(ctxT(t, 10*time.Second), "u", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		c.net.heal()
+		for _, id := range minority {
+			if _, err := c.nodes[id].Topic(ctxT(t, 10*time.Second), "u"); err != nil {
+				t.Fatalf("node %d after heal: %v", id, err)
 			}
 		}
 	})

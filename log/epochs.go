@@ -118,3 +118,15 @@ func (c *epochCache) epochAt(offset int64) int32 {
 	}
 	return e
 }
+
+// assignBatch is assign for a batch found in the log (a follower's append,
+// recovery): entries at or after the batch's base offset with a higher
+// epoch hold no records (BeginEpoch made them) and give way to it.
+func (c *epochCache) assignBatch(epoch int32, base int64) error {
+	n := len(c.entries)
+	for n > 0 && c.entries[n-1].StartOffset >= base && c.entries[n-1].Epoch > epoch {
+		n--
+	}
+	c.entries = c.entries[:n]
+	return c.assign(epoch, base)
+}

@@ -1,0 +1,217 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+
+	"github.com/replog/replog/wal"
+)
+
+// recover rebuilds the state from the checkpoint and the wal frames after
+// the position it covers. Called by Open before anything else runs. If the
+// wal does not continue where the checkpoint says, the checkpoint is
+// dropped (logged) and the whole wal scanned: the checkpoint only saves
+// time, the batches are the truth.
+func (l *Log) recover() error {
+	ck := l.loadCheckpoint()
+	err := l.recoverWith(ck)
+	if err != nil && ck != nil {
+		l.logger.Warn("log: recovery from the checkpoint failed; rebuilding from the wal", "err", err)
+		l.mu.index.entries, l.mu.epochs.entries = nil, nil
+		err = l.recoverWith(&checkpoint{CoverPos: -1, HighWater: ck.HighWater})
+	}
+	return err
+}
+
+// recoverWith recovers from ck (nil: none; CoverPos -1: only its high
+// watermark).
+func (l *Log) recoverWith(ck *checkpoint) error {
+	start, end := l.wal.Start(), l.wal.WrittenEnd()
+	var (
+		scanFrom = start
+		next     = int64(-1) // offset expected at scanFrom; -1: take the first batch's
+		hw       int64
+	)
+	if ck != nil {
+		hw = ck.HighWater
+		switch {
+		case ck.CoverPos < 0:
+		case ck.CoverPos > int64(end):
+			l.logger.Warn("log: checkpoint covers more than the wal holds; rebuilding from the wal",
+				"cover", ck.CoverPos, "walEnd", end)
+		case ck.CoverPos >= int64(start):
+			scanFrom, next = wal.Pos(ck.CoverPos), ck.CoverOffset
+			l.mu.index.entries = ck.Index
+			l.mu.epochs.entries = ck.Epochs
+		default: // retention removed everything the checkpoint indexed
+			l.mu.epochs.entries = ck.Epochs
+		}
+	}
+	startOffset, err := l.firstOffset(start, end, scanFrom, next, ck)
+	if err != nil {
+		return err
+	}
+	if next < 0 {
+		next = startOffset
+	}
+	l.mu.index.truncateFromStart(int64(start), startOffset)
+	leo, lastPos, err := l.scan(scanFrom, next)
+	if err != nil {
+		return err
+	}
+	l.mu.start, l.mu.leo, l.mu.assigned, l.appendMu.next = startOffset, leo, leo, leo
+	l.mu.hwCeiling = math.MaxInt64
+	l.mu.leoPos, l.mu.lastPos = end, lastPos
+	l.mu.hw = min(max(hw, startOffset), leo)
+	// Entries past the end describe nothing; entries before the start
+	// are moved to it.
+	n := len(l.mu.epochs.entries)
+	for n > 0 && l.mu.epochs.entries[n-1].StartOffset > leo {
+		n--
+	}
+	l.mu.epochs.entries = l.mu.epochs.entries[:n]
+	l.mu.epochs.truncateFromStart(startOffset)
+	return nil
+}
+
+// firstOffset returns the offset of the first batch at start, the log
+// start offset.
+func (l *Log) firstOffset(start, end, scanFrom wal.Pos, next int64, ck *checkpoint) (int64, error) {
+	if start == end {
+		switch {
+		case next >= 0:
+			return next, nil // an empty log that the checkpoint describes
+		case start == 0:
+			return 0, nil // a new log
+		}
+		return 0, fmt.Errorf("%w: the wal is empty from position %d and no checkpoint says at which offset", ErrCorruptBatch, start)
+	}
+	if start == scanFrom && next >= 0 {
+		return next, nil
+	}
+	if ck != nil && start < wal.Pos(ck.CoverPos) && len(ck.Index) > 0 && ck.Index[0].Pos == int64(start) {
+		return ck.Index[0].Offset, nil
+	}
+	if ck != nil && ck.CoverPos == int64(start) && next >= 0 {
+		return next, nil
+	}
+	b, _, err := l.readBatch(start, nil)
+	if err != nil {
+		return 0, err
+	}
+	return b.BaseOffset(), nil
+}
+
+// scan reads the frames from pos to the wal's end, checking each batch
+// and that offsets continue from next, and indexes them. It returns the
+// log end offset and the position of the last batch (-1 if none).
+func (l *Log) scan(pos wal.Pos, next int64) (int64, wal.Pos, error) {
+	lastPos := wal.Pos(-1)
+	if pos > l.wal.Start() {
+		lastPos = l.lastFrameBefore(l.mu.index.entries, pos)
+	}
+	for f, err := range l.wal.Frames(pos) {
+		if err != nil {
+			return 0, 0, wrapWAL("recover", err)
+		}
+		b := Batch(f.Payload)
+		if err := b.Validate(); err != nil {
+			return 0, 0, fmt.Errorf("log: recover: batch at wal position %d: %w", f.Pos, err)
+		}
+		if b.BaseOffset() != next {
+			return 0, 0, fmt.Errorf("log: recover: %w: batch at wal position %d has base offset %d, expected %d",
+				ErrCorruptBatch, f.Pos, b.BaseOffset(), next)
+		}
+		if err := l.mu.epochs.assignBatch(b.LeaderEpoch(), next); err != nil {
+			return 0, 0, fmt.Errorf("log: recover: %w: batch at %d: %w", ErrCorruptBatch, next, err)
+		}
+		l.mu.index.add(next, int64(f.Pos), b.maxNanos())
+		next = b.NextOffset()
+		lastPos = f.Pos
+	}
+	return next, lastPos, nil
+}
+
+// readBatch reads the batch at pos into buf and checks its header.
+func (l *Log) readBatch(pos wal.Pos, buf []byte) (Batch, wal.Pos, error) {
+	p, next, err := l.wal.ReadAt(pos, buf)
+	if err != nil {
+		return nil, 0, wrapWAL("read", err)
+	}
+	b := Batch(p)
+	if err := b.checkHeader(); err != nil {
+		return nil, 0, fmt.Errorf("log: batch at wal position %d: %w", pos, err)
+	}
+	return b, next, nil
+}
+
+// loadCheckpoint reads the checkpoint file; nil if there is none or it is
+// unusable (logged: Open then rebuilds from the wal).
+func (l *Log) loadCheckpoint() *checkpoint {
+	data, err := wal.ReadFile(l.fs, l.ckptPath)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.logger.Warn("log: cannot read checkpoint; rebuilding from the wal", "err", err)
+		}
+		return nil
+	}
+	ck, err := decodeCheckpoint(data)
+	if err != nil {
+		l.logger.Warn("log: ignoring checkpoint", "err", err)
+		return nil
+	}
+	return ck
+}
+
+// runCheckpoints writes a checkpoint each time appends kick it. Owned by
+// the Log: started by Open, exits when Close closes stop.
+func (l *Log) runCheckpoints() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.ckptKick:
+		}
+		if err := l.checkpoint(); err != nil {
+			l.logger.Warn("log: checkpoint failed", "err", err)
+		}
+	}
+}
+
+// checkpoint captures the state up to the frames enqueued so far, syncs
+// the wal so they are durable, and writes the checkpoint file. It holds
+// dataMu shared, so TruncateTo and retention (which write their own) do
+// not interleave.
+func (l *Log) checkpoint() error {
+	l.dataMu.RLock()
+	defer l.dataMu.RUnlock()
+	l.appendMu.Lock()
+	l.mu.Lock()
+	ck := &checkpoint{
+		CoverPos:    int64(l.wal.NextPos()),
+		CoverOffset: l.appendMu.next,
+		HighWater:   l.mu.hw,
+		StartOffset: l.mu.start,
+		Epochs:      l.mu.epochs.snapshot(),
+		Index:       append([]indexEntry(nil), l.mu.index.entries...),
+	}
+	l.mu.Unlock()
+	l.appendMu.Unlock()
+	// Every frame before CoverPos was enqueued before this Sync: synced
+	// when it returns.
+	if err := l.wal.Sync(context.Background()); err != nil {
+		return wrapWAL("checkpoint", err)
+	}
+	return l.writeCheckpoint(ck)
+}
+
+func (l *Log) writeCheckpoint(ck *checkpoint) error {
+	if err := wal.WriteFileAtomic(l.fs, l.ckptPath, encodeCheckpoint(ck)); err != nil {
+		return fmt.Errorf("log: checkpoint: %w", err)
+	}
+	return nil
+}

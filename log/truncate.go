@@ -1,0 +1,191 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/replog/replog/wal"
+)
+
+// TruncateTo removes the records at and after offset, for a follower
+// whose log diverged from its new leader's. Truncation is by whole
+// batches: a batch holding offset is removed whole, so the log end offset
+// afterwards is the largest batch boundary <= offset. It refuses with
+// ErrTruncateBelowHighWatermark if that would remove a record below the
+// high watermark. The leader-epoch cache loses the epochs that start at or
+// after the new end (including epochs begun by BeginEpoch that hold no
+// records, when offset is at or beyond the end). It syncs the wal, writes
+// a checkpoint of the truncated state, then truncates the wal; appends and
+// reads wait meanwhile. Errors: ErrTruncateBelowHighWatermark, ErrClosed,
+// storage errors wrapped.
+func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
+	l.dataMu.Lock()
+	defer l.dataMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err := l.wal.Sync(ctx); err != nil { // every enqueued frame acknowledged and durable
+		return wrapWAL("truncate", err)
+	}
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.ackLocked()
+	leo, hw := l.mu.leo, l.mu.hw
+	if offset < hw {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: truncating to %d; high watermark %d", ErrTruncateBelowHighWatermark, offset, hw)
+	}
+	if offset >= leo {
+		l.mu.epochs.truncateFromEnd(max(offset, leo))
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+	pos, cut, err := l.locate(offset)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if hw = l.mu.hw; cut < hw {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: truncating to %d would cut the batch from %d; high watermark %d",
+			ErrTruncateBelowHighWatermark, offset, cut, hw)
+	}
+	// SetHighWatermark must not pass cut while the truncation runs.
+	l.mu.hwCeiling = cut
+	defer func() {
+		l.mu.Lock()
+		l.mu.hwCeiling = math.MaxInt64
+		l.mu.Unlock()
+	}()
+	index := offsetIndex{entries: append([]indexEntry(nil), l.mu.index.entries...), interval: l.mu.index.interval}
+	index.truncateFromEnd(int64(pos))
+	epochs := epochCache{entries: l.mu.epochs.snapshot()}
+	epochs.truncateFromEnd(cut)
+	ck := &checkpoint{CoverPos: int64(pos), CoverOffset: cut, HighWater: hw, StartOffset: l.mu.start,
+		Epochs: epochs.entries, Index: index.entries}
+	l.mu.Unlock()
+	if err := l.writeCheckpoint(ck); err != nil {
+		return err
+	}
+	if err := l.wal.TruncateAfter(ctx, pos); err != nil {
+		return wrapWAL("truncate", err)
+	}
+	lastPos := wal.Pos(-1)
+	if pos > l.wal.Start() {
+		lastPos = l.lastFrameBefore(index.entries, pos)
+	}
+	l.mu.Lock()
+	l.mu.index, l.mu.epochs = index, epochs
+	l.mu.pending = l.mu.pending[:0]
+	l.mu.leo, l.mu.leoPos, l.mu.lastPos, l.mu.assigned = cut, pos, lastPos, cut
+	l.mu.Unlock()
+	l.appendMu.next = cut
+	return nil
+}
+
+// locate returns the position and base offset of the batch holding
+// offset (offset < LogEndOffset). The caller holds dataMu exclusively.
+func (l *Log) locate(offset int64) (wal.Pos, int64, error) {
+	l.mu.Lock()
+	e, _ := l.mu.index.lookup(offset)
+	endPos, leo := l.mu.leoPos, l.mu.leo
+	l.mu.Unlock()
+	var buf []byte
+	for pos := wal.Pos(e.Pos); pos < endPos; {
+		b, next, err := l.readBatch(pos, buf)
+		if err != nil {
+			return 0, 0, err
+		}
+		if b.LastOffset() >= offset {
+			return pos, b.BaseOffset(), nil
+		}
+		buf, pos = b[:0], next
+	}
+	return endPos, leo, nil
+}
+
+// lastFrameBefore returns the position of the last frame before pos,
+// walking from the last index entry before it.
+func (l *Log) lastFrameBefore(entries []indexEntry, pos wal.Pos) wal.Pos {
+	from := l.wal.Start()
+	for _, e := range entries {
+		if wal.Pos(e.Pos) >= pos {
+			break
+		}
+		from = wal.Pos(e.Pos)
+	}
+	last := wal.Pos(-1)
+	var buf []byte
+	for p := from; p < pos; {
+		b, next, err := l.readBatch(p, buf)
+		if err != nil {
+			break
+		}
+		last, p, buf = p, next, b[:0]
+	}
+	return last
+}
+
+// EnforceRetention deletes the oldest whole wal segments that
+// Options.RetentionBytes and Options.RetentionTime let go: by size, those
+// lying wholly before the last RetentionBytes of the log; by age, those
+// whose batches all have timestamps older than Clock() - RetentionTime.
+// It never deletes a record at or above the high watermark, nor the last
+// batch, nor the active segment. The log start offset moves to the first
+// batch kept; the offset index and epoch cache follow. It returns the new
+// log start offset. Reads wait meanwhile. Errors: ErrClosed, storage
+// errors wrapped.
+func (l *Log) EnforceRetention() (int64, error) {
+	l.dataMu.Lock()
+	defer l.dataMu.Unlock()
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	l.ackLocked()
+	start, hw, leo, endPos, lastPos := l.mu.start, l.mu.hw, l.mu.leo, l.mu.leoPos, l.mu.lastPos
+	target := wal.Pos(-1)
+	if r := l.opts.RetentionBytes; r > 0 {
+		target = max(target, endPos-wal.Pos(r))
+	}
+	if r := l.opts.RetentionTime; r > 0 {
+		cutoff := l.opts.Clock().Add(-r).UnixNano()
+		target = max(target, wal.Pos(l.mu.index.prefixOlderThan(cutoff, int64(endPos))))
+	}
+	l.mu.Unlock()
+	if target <= l.wal.Start() || lastPos < 0 {
+		return start, nil
+	}
+	target = min(target, lastPos)
+	if hw < leo {
+		hwPos, _, err := l.locate(hw)
+		if err != nil {
+			return start, err
+		}
+		target = min(target, hwPos)
+	}
+	oldStart := l.wal.Start()
+	newStart, err := l.wal.DeleteBefore(target)
+	if err != nil {
+		return start, wrapWAL("retention", err)
+	}
+	if newStart == oldStart {
+		return start, nil
+	}
+	b, _, err := l.readBatch(newStart, nil)
+	if err != nil {
+		return start, err
+	}
+	base := b.BaseOffset()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.start = base
+	l.mu.index.truncateFromStart(int64(newStart), base)
+	l.mu.epochs.truncateFromStart(base)
+	return base, nil
+}

@@ -8,14 +8,14 @@ import (
 
 // fsm applies commands in order, as the driver does, for pure tests.
 type fsm struct {
-	t     *testing.T
+	t     testing.TB
 	s     *State
 	offs  *offsetTable
 	index uint64
 	evs   []Event
 }
 
-func newFSM(t *testing.T, nodes ...uint64) *fsm {
+func newFSM(t testing.TB, nodes ...uint64) *fsm {
 	f := &fsm{t: t, s: emptyState(), offs: newOffsetTable()}
 	for _, id := range nodes {
 		f.ok(&command{Op: opRegister, Node: id, Nonce: id})

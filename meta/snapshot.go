@@ -72,7 +72,7 @@ func decodeSnapshot(b []byte) (*State, *offsetTable, error) {
 			return nil, nil, fmt.Errorf("%w: snapshot: bad topic", ErrCorrupt)
 		}
 		for i, p := range t.Partitions {
-			if p.Partition != int32(i) {
+			if p.Partition != int32(i) || len(p.Replicas) == 0 {
 				return nil, nil, fmt.Errorf("%w: snapshot: topic %q partition %d at %d", ErrCorrupt, t.Name, p.Partition, i)
 			}
 		}

@@ -1,0 +1,113 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestWatchOrderAndResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &cluster{t: t, net: newFakeNet(), nodes: map[uint64]*Node{}, peers: []uint64{1},
+			cfg: func(cfg *Config) { cfg.WatchBuffer = 8 }}
+		n := c.start(1)
+		t.Cleanup(c.close)
+		c.leader()
+		c.registered()
+		w := n.Watch()
+		defer w.Close()
+		ctx := ctxT(t, 10*time.Second)
+		if _, err := n.CreateTopic(ctx, "a", TopicConfig{Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.DeleteTopic(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for range 2 {
+			e, err := w.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprint(e.Type, ":", e.Topic))
+			if e.State == nil || e.State.Index() != e.Index {
+				t.Fatalf("event %v without its state", e.Type)
+			}
+		}
+		if fmt.Sprint(got) != "[topic-created:a topic-deleted:a]" {
+			t.Fatalf("events %v", got)
+		}
+		// A watcher that does not keep up gets one resync, with the state.
+		for i := range 10 {
+			if _, err := n.CreateTopic(ctx, fmt.Sprint("t", i), TopicConfig{Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, err := w.Next(ctx)
+		if err != nil || e.Type != EventResync {
+			t.Fatalf("overflowed watcher got %v %v", e.Type, err)
+		}
+		if _, ok := e.State.Topic("t9"); !ok {
+			t.Fatal("resync state lacks the latest topic")
+		}
+		if _, ok := w.TryNext(); ok {
+			t.Fatal("events after a resync that covers them")
+		}
+		w.Close()
+		if _, err := w.Next(ctx); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Next after Close: %v", err)
+		}
+		w2 := n.Watch()
+		c.stop(1)
+		if _, err := w2.Next(ctx); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Next after node Close: %v", err)
+		}
+	})
+}
+
+// TestLeaseExpiryForcesReadIndex: a follower cut off from the leader
+// answers from its state while its lease lasts, then only through
+// ReadIndex, which cannot succeed without the leader.
+func TestLeaseExpiryForcesReadIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, false)
+		l := c.leader()
+		c.registered()
+		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		f := uint64(1)
+		if f == l {
+			f = 2
+		}
+		n := c.nodes[f]
+		c.waitFor("follower lease", 20, n.leaseValid)
+		c.net.partition([]uint64{f}, otherThan(c.peers, f))
+		// Inside the lease: local, no waiting even with a done context.
+		done := ctxT(t, 0)
+		if _, err := n.Topic(done, "t"); err != nil {
+			t.Fatalf("read inside the lease: %v", err)
+		}
+		c.waitFor("lease expiry", 20, func() bool { return !n.leaseValid() })
+		if _, err := n.Topic(ctxT(t, 2*time.Second), "t"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read after lease expiry: %v", err)
+		}
+		c.net.heal()
+		if _, err := n.Topic(ctxT(t, 10*time.Second), "t"); err != nil {
+			t.Fatalf("read after heal: %v", err)
+		}
+	})
+}
+
+func otherThan(ids []uint64, x uint64) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if id != x {
+			out = append(out, id)
+		}
+	}
+	return out
+}

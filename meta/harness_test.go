@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,6 +22,8 @@ type fakeNet struct {
 	mu    sync.Mutex
 	nodes map[uint64]*Node
 	cut   map[[2]uint64]bool
+	drop  float64    // probability of dropping a message
+	rng   *rand.Rand // for drop, seeded
 }
 
 func newFakeNet() *fakeNet {
@@ -37,6 +40,9 @@ func (s fakeSender) Send(to uint64, msg []byte) error {
 	s.net.mu.Lock()
 	n := s.net.nodes[to]
 	cut := s.net.cut[[2]uint64{s.from, to}]
+	if s.net.drop > 0 && s.net.rng.Float64() < s.net.drop {
+		cut = true
+	}
 	s.net.mu.Unlock()
 	if n == nil || cut {
 		return nil // dropped

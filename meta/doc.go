@@ -1,0 +1,147 @@
+// Package meta is replog's cluster metadata: nodes, topics, partition
+// assignments, leaders, epochs, ISRs and committed consumer offsets, kept
+// by a raft group (go.etcd.io/raft/v3) of all the nodes and stored in bbolt;
+// the controller that runs on the raft leader; lease-checked reads; and
+// events for the subsystems that act on the metadata.
+//
+// # Using a Node
+//
+// Open(Config) starts a Node. The host wires it to the transport it shares
+// with replication through internal/mux:
+//
+//	m := mux.New(transport)
+//	node, err := meta.Open(meta.Config{ID: 1, Peers: []uint64{1, 2, 3}, Dir: dir,
+//		Raft: m.Sender(mux.TagRaft), Meta: m.Sender(mux.TagMeta)})
+//	m.Handle(mux.TagRaft, node.HandleRaft)
+//	m.Handle(mux.TagMeta, node.HandleMeta)
+//	m.Start()
+//
+// Reads:
+//   - State returns the applied metadata, an immutable *State behind an
+//     atomic pointer: no lock, and State.Topic allocates nothing. It may
+//     trail the group by what is still in flight.
+//   - Topic and Topics are lease-checked. On the raft leader the local State
+//     is fresh while a quorum acknowledged the leader within the lease
+//     (ElectionTicks/2 ticks) and the leader has applied an entry of its
+//     own term; on a follower while it heard from the leader within the
+//     lease. Otherwise, and whenever the topic is missing locally, they
+//     first run a Barrier. A topic whose CreateTopic returned is therefore
+//     found on every node; a follower's lease read may still show, for at
+//     most the time a change takes to reach it, a topic just deleted or an
+//     older partition record. LinearizableTopic and Barrier always take the
+//     ReadIndex path and are linearizable.
+//   - Barrier is one ReadIndex round trip (raft's ReadOnlySafe: the leader
+//     confirms its leadership with a quorum), then a wait until this node
+//     has applied that index. On a node cut off from the quorum it returns
+//     the context's error: never stale data passed off as fresh.
+//
+// Lease safety rests on raft's CheckQuorum and PreVote: a follower that
+// heard from its leader within the election timeout does not vote for
+// another, so no new leader can commit while a lease of ElectionTicks/2
+// granted by the old one lasts, provided clocks tick at rates within a
+// factor of two of each other and a message is delivered within the other
+// half of the election timeout. Leases are counted in ticks of each node's
+// own clock.
+//
+// Writes (CreateTopic, DeleteTopic, AlterISR, CommitOffset, Drain,
+// SetUnhealthy) are raft proposals. A follower's proposal is forwarded to
+// the leader by raft. The call returns once the command is applied on this
+// node, with its outcome; a proposal that raft dropped (no leader) or that
+// the network lost is proposed again every 2×ElectionTicks ticks until the
+// caller's context ends. A command applied twice is answered by its first
+// application; every command is written so that a second application is
+// refused (stale epoch, topic exists) or changes nothing. After a context
+// error the outcome is unknown.
+//
+// Events: Watch returns a Watcher that receives typed Events in apply order
+// (topic created/deleted, partition changed, node registered, fenced,
+// unfenced, changed). Apply never waits for a watcher: a watcher more than
+// Config.WatchBuffer events behind loses its queue and gets one
+// EventResync, whose State is the one to rebuild from. After Open the log
+// replay from the last local snapshot produces events again; installing a
+// snapshot from the leader produces EventResync.
+//
+// # The controller
+//
+// The raft leader runs the controller, a deterministic core (controller.go:
+// no IO, no clock, no goroutine; time is the driver's tick count). Every
+// node heartbeats the controller over mux.TagMeta four times per
+// SessionTimeout. The controller
+//   - fences a node whose incarnation has not heartbeated for
+//     SessionTimeout: it leaves every ISR where it is not the last member,
+//     and each partition it led gets the first eligible ISR member in
+//     replica order as leader, epoch+1, or goes offline (leader 0) if there
+//     is none: no unclean election;
+//   - unfences a fenced node that heartbeats again; offline partitions whose
+//     ISR has an eligible member get it as leader;
+//   - hands leadership back to the preferred replica (Replicas[0]) once it
+//     is eligible and back in the ISR;
+//   - on taking office gives every unfenced node a fresh session, so that a
+//     new controller does not fence everyone it has not heard yet.
+//
+// A node registers with a new incarnation on every Open (the state machine
+// numbers them). The registration ends the old incarnation's session at
+// once, as a fence would: its leaderships move (or, as last ISR member, get
+// epoch+1), so a fast restart is never taken for continuity.
+//
+// Partition leaders change their ISR with AlterISR, applied only with the
+// current leader epoch and partition epoch; joining members must be
+// eligible. Drain (controlled shutdown) and SetUnhealthy (stalled storage)
+// make a node ineligible: its leaderships move to other eligible ISR
+// members where there are any.
+//
+// New topics are placed round-robin over the live nodes in ID order,
+// starting one node further for each topic created: replicas and preferred
+// leaderships are balanced within a topic (±1) and rotate across topics.
+//
+// # The driver
+//
+// One goroutine per Node (started by Open, stopped and waited for by Close)
+// owns the raft RawNode, the storage and the controller. It ticks every
+// TickInterval, steps inbound messages, and for each Ready persists entries,
+// hard state and snapshot in one synced bbolt transaction, then sends, then
+// applies, then advances. A storage error stops the node: Err reports it,
+// every call returns ErrClosed. Nothing polls: an idle group costs raft's
+// heartbeats (one per tick per follower) and the controller heartbeats.
+//
+// Locks: the watcher set's mutex is taken before a Watcher's own mutex,
+// never the other way round; the offset table has its own RWMutex, taken
+// alone.
+//
+// # Formats
+//
+// The raft log lives in Dir/meta.db (bbolt), bucket "raft":
+//
+//	"hardstate"           protobuf raftpb.HardState
+//	"snapshot"            protobuf raftpb.Snapshot; Data is a state snapshot
+//	"e" | u64 big-endian  protobuf raftpb.Entry at that index, contiguous
+//	                      from the snapshot index + 1 to the last index
+//
+// A normal entry's data is a command; a snapshot's data is the state:
+//
+//	command:   +------+------------------------------------------+
+//	           | 0x01 | JSON {op, from, seq, node, topic, ...}   |
+//	           +------+------------------------------------------+
+//	snapshot:  +------+------------------------------------------+
+//	           | 0x01 | JSON {index, created, nodes, topics,     |
+//	           |      |       offsets}, every list sorted        |
+//	           +------+------------------------------------------+
+//
+// Equal states encode to equal bytes. A snapshot is taken, and the log
+// compacted up to it, every SnapshotEntries applied entries; a follower
+// behind the compaction point receives the snapshot (MsgSnap) and replaces
+// its state with it.
+//
+// On the wire, after the mux tag: raft messages are protobuf
+// raftpb.Message; meta messages are
+//
+//	heartbeat: +------+----------------+---------------------+
+//	           | 0x01 | uvarint nodeID | uvarint incarnation |
+//	           +------+----------------+---------------------+
+//
+// # Caller's duties
+//
+// Give every node the same Peers at bootstrap. Wire HandleRaft and
+// HandleMeta to the transport. Treat everything reachable from a State or
+// an Event as read-only. Close the Node.
+package meta

@@ -119,6 +119,8 @@ type Log struct {
 
 	dataMu sync.RWMutex
 
+	scanned int64 // wal bytes Open validated batch by batch (set before Open returns)
+
 	appendMu struct {
 		sync.Mutex
 		next int64 // offset the next batch gets

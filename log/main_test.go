@@ -149,3 +149,14 @@ func checkInvariants(t testing.TB, l *Log) {
 		}
 	}
 }
+
+// crash simulates the death of the process and a power failure under l:
+// from now on every FS operation through ffs fails (nothing l does after
+// its "death" reaches the disk), l is closed to stop its goroutines, mem
+// loses what was not synced, and ffs works again for the next Open.
+func crash(l *Log, ffs *wal.FaultFS, mem *wal.MemFS, opts wal.CrashOptions) {
+	ffs.Inject(wal.Fault{Sticky: true})
+	mem.Crash(opts)
+	_ = l.Close() // fails: the process is "dead"
+	ffs.Reset()
+}

@@ -21,6 +21,7 @@ func (l *Log) recover() error {
 	if err != nil && ck != nil {
 		l.logger.Warn("log: recovery from the checkpoint failed; rebuilding from the wal", "err", err)
 		l.mu.index.entries, l.mu.epochs.entries = nil, nil
+		l.scanned = 0
 		err = l.recoverWith(&checkpoint{CoverPos: -1, HighWater: ck.HighWater})
 	}
 	return err
@@ -129,6 +130,7 @@ func (l *Log) scan(pos wal.Pos, next int64) (int64, wal.Pos, error) {
 			return 0, 0, fmt.Errorf("log: recover: %w: batch at %d: %w", ErrCorruptBatch, next, err)
 		}
 		l.mu.index.add(next, int64(f.Pos), b.maxNanos())
+		l.scanned += int64(f.Next - f.Pos)
 		next = b.NextOffset()
 		lastPos = f.Pos
 	}

@@ -1,0 +1,166 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/replog/replog/wal"
+)
+
+func TestTruncateTo(t *testing.T) {
+	fsys := wal.NewMemFS()
+	opts := testOptions(fsys, newClock())
+	l := mustOpen(t, opts)
+	ctx := context.Background()
+	appendLeader(t, l, 1, "a", "b") // 0-1
+	appendLeader(t, l, 1, "c")      // 2
+	appendLeader(t, l, 2, "d", "e") // 3-4
+	appendLeader(t, l, 3, "f")      // 5
+	if err := l.SetHighWatermark(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateTo(ctx, 1); !errors.Is(err, ErrTruncateBelowHighWatermark) {
+		t.Fatalf("below the high watermark: %v", err)
+	}
+	// 4 is inside the batch 3-4: the batch goes whole.
+	if err := l.TruncateTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogEndOffset() != 3 || fmt.Sprint(l.Epochs()) != "[{1 0}]" {
+		t.Fatalf("after truncation: end %d, epochs %v", l.LogEndOffset(), l.Epochs())
+	}
+	if e, off := l.EndOffsetForEpoch(1); e != 1 || off != 3 {
+		t.Fatalf("EndOffsetForEpoch(1) = %d, %d", e, off)
+	}
+	checkInvariants(t, l)
+	// Continue in a new epoch, then reopen: the truncated data stays gone.
+	appendLeader(t, l, 4, "g")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, opts)
+	defer l.Close()
+	if err := l.SetHighWatermark(4); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range readAll(t, l, 0, 4) {
+		got = append(got, string(r.Value))
+	}
+	if fmt.Sprint(got) != "[a b c g]" || fmt.Sprint(l.Epochs()) != "[{1 0} {4 3}]" {
+		t.Fatalf("after reopen: %v, epochs %v", got, l.Epochs())
+	}
+	// Truncating at or past the end is a no-op for the data.
+	if err := l.TruncateTo(ctx, 10); err != nil || l.LogEndOffset() != 4 {
+		t.Fatalf("past the end: %v, end %d", err, l.LogEndOffset())
+	}
+	checkInvariants(t, l)
+}
+
+// TestTruncateThenCrash: a crash right after a truncation (before any
+// clean close) recovers the truncated log, not the old tail.
+func TestTruncateThenCrash(t *testing.T) {
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	l := mustOpen(t, opts)
+	for i := range 30 {
+		appendLeader(t, l, int32(1+i/10), fmt.Sprint(i))
+	}
+	if err := l.TruncateTo(context.Background(), 12); err != nil {
+		t.Fatal(err)
+	}
+	appendLeader(t, l, 9, "new")
+	crash(l, ffs, fsys, wal.CrashOptions{})
+	l = mustOpen(t, opts)
+	defer l.Close()
+	if l.LogEndOffset() != 13 || fmt.Sprint(l.Epochs()) != "[{1 0} {2 10} {9 12}]" {
+		t.Fatalf("end %d, epochs %v", l.LogEndOffset(), l.Epochs())
+	}
+	checkInvariants(t, l)
+}
+
+func TestRetentionBySize(t *testing.T) {
+	fsys := wal.NewMemFS()
+	opts := testOptions(fsys, newClock())
+	opts.RetentionBytes = 8192
+	l := mustOpen(t, opts)
+	value := string(make([]byte, 200))
+	for i := range 200 {
+		appendLeader(t, l, int32(1+i/50), value)
+	}
+	// Nothing goes above the high watermark.
+	if start, err := l.EnforceRetention(); err != nil || start != 0 {
+		t.Fatalf("with high watermark 0: start %d, %v", start, err)
+	}
+	if err := l.SetHighWatermark(150); err != nil {
+		t.Fatal(err)
+	}
+	start, err := l.EnforceRetention()
+	if err != nil || start == 0 || start > 150 {
+		t.Fatalf("EnforceRetention = %d, %v", start, err)
+	}
+	if got := l.LogStartOffset(); got != start {
+		t.Fatalf("LogStartOffset %d, want %d", got, start)
+	}
+	if size := int64(l.wal.WrittenEnd() - l.wal.Start()); size < opts.RetentionBytes {
+		t.Fatalf("kept %d bytes, less than RetentionBytes", size)
+	}
+	if _, err := l.Read(start-1, 150, 100); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the start: %v", err)
+	}
+	if recs, err := l.Read(start, 150, 100); err != nil || len(recs) == 0 || recs[0].Offset != start {
+		t.Fatalf("read at the start: %v", err)
+	}
+	if e := l.Epochs(); e[0].StartOffset != start {
+		t.Fatalf("epochs %v not moved to the start %d", e, start)
+	}
+	checkInvariants(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, opts)
+	defer l.Close()
+	if l.LogStartOffset() != start || l.LogEndOffset() != 200 || l.HighWatermark() != 150 {
+		t.Fatalf("reopened: start %d end %d hw %d", l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark())
+	}
+	checkInvariants(t, l)
+}
+
+func TestRetentionByAge(t *testing.T) {
+	clock := newClock()
+	opts := testOptions(wal.NewMemFS(), clock)
+	opts.RetentionTime = time.Hour
+	l := mustOpen(t, opts)
+	defer l.Close()
+	value := string(make([]byte, 200))
+	for range 60 { // old records
+		appendLeader(t, l, 1, value)
+	}
+	clock.Advance(2 * time.Hour)
+	for range 60 {
+		appendLeader(t, l, 1, value)
+	}
+	if err := l.SetHighWatermark(120); err != nil {
+		t.Fatal(err)
+	}
+	start, err := l.EnforceRetention()
+	if err != nil || start == 0 || start > 60 {
+		t.Fatalf("EnforceRetention = %d, %v", start, err)
+	}
+	for _, r := range readAll(t, l, start, 120) {
+		if r.Offset >= 60 && r.Timestamp.Before(testNow.Add(2*time.Hour)) {
+			t.Fatalf("record %d too old", r.Offset)
+		}
+	}
+	// Everything old enough: all but the segment of the last batch goes.
+	clock.Advance(2 * time.Hour)
+	start2, err := l.EnforceRetention()
+	if err != nil || start2 <= start || start2 >= 120 {
+		t.Fatalf("second pass = %d, %v", start2, err)
+	}
+	checkInvariants(t, l)
+}

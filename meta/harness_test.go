@@ -83,7 +83,7 @@ func (f *fakeNet) heal() {
 
 // cluster is a meta group under test.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	net   *fakeNet
 	peers []uint64
 	dir   string // "" in memory
@@ -91,7 +91,7 @@ type cluster struct {
 	cfg   func(*Config)
 }
 
-func newCluster(t *testing.T, n int, onDisk bool) *cluster {
+func newCluster(t testing.TB, n int, onDisk bool) *cluster {
 	t.Helper()
 	c := &cluster{t: t, net: newFakeNet(), nodes: map[uint64]*Node{}}
 	if onDisk {
@@ -160,7 +160,7 @@ func (c *cluster) close() {
 }
 
 // checkBolt runs bbolt's consistency check on a closed file.
-func checkBolt(t *testing.T, path string) {
+func checkBolt(t testing.TB, path string) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
@@ -224,8 +224,30 @@ func (c *cluster) registered() {
 	})
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// ready waits, without polling, until every node of c has registered as
+// node n sees it.
+func (c *cluster) ready(ctx context.Context, n *Node) {
+	c.t.Helper()
+	w := n.Watch()
+	defer w.Close()
+	for {
+		all := true
+		for _, id := range c.peers {
+			if _, ok := n.State().Node(id); !ok {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		if _, err := w.Next(ctx); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 }

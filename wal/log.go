@@ -139,6 +139,7 @@ type Log struct {
 	writtenEnd atomic.Int64 // written to the OS; only the writer stores (under mu)
 	durableEnd atomic.Int64 // synced; only the writer stores (under mu)
 	truncGen   atomic.Uint64
+	syncing    atomic.Pointer[segment] // the segment syncActive syncs
 	syncs      atomic.Int64
 	writes     atomic.Int64
 	bytes      atomic.Int64

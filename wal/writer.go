@@ -13,6 +13,7 @@ type writerState struct {
 	size     int64       // the active segment's file size
 	interval *time.Timer // SyncInterval; nil under other policies
 	armed    bool        // interval is running
+	watchdog *time.Timer // fires stalled when a sync of the active segment overruns
 }
 
 func (w *writerState) init(l *Log) {
@@ -20,6 +21,8 @@ func (w *writerState) init(l *Log) {
 	w.active = l.mu.segs[len(l.mu.segs)-1]
 	l.mu.Unlock()
 	w.size = SegmentHeaderSize + int64(Pos(l.writtenEnd.Load())-w.active.start)
+	w.watchdog = time.AfterFunc(time.Hour, l.stalledSync)
+	w.watchdog.Stop()
 	if l.opts.Durability == SyncInterval {
 		w.interval = time.NewTimer(l.opts.SyncInterval)
 		w.interval.Stop()
@@ -149,13 +152,31 @@ func (l *Log) setEnds(written, durable Pos) {
 // durable end.
 func (l *Log) syncActive() error {
 	end := l.WrittenEnd()
-	f := l.w.active.f
+	s := l.w.active
 	l.syncs.Add(1)
-	if err := l.guard("sync "+l.w.active.name, f.Sync); err != nil {
-		return err
+	// The same watchdog as guard's, without its allocations: this runs
+	// once per group commit.
+	l.syncing.Store(s)
+	l.w.watchdog.Reset(l.opts.SyncTimeout)
+	err := s.f.Sync()
+	if !l.w.watchdog.Stop() {
+		return l.fail(ErrStorageStalled) // stalledSync already failed the Log
+	}
+	if err != nil {
+		return l.fail(fmt.Errorf("wal: sync %s: %w", s.name, err))
 	}
 	l.setEnds(end, end)
 	return nil
+}
+
+// stalledSync is the watchdog of syncActive: it fails the Log while the sync
+// is still blocked.
+func (l *Log) stalledSync() {
+	name := "?"
+	if s := l.syncing.Load(); s != nil {
+		name = s.name
+	}
+	l.fail(fmt.Errorf("%w: sync %s blocked for more than %v", ErrStorageStalled, name, l.opts.SyncTimeout))
 }
 
 // roll syncs the active segment and starts a new one at start: created,
@@ -215,6 +236,7 @@ func (l *Log) shutdown() {
 			l.release(s)
 		}
 	}()
+	defer l.w.watchdog.Stop()
 	if l.w.interval != nil {
 		l.w.interval.Stop()
 	}

@@ -198,17 +198,10 @@ func TestClusterMinority(t *testing.T) {
 		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
 			t.Fatal(err)
 		}
-		var minority, majority []uint64
-		for _, id := range c.peers {
-			if id == l || len(minority) == 1 {
-				majority = append(majority, id)
-			} else {
-				minority = append(minority, id)
-			}
-		}
-		// Cut off the old leader with one follower: it must lose its lease.
-		minority = append(minority, l)
-		majority = majority[1:]
+		// Cut off the leader with one follower: it must lose its lease.
+		others := otherThan(c.peers, l)
+		minority := []uint64{others[0], l}
+		majority := others[1:]
 		c.net.partition(minority, majority)
 		for _, id := range minority {
 			n := c.nodes[id]

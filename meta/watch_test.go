@@ -84,6 +84,9 @@ func TestLeaseExpiryForcesReadIndex(t *testing.T) {
 			f = 2
 		}
 		n := c.nodes[f]
+		if err := n.Barrier(ctxT(t, 10*time.Second)); err != nil { // f has applied "t"
+			t.Fatal(err)
+		}
 		c.waitFor("follower lease", 20, n.leaseValid)
 		c.net.partition([]uint64{f}, otherThan(c.peers, f))
 		// Inside the lease: local, no waiting even with a done context.

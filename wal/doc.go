@@ -85,18 +85,21 @@
 //	00000000000067108864.wal   segment whose first frame is at Pos 67108864
 //	clean                      clean-shutdown marker (see below)
 //
+// Other files may share the directory; the Log owns the names ending in
+// ".wal" and the names "clean" and "clean.tmp".
+//
 // A segment is named by the Pos of its first frame (%020d.wal) and starts
 // with a 24-byte header; its frames follow back to back. A segment rolls
 // (a new one is created) when the next frame would take it past
 // Options.SegmentSize; a frame is never split across segments, and a frame
 // larger than SegmentSize gets a segment of its own.
 //
-//	segment:
-//	+-----------------+----------+---------+------------+---------+---------+----
-//	| magic "RLOGWAL\0"| version  | reserved| start Pos  | frame   | frame   | ...
-//	|  8 bytes        | u32 = 1  | u32 = 0 | u64        |         |         |
-//	+-----------------+----------+---------+------------+---------+---------+----
-//	 0                 8          12        16           24
+//	segment file:
+//	+--------------------+-----------+-----------+-------------+-------+-----
+//	| magic "RLOGWAL\0"  | version   | reserved  | start Pos   | frame | ...
+//	| 8 bytes            | u32 = 1   | u32 = 0   | u64         |       |
+//	+--------------------+-----------+-----------+-------------+-------+-----
+//	 0                    8           12          16            24
 //
 // A frame's file offset is 24 + (Pos - start Pos). Each frame is a 16-byte
 // header and the payload (all integers little-endian):
@@ -120,10 +123,11 @@
 // The clean-shutdown marker (written by Close with WriteFileAtomic, removed
 // durably by Open before anything is written):
 //
-//	+-----------------+-----------------+-----------------+-----------------+
-//	| magic "RLOGCLN\0"| last seg start  | last seg size   | xxhash64 of 0:24|
-//	+-----------------+-----------------+-----------------+-----------------+
-//	 0                 8                 16                24               32
+//	+--------------------+-----------------+-----------------+-------------------+
+//	| magic "RLOGCLN\0"  | last seg start  | last seg size   | xxhash64 of [0,24)|
+//	| 8 bytes            | u64             | u64             | u64               |
+//	+--------------------+-----------------+-----------------+-------------------+
+//	 0                    8                 16                24                  32
 //
 // # File systems
 //
@@ -137,6 +141,10 @@
 // # Caveats
 //
 //   - A Log is opened by one process at a time; nothing locks the directory.
+//   - A Log keeps every segment file open (one descriptor each): size
+//     SegmentSize so that the log's length over it stays modest.
+//   - The FS calls of reads (ReadAt, Reader) have no deadline; a stalled disk
+//     that blocks reads blocks them.
 //   - Payloads handed to Enqueue are copied; a payload returned by ReadAt is
 //     the caller's buf, one returned by a Reader is valid until its next call.
 //   - TruncateAfter and DeleteBefore are not meant to race with readers of

@@ -9,9 +9,9 @@ import (
 
 // WriteFileAtomic replaces the named file with data, durably and atomically:
 // it writes name+".tmp", syncs it, renames it over name and syncs the
-// directory. After a crash the file holds either the old or the new data
-// (a leftover ".tmp" may remain; Open of a Log removes those in its
-// directory). It has no deadline of its own: a stalled FS blocks it.
+// directory. After a crash the file holds either the old or the new data;
+// a leftover name+".tmp" may remain, and the caller may remove it. It has
+// no deadline of its own: a stalled FS blocks it.
 func WriteFileAtomic(fsys FS, name string, data []byte) error {
 	tmp := name + ".tmp"
 	f, err := fsys.Create(tmp)

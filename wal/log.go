@@ -150,7 +150,7 @@ type Log struct {
 	failed   chan struct{}     // closed when the Log fails
 	stalled  chan struct{}     // closed when the Log fails by a stalled sync
 	admin    chan struct{}     // cap 1: serialises TruncateAfter and DeleteBefore
-	truncReq chan truncRequest // to the writer
+	adminReq chan adminRequest // TruncateAfter and DeleteBefore to the writer
 
 	mu struct {
 		sync.Mutex
@@ -206,7 +206,7 @@ func Open(opts Options) (*Log, error) {
 		failed:   make(chan struct{}),
 		stalled:  make(chan struct{}),
 		admin:    make(chan struct{}, 1),
-		truncReq: make(chan truncRequest),
+		adminReq: make(chan adminRequest),
 	}
 
 	segs, end, err := l.recover()

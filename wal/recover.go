@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"slices"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -42,8 +41,8 @@ func (l *Log) recover() (segs []*segment, end Pos, err error) {
 	for _, name := range names {
 		start, ok := parseSegmentName(name)
 		if !ok {
-			if strings.HasSuffix(name, ".tmp") {
-				// A temporary file of WriteFileAtomic that a crash left.
+			if name == cleanName+".tmp" {
+				// The marker's temporary file, left by a crash in Close.
 				if err := l.fs.Remove(join(l.dir, name)); err != nil {
 					return segs, 0, fmt.Errorf("wal: remove %s: %w", name, err)
 				}

@@ -49,9 +49,14 @@ func (l *Log) TruncateAfter(ctx context.Context, pos Pos) error {
 	if err := l.checkBoundary(pos); err != nil {
 		return err
 	}
-	req := truncRequest{pos: pos, reply: make(chan error, 1)}
+	return l.toWriter(adminRequest{truncate: true, pos: pos, reply: make(chan error, 1)})
+}
+
+// toWriter hands req to the writer goroutine and waits for its reply, or
+// for a stall: the writer may be blocked in a sync that never returns.
+func (l *Log) toWriter(req adminRequest) error {
 	select {
-	case l.truncReq <- req:
+	case l.adminReq <- req:
 	case <-l.done:
 		return ErrClosed
 	case <-l.failed:
@@ -61,7 +66,6 @@ func (l *Log) TruncateAfter(ctx context.Context, pos Pos) error {
 	case err := <-req.reply:
 		return err
 	case <-l.stalled:
-		// The writer is stuck in a sync; it will drop the reply.
 		return l.Err()
 	}
 }
@@ -159,25 +163,35 @@ func (l *Log) truncate(pos Pos) error {
 }
 
 // DeleteBefore deletes the segments lying wholly before pos (never the
-// active one) and returns the new Start. Each removal is made durable (a
-// directory sync under the sync deadline) before the next, oldest first, so
-// a crash leaves a contiguous log. Errors: ErrClosed, the sticky failure, IO
-// errors wrapped (a failed removal leaves its segment in the directory,
-// where the next Open finds it again as part of the log).
+// active one) and returns the new Start. The writer goroutine removes them
+// between group commits, oldest first, each removal made durable (a
+// directory sync under the sync deadline) before the next, so a crash leaves
+// a contiguous log. It returns promptly on a stall. Errors: ErrClosed, the
+// sticky failure, IO errors wrapped (a failed removal leaves its segment in
+// the directory, where the next Open finds it again as part of the log).
 func (l *Log) DeleteBefore(pos Pos) (Pos, error) {
 	l.admin <- struct{}{}
 	defer func() { <-l.admin }()
+	l.mu.Lock()
+	err := l.usableLocked()
+	l.mu.Unlock()
+	if err == nil {
+		err = l.toWriter(adminRequest{pos: pos, reply: make(chan error, 1)})
+	}
+	return l.Start(), err
+}
+
+// deleteBefore runs on the writer goroutine.
+func (l *Log) deleteBefore(pos Pos) error {
 	for {
-		l.mu.Lock()
-		if err := l.usableLocked(); err != nil {
-			l.mu.Unlock()
-			return 0, err
+		if err := l.Err(); err != nil {
+			return err
 		}
+		l.mu.Lock()
 		segs := l.mu.segs
 		if len(segs) == 1 || segs[1].start > pos {
-			start := segs[0].start
 			l.mu.Unlock()
-			return start, nil
+			return nil
 		}
 		first := segs[0]
 		l.mu.segs = segs[1:]
@@ -185,10 +199,10 @@ func (l *Log) DeleteBefore(pos Pos) (Pos, error) {
 		err := l.fs.Remove(join(l.dir, first.name))
 		l.release(first)
 		if err != nil {
-			return l.Start(), fmt.Errorf("wal: delete %s: %w", first.name, err)
+			return fmt.Errorf("wal: delete %s: %w", first.name, err)
 		}
 		if err := l.guard("sync dir", func() error { return l.fs.SyncDir(l.dir) }); err != nil {
-			return l.Start(), err
+			return err
 		}
 	}
 }

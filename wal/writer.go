@@ -29,9 +29,12 @@ func (w *writerState) init(l *Log) {
 	}
 }
 
-type truncRequest struct {
-	pos   Pos
-	reply chan error // buffered
+// adminRequest asks the writer to run TruncateAfter's or DeleteBefore's IO
+// between group commits.
+type adminRequest struct {
+	truncate bool // TruncateAfter; else DeleteBefore
+	pos      Pos
+	reply    chan error // buffered
 }
 
 // run is the writer goroutine. Owned by the Log: started by Open, stopped by
@@ -49,8 +52,12 @@ func (l *Log) run() {
 		case <-tick:
 			l.w.armed = false
 			intervalDue = true
-		case req := <-l.truncReq:
-			req.reply <- l.truncate(req.pos)
+		case req := <-l.adminReq:
+			if req.truncate {
+				req.reply <- l.truncate(req.pos)
+			} else {
+				req.reply <- l.deleteBefore(req.pos)
+			}
 			continue
 		case <-l.stop:
 			l.shutdown()

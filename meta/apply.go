@@ -8,6 +8,7 @@ import (
 // result is the outcome of applying one command, handed to its proposer.
 type result struct {
 	err   error
+	dup   bool // a retried request, applied before: skipped
 	topic *Topic
 	part  Partition
 	inc   uint64
@@ -26,6 +27,9 @@ type applier struct {
 // apply applies c, committed at index, to s. It returns the next State (s
 // itself when nothing changed), the events in order and the outcome.
 func apply(s *State, index uint64, c *command, offs *offsetTable) (*State, []Event, result) {
+	if c.From != 0 && c.Session != 0 && offs.dedup.seen(proposer{c.From, c.Session}, c.Seq) {
+		return s, nil, result{dup: true}
+	}
 	a := &applier{prev: s, index: index, offsets: offs}
 	r := a.run(c)
 	if a.next == nil {
@@ -81,6 +85,7 @@ func (a *applier) register(c *command) result {
 		return result{inc: n.Incarnation} // a retried proposal
 	}
 	s := a.st()
+	a.offsets.dedup.forget(c.Node, c.Nonce)
 	n = NodeInfo{ID: c.Node, Incarnation: n.Incarnation + 1, Nonce: c.Nonce}
 	// The old incarnation's session ends now: as if fenced, then back.
 	s.nodes[c.Node] = NodeInfo{ID: c.Node, Incarnation: n.Incarnation, Fenced: true}

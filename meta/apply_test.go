@@ -294,3 +294,40 @@ func TestApplyDoesNotMutatePreviousState(t *testing.T) {
 		t.Fatalf("an older State changed:\n%s\n%s", snap, got)
 	}
 }
+
+func TestApplyDedupRetries(t *testing.T) {
+	f := newFSM(t, 1)
+	f.ok(&command{Op: opCreateTopic, Topic: "t", Config: &TopicConfig{Partitions: 1}})
+	commit := func(seq uint64, off int64) result {
+		return f.do(&command{Op: opCommitOffset, From: 1, Session: 9, Seq: seq, Group: "g", Topic: "t", Offset: off})
+	}
+	commit(5, 5)
+	commit(6, 6)
+	if r := commit(5, 5); !r.dup {
+		t.Fatal("retried request applied twice")
+	}
+	if o, _ := f.offs.get("g", "t", 0); o != 6 {
+		t.Fatalf("a late retry moved the offset back to %d", o)
+	}
+	if r := commit(4, 4); r.dup { // never applied: not a duplicate
+		t.Fatal("fresh request taken for a duplicate")
+	}
+	commit(dedupWindow+10, 7)
+	if r := commit(9, 9); !r.dup {
+		t.Fatal("request older than the window applied")
+	}
+	// The window survives a snapshot.
+	s, offs, err := decodeSnapshot(encodeSnapshot(f.s, f.offs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s, f.offs = s, offs
+	if r := commit(6, 6); !r.dup {
+		t.Fatal("dedup window lost in the snapshot")
+	}
+	// A new registration of node 1 forgets its earlier Opens.
+	f.ok(&command{Op: opRegister, Node: 1, Nonce: 10})
+	if len(f.offs.dedup) != 0 {
+		t.Fatalf("dedup windows of an old incarnation kept: %d", len(f.offs.dedup))
+	}
+}

@@ -26,12 +26,13 @@ const (
 const commandVersion = 1
 
 // command is one entry of the metadata log. Which fields matter depends on
-// Op. From and Seq identify the proposer's request so that it learns the
-// outcome; they play no part in apply.
+// Op. From, Session and Seq identify the proposer's request: it learns the
+// outcome by them, and apply skips a request applied before (dedupTable).
 type command struct {
 	Op             op           `json:"op"`
 	From           uint64       `json:"from,omitempty"`
 	Seq            uint64       `json:"seq,omitempty"`
+	Session        uint64       `json:"sess,omitempty"` // proposer's registration nonce
 	Node           uint64       `json:"node,omitempty"`
 	Incarnation    uint64       `json:"inc,omitempty"`
 	Nonce          uint64       `json:"nonce,omitempty"`

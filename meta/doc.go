@@ -48,10 +48,10 @@
 // the leader by raft. The call returns once the command is applied on this
 // node, with its outcome; a proposal that raft dropped (no leader) or that
 // the network lost is proposed again every 2×ElectionTicks ticks until the
-// caller's context ends. A command applied twice is answered by its first
-// application; every command is written so that a second application is
-// refused (stale epoch, topic exists) or changes nothing. After a context
-// error the outcome is unknown.
+// caller's context ends. Requests carry (node, registration nonce,
+// sequence number); the state machine remembers the last 4096 per proposer
+// and skips a copy applied before, so a retry never applies twice. After a
+// context error the outcome is unknown.
 //
 // Events: Watch returns a Watcher that receives typed Events in apply order
 // (topic created/deleted, partition changed, node registered, fenced,

@@ -227,16 +227,15 @@ func (d *driver) step(m *pb.Message) {
 // propose starts a caller's proposal.
 func (d *driver) propose(p *proposal) {
 	d.seq++
-	p.cmd.From, p.cmd.Seq = d.n.cfg.ID, d.seq
+	p.cmd.From, p.cmd.Session, p.cmd.Seq = d.n.cfg.ID, d.nonce, d.seq
 	p.data = encodeCommand(p.cmd)
 	d.waiters[d.seq] = p
 	d.proposeData(p)
 }
 
 // proposeData (re)proposes p. A proposal raft drops (no leader yet) or
-// loses on the way is proposed again after retryTicks; one applied twice
-// is answered by its first application, and commands are written so that
-// the second application is refused or changes nothing.
+// loses on the way is proposed again after retryTicks; if both copies make
+// it into the log, apply skips the second (dedupTable).
 func (d *driver) proposeData(p *proposal) {
 	p.last = d.now
 	if err := d.rn.Propose(p.data); err != nil {

@@ -13,12 +13,18 @@ type offsetKey struct {
 // readers take the read lock. It is not part of the immutable State because
 // offsets change far more often than topics, and copying them on every
 // commit would cost O(offsets).
+//
+// It also carries the dedup table, which only the apply loop touches, so
+// that both travel together into snapshots.
 type offsetTable struct {
-	mu sync.RWMutex
-	m  map[offsetKey]int64
+	mu    sync.RWMutex
+	m     map[offsetKey]int64
+	dedup dedupTable // apply loop only; not under mu
 }
 
-func newOffsetTable() *offsetTable { return &offsetTable{m: map[offsetKey]int64{}} }
+func newOffsetTable() *offsetTable {
+	return &offsetTable{m: map[offsetKey]int64{}, dedup: dedupTable{}}
+}
 
 func (t *offsetTable) get(group, topic string, partition int32) (int64, bool) {
 	t.mu.RLock()

@@ -122,7 +122,7 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 	if len(evs) > 0 {
 		d.n.publish(evs)
 	}
-	if c.From == d.n.cfg.ID {
+	if c.From == d.n.cfg.ID && !res.dup {
 		if p, ok := d.waiters[c.Seq]; ok {
 			delete(d.waiters, c.Seq)
 			p.resp <- res

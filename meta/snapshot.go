@@ -18,6 +18,7 @@ type snapshotBody struct {
 	Nodes   []NodeInfo    `json:"nodes"`
 	Topics  []*Topic      `json:"topics"`
 	Offsets []offsetEntry `json:"offsets"`
+	Dedup   []dedupEntry  `json:"dedup"`
 }
 
 type offsetEntry struct {
@@ -30,7 +31,8 @@ type offsetEntry struct {
 // encodeSnapshot returns the snapshot form of s and offs:
 //
 //	+---------+------------------------------------------------+
-//	| version | JSON {index, created, nodes, topics, offsets}  |
+//	| version | JSON {index, created, nodes, topics, offsets,  |
+//	|         |       dedup}                                   |
 //	+---------+------------------------------------------------+
 //	   1 B      every list sorted: byte-identical for equal states
 func encodeSnapshot(s *State, offs *offsetTable) []byte {
@@ -43,6 +45,7 @@ func encodeSnapshot(s *State, offs *offsetTable) []byte {
 	slices.SortFunc(body.Offsets, func(a, b offsetEntry) int {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
+	body.Dedup = offs.dedup.entries()
 	b, err := json.Marshal(body)
 	if err != nil {
 		panic(fmt.Sprintf("meta: state does not encode: %v", err)) // plain structs: cannot happen
@@ -82,5 +85,6 @@ func decodeSnapshot(b []byte) (*State, *offsetTable, error) {
 	for _, o := range body.Offsets {
 		offs.m[offsetKey{o.Group, o.Topic, o.Partition}] = o.Offset
 	}
+	offs.dedup = dedupFrom(body.Dedup)
 	return s, offs, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
@@ -138,7 +139,7 @@ func TestStorageErrorStopsNode(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Fatalf("create on a broken disk: %v", err)
 		}
-		if !errors.Is(n.Err(), bolt.ErrDatabaseNotOpen) {
+		if !errors.Is(n.Err(), berrors.ErrDatabaseNotOpen) {
 			t.Fatalf("Err: %v", n.Err())
 		}
 		if err := n.Barrier(context.Background()); !errors.Is(err, ErrClosed) {

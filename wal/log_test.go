@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -405,5 +406,55 @@ func TestOptionsValidate(t *testing.T) {
 		if _, err := Open(o); !errors.Is(err, ErrInvalidOptions) {
 			t.Fatalf("Open(%+v) = %v", o, err)
 		}
+	}
+}
+
+// TestReaderTailsAppends reads frames while they are appended across many
+// segment rolls and while retention deletes old segments behind the reader.
+func TestReaderTailsAppends(t *testing.T) {
+	ctx := context.Background()
+	l := openT(t, NewMemFS(), func(o *Options) { o.SegmentSize = 512 })
+	const n = 2000
+	var readAt atomic.Int64 // the reader's position: retention stays behind it
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if _, err := l.Append(ctx, payloadOf(i)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%100 == 99 {
+				if _, err := l.DeleteBefore(Pos(readAt.Load())); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	})
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < n; {
+		f, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			if err := l.Wait(ctx, r.Pos()+1); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(f.Payload, payloadOf(i)) {
+			t.Fatalf("frame %d at %d: %q", i, f.Pos, f.Payload)
+		}
+		readAt.Store(int64(f.Pos))
+		i++
+	}
+	wg.Wait()
+	if l.Start() == 0 {
+		t.Fatal("retention deleted nothing")
 	}
 }

@@ -161,6 +161,9 @@ func (r *Reader) fill() error {
 	limit := min(r.segEnd, r.l.WrittenEnd())
 	off := SegmentHeaderSize + int64(r.pos-r.seg.start)
 	want := min(int64(readAhead), int64(limit-r.pos))
+	if want <= 0 { // truncated under us
+		return fmt.Errorf("%w: reader at %d, log ends at %d", ErrOutOfRange, r.pos, limit)
+	}
 	// Peek at the header for frames bigger than the read-ahead.
 	if len(r.buf) >= int(r.pos-r.bufPos)+FrameHeaderSize && r.pos >= r.bufPos {
 		if n := wantLen(r.buf[r.pos-r.bufPos:]); int64(n) > want {

@@ -144,3 +144,78 @@ func TestFaultLoop(t *testing.T) {
 	}
 	t.Logf("%d operations, %d runs reported the fault", total, reported)
 }
+
+// TestFailedSyncIsSticky: after a failed sync the Log is failed, returns the
+// cause wrapped, and never syncs again (not even on Close).
+func TestFailedSyncIsSticky(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemFS()
+	ffs := NewFaultFS(m)
+	l := openT(t, ffs, nil)
+	if _, err := l.Append(ctx, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(Fault{Ops: OpSync | OpSyncDir, N: 0, Err: syscall.EIO})
+	if _, err := l.Append(ctx, []byte("fails")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append with a failing sync = %v", err)
+	}
+	if !errors.Is(l.Err(), syscall.EIO) {
+		t.Fatalf("Err() = %v", l.Err())
+	}
+	ffs.Reset()
+	syncs := l.Stats().Syncs
+	if _, err := l.Append(ctx, []byte("after")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append after the failure = %v", err)
+	}
+	if err := l.Sync(ctx); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync after the failure = %v", err)
+	}
+	if err := l.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close = %v", err)
+	}
+	if l.Stats().Syncs != syncs {
+		t.Fatalf("synced again after a failed sync: %d -> %d", syncs, l.Stats().Syncs)
+	}
+	m.Crash(CrashOptions{})
+	l2 := openT(t, m, nil)
+	frames := readAll(t, l2, 0)
+	if len(frames) != 1 || string(frames[0].Payload) != "ok" {
+		t.Fatalf("after recovery: %d frames", len(frames))
+	}
+}
+
+// TestShortWriteIsNeverRead: a write that ran out of space half way fails
+// the Log; the half frame is neither readable nor kept on reopen.
+func TestShortWriteIsNeverRead(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemFS()
+	ffs := NewFaultFS(m)
+	l := openT(t, ffs, nil)
+	if _, err := l.Append(ctx, []byte("whole")); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(Fault{Ops: OpWrite, N: 0, Err: syscall.ENOSPC, Short: true})
+	_, err := l.Append(ctx, make([]byte, 200))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append = %v, want ENOSPC", err)
+	}
+	end := Pos(frameSize(len("whole")))
+	if l.WrittenEnd() != end {
+		t.Fatalf("written end %d, want %d", l.WrittenEnd(), end)
+	}
+	if _, _, err := l.ReadAt(end, nil); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("ReadAt(half frame) = %v", err)
+	}
+	if got := len(readAll(t, l, 0)); got != 1 {
+		t.Fatalf("reader sees %d frames", got)
+	}
+	_ = l.Close()
+	ffs.Reset()
+	if size, _ := m.Stat(join(testDir, segmentName(0))); size <= SegmentHeaderSize+int64(end) {
+		t.Fatalf("the short write left nothing behind (size %d); the test proves nothing", size)
+	}
+	l2 := openT(t, m, nil)
+	if l2.WrittenEnd() != end || len(readAll(t, l2, 0)) != 1 {
+		t.Fatalf("reopened: end %d", l2.WrittenEnd())
+	}
+}

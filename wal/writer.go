@@ -90,7 +90,11 @@ func (l *Log) round(intervalDue bool) {
 			return
 		}
 	}
-	l.w.spare = batch
+	if cap(batch) <= 2*l.opts.MaxPending {
+		l.w.spare = batch
+	} else {
+		l.w.spare = nil // one huge frame passed: let its buffer go
+	}
 	if l.WrittenEnd() <= l.DurableEnd() {
 		return
 	}

@@ -267,3 +267,80 @@ func TestClusterLossyNetwork(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterDrainAndUnhealthy: a draining node hands its leaderships to
+// other ISR members at once; an unhealthy one too, until it recovers and
+// the controller gives its preferred leaderships back.
+func TestClusterDrainAndUnhealthy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, false)
+		l := c.leader()
+		c.registered()
+		ctx := ctxT(t, 10*time.Second)
+		if _, err := c.nodes[l].CreateTopic(ctx, "t", TopicConfig{Partitions: 6}); err != nil {
+			t.Fatal(err)
+		}
+		leads := func(id uint64) int {
+			n := 0
+			for _, p := range c.nodes[l].State().Topics()[0].Partitions {
+				if p.Leader == id {
+					n++
+				}
+			}
+			return n
+		}
+		sick := otherThan(c.peers, l)[0]
+		if err := c.nodes[sick].SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[l].Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := leads(sick); n != 0 {
+			t.Fatalf("unhealthy node %d still leads %d partitions", sick, n)
+		}
+		if err := c.nodes[sick].SetUnhealthy(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("preferred leaderships back", 50, func() bool { return leads(sick) == 2 })
+		drained := otherThan(c.peers, l)[1]
+		if err := c.nodes[drained].Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[l].Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := leads(drained); n != 0 {
+			t.Fatalf("draining node %d still leads %d partitions", drained, n)
+		}
+		// It registers anew on restart and is eligible again.
+		c.stop(drained)
+		c.start(drained)
+		c.waitFor("drained node leads again", 100, func() bool {
+			nd, _ := c.nodes[l].State().Node(drained)
+			return nd.Incarnation == 2 && !nd.Draining && !nd.Fenced
+		})
+	})
+}
+
+// TestClusterLostLogStopsNode: a node that comes back without its log
+// (in memory, no MemStore) makes raft find its log lost: the node stops
+// with an error instead of taking the process down.
+func TestClusterLostLogStopsNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, false)
+		l := c.leader()
+		c.registered()
+		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		f := otherThan(c.peers, l)[0]
+		c.stop(f)
+		c.mem[f] = NewMemStore() // the log is gone
+		n := c.start(f)
+		c.waitFor("node stopped", 50, func() bool { return n.Err() != nil })
+		if _, err := n.Topic(ctxT(t, time.Second), "x"); !errors.Is(err, ErrClosed) {
+			t.Fatalf("call on a stopped node: %v", err)
+		}
+	})
+}

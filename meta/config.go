@@ -27,9 +27,14 @@ type Config struct {
 	Peers []uint64
 	// Dir is the directory for meta.db (the raft log, hard state and
 	// snapshot, in bbolt). "" keeps everything in memory: a restart then
-	// starts from nothing, so use "" only for tests and for clusters that
-	// are all in memory.
+	// starts from nothing (see MemStore), so use "" only for tests and for
+	// clusters that are all in memory.
 	Dir string
+	// MemStore, with Dir "", keeps the raft log in memory across Opens of
+	// this node, so that it can restart with its state. Without it a node
+	// in memory must never rejoin its group after Close: raft would find
+	// its log lost and stop the node.
+	MemStore *MemStore
 	// Raft sends raft messages (mux.TagRaft); the peers' HandleRaft must
 	// receive them. Required.
 	Raft Sender
@@ -64,6 +69,9 @@ func (c *Config) validate() error {
 	}
 	if slices.Contains(c.Peers, 0) {
 		return fmt.Errorf("%w: peer ID 0", ErrInvalidArgument)
+	}
+	if c.Dir != "" && c.MemStore != nil {
+		return fmt.Errorf("%w: both Dir and MemStore", ErrInvalidArgument)
 	}
 	if c.Raft == nil || c.Meta == nil {
 		return fmt.Errorf("%w: Raft and Meta senders are required", ErrInvalidArgument)

@@ -89,6 +89,7 @@ type cluster struct {
 	dir   string // "" in memory
 	nodes map[uint64]*Node
 	cfg   func(*Config)
+	mem   map[uint64]*MemStore // in memory: each node's log across restarts
 }
 
 func newCluster(t testing.TB, n int, onDisk bool) *cluster {
@@ -112,6 +113,14 @@ func (c *cluster) config(id uint64) Config {
 		Raft: fakeSender{c.net, id, true}, Meta: fakeSender{c.net, id, false}}
 	if c.dir != "" {
 		cfg.Dir = filepath.Join(c.dir, fmt.Sprint(id))
+	} else {
+		if c.mem == nil {
+			c.mem = map[uint64]*MemStore{}
+		}
+		if c.mem[id] == nil {
+			c.mem[id] = NewMemStore()
+		}
+		cfg.MemStore = c.mem[id]
 	}
 	if c.cfg != nil {
 		c.cfg(&cfg)

@@ -80,11 +80,16 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	path := ""
-	if cfg.Dir != "" {
-		path = filepath.Join(cfg.Dir, "meta.db")
+	var st *storage
+	var err error
+	switch {
+	case cfg.Dir != "":
+		st, err = openStorage(filepath.Join(cfg.Dir, "meta.db"))
+	case cfg.MemStore != nil:
+		st, err = cfg.MemStore.acquire()
+	default:
+		st, err = openStorage("")
 	}
-	st, err := openStorage(path)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +99,7 @@ func Open(cfg Config) (*Node, error) {
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.watchers.set = map[*Watcher]struct{}{}
 	if err := n.d.init(n); err != nil {
-		_ = st.close() // the init error is the one to report
+		_ = n.closeStorage() // the init error is the one to report
 		return nil, err
 	}
 	go n.run()
@@ -111,9 +116,17 @@ func (n *Node) Close() error {
 	n.once.Do(func() {
 		close(n.stop)
 		<-n.done
-		err = n.st.close()
+		err = n.closeStorage()
 	})
 	return err
+}
+
+func (n *Node) closeStorage() error {
+	if n.cfg.MemStore != nil {
+		n.cfg.MemStore.release()
+		return nil
+	}
+	return n.st.close()
 }
 
 // Err returns the storage error that stopped the node, or nil.
@@ -175,6 +188,16 @@ func newNonce() (uint64, error) {
 func (n *Node) run() {
 	defer close(n.done)
 	defer n.wakeWatchers()
+	defer func() {
+		// Raft panics on broken invariants of its log, e.g. a node that
+		// lost its log (Dir "" without a MemStore) rejoining its group.
+		// Stop this node, not the process.
+		if r := recover(); r != nil {
+			err := fmt.Errorf("meta: raft stopped: %v", r)
+			n.log.Error("meta: node stopped", "err", err)
+			n.failure.Store(&err)
+		}
+	}()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	d := &n.d

@@ -24,7 +24,7 @@ import (
 // written, at those offsets.
 func (l *Log) AppendLeader(ctx context.Context, leaderEpoch int32, records []Record) (base, last int64, err error) {
 	bp := l.getBuf()
-	defer l.bufs.Put(bp)
+	defer l.putBuf(bp)
 	buf, err := EncodeBatch((*bp)[:0], NewBatchHeader(0, leaderEpoch), records, l.opts.Clock())
 	if err != nil {
 		return 0, 0, err
@@ -83,7 +83,7 @@ func (l *Log) enqueued(b Batch, pos, end wal.Pos, follower bool) {
 		panic(fmt.Sprintf("log: epoch checked before enqueue no longer fits: %v", err))
 	}
 	l.mu.assigned = next
-	l.mu.pending = append(l.mu.pending, pendingBatch{pos: pos, end: end, next: next})
+	l.mu.pending.push(pendingBatch{pos: pos, end: end, next: next})
 	l.mu.index.add(b.BaseOffset(), int64(pos), b.maxNanos())
 	l.mu.sinceCkpt += int64(end - pos)
 	if l.opts.CheckpointInterval > 0 && l.mu.sinceCkpt >= l.opts.CheckpointInterval {
@@ -108,11 +108,25 @@ func (l *Log) await(ctx context.Context, end wal.Pos) error {
 }
 
 func (l *Log) getBuf() *[]byte {
-	if bp, ok := l.bufs.Get().(*[]byte); ok {
+	select {
+	case bp := <-l.bufs:
 		return bp
+	default:
+		b := make([]byte, 0, 64<<10)
+		return &b
 	}
-	b := make([]byte, 0, 64<<10)
-	return &b
+}
+
+// putBuf keeps bp for reuse unless enough are kept, or it grew past
+// MaxBatchBytes (a huge batch should not pin its memory).
+func (l *Log) putBuf(bp *[]byte) {
+	if cap(*bp) > l.opts.MaxBatchBytes+64<<10 {
+		return
+	}
+	select {
+	case l.bufs <- bp:
+	default:
+	}
 }
 
 // AppendFollower appends batches, a concatenation of encoded batches as

@@ -18,6 +18,10 @@ const (
 	DefaultCheckpointInterval = 64 << 20
 )
 
+// encodeBuffers is how many encode buffers a Log keeps for reuse: enough
+// for as many concurrent AppendLeader calls as a busy partition sees.
+const encodeBuffers = 16
+
 // checkpointName is the checkpoint file in the log's directory.
 const checkpointName = "log.checkpoint"
 
@@ -111,7 +115,7 @@ type Log struct {
 	ckptPath   string
 	logger     *slog.Logger
 	syncAlways bool
-	bufs       sync.Pool // *[]byte encode buffers
+	bufs       chan *[]byte // free encode buffers; a channel, not a sync.Pool, so GC does not empty it
 
 	ckptKick chan struct{} // cap 1: wakes the checkpoint goroutine
 	stop     chan struct{} // closed by Close
@@ -129,7 +133,7 @@ type Log struct {
 	mu struct {
 		sync.Mutex
 		closed    bool
-		pending   []pendingBatch // enqueued, not yet acknowledged by the wal, in order
+		pending   pendingQueue // enqueued, not yet acknowledged by the wal, in order
 		leo       int64          // log end offset: acknowledged batches only
 		leoPos    wal.Pos        // wal position matching leo
 		lastPos   wal.Pos        // position of the last acknowledged batch (-1: none)
@@ -149,6 +153,34 @@ type Log struct {
 type pendingBatch struct {
 	pos, end wal.Pos
 	next     int64 // offset after the batch
+}
+
+// pendingQueue is a FIFO of pendingBatch that reuses its array: no
+// allocation in steady state.
+type pendingQueue struct {
+	items []pendingBatch
+	head  int
+}
+
+func (q *pendingQueue) len() int             { return len(q.items) - q.head }
+func (q *pendingQueue) front() *pendingBatch { return &q.items[q.head] }
+func (q *pendingQueue) reset()               { q.items, q.head = q.items[:0], 0 }
+
+func (q *pendingQueue) push(p pendingBatch) {
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, p)
+}
+
+func (q *pendingQueue) pop() pendingBatch {
+	p := q.items[q.head]
+	q.head++
+	if q.head == len(q.items) {
+		q.reset()
+	}
+	return p
 }
 
 // Open opens (creating if needed) the log in opts.WAL.Dir and recovers it:
@@ -172,6 +204,7 @@ func Open(opts Options) (*Log, error) {
 		logger:     opts.Logger.With("log", opts.WAL.Dir),
 		syncAlways: opts.WAL.Durability == wal.SyncAlways,
 		ckptKick:   make(chan struct{}, 1),
+		bufs:       make(chan *[]byte, encodeBuffers),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -310,18 +343,18 @@ func (l *Log) ackEnd() wal.Pos {
 // ackLocked moves the log end offset over the pending batches the wal has
 // acknowledged, and wakes WaitEnd callers it passes.
 func (l *Log) ackLocked() {
-	if len(l.mu.pending) == 0 {
+	q := &l.mu.pending
+	if q.len() == 0 {
 		return
 	}
 	end := l.ackEnd()
-	n := 0
-	for n < len(l.mu.pending) && l.mu.pending[n].end <= end {
-		p := l.mu.pending[n]
+	moved := false
+	for q.len() > 0 && q.front().end <= end {
+		p := q.pop()
 		l.mu.leo, l.mu.leoPos, l.mu.lastPos = p.next, p.end, p.pos
-		n++
+		moved = true
 	}
-	if n > 0 {
-		l.mu.pending = l.mu.pending[n:]
+	if moved {
 		l.mu.endWait.advance(l.mu.leo)
 	}
 }

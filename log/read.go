@@ -15,19 +15,19 @@ import (
 // of batches, except that the first batch is returned whatever its size
 // (so a reader always progresses). The first batch may start before from:
 // the caller skips what it does not want. dst is the caller's; ReadBatches
-// writes only past len(dst). from == LogEndOffset or from >= limit returns
+// writes only past len(dst), and reads the wal straight into dst's spare
+// capacity when it has some. from == LogEndOffset or from >= limit returns
 // dst unchanged. Errors: ErrOffsetOutOfRange (from below LogStartOffset or
 // above LogEndOffset), ErrClosed, storage errors wrapped.
 func (l *Log) ReadBatches(dst []byte, from, limit int64, maxBytes int) ([]byte, error) {
 	first := true
-	err := l.scanBatches(from, limit, func(b Batch) bool {
-		if !first && len(b) > maxBytes {
+	err := l.scanFrames(from, limit, &dst, true, func(b Batch) bool {
+		if b.LastOffset() >= limit || (!first && len(b) > maxBytes) {
 			return false
 		}
 		first = false
-		dst = append(dst, b...)
 		maxBytes -= len(b)
-		return maxBytes > 0
+		return true
 	})
 	return dst, err
 }
@@ -35,34 +35,29 @@ func (l *Log) ReadBatches(dst []byte, from, limit int64, maxBytes int) ([]byte, 
 // Read returns the records with from <= offset < limit (and below
 // LogEndOffset), decoded, up to about maxBytes of encoded batches (at
 // least one record if there is one). The records' Key, Value and header
-// Values alias one buffer allocated for this call: the caller owns them.
+// Values alias buffers allocated for this call: the caller owns them.
 // An empty result with a nil error means nothing is there yet: see Wait.
 // Errors: as ReadBatches, plus ErrCorruptBatch.
 func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 	var (
-		recs    []Record
-		buf     []byte
-		decErr  error
-		reached bool
+		recs   []Record
+		decErr error
+		first  = true
 	)
-	err := l.scanFrames(from, limit, func(b Batch) bool {
-		if len(recs) > 0 && len(b) > maxBytes {
+	buf := make([]byte, 0, min(max(maxBytes, 4096), 4<<20))
+	err := l.scanFrames(from, limit, &buf, false, func(b Batch) bool {
+		if !first && len(b) > maxBytes {
 			return false
 		}
-		// Each batch gets its own slice of buf; buf grows into new arrays,
-		// never moving the bytes earlier records alias.
-		if cap(buf)-len(buf) < len(b) {
-			buf = make([]byte, 0, max(len(b), maxBytes, 4096))
+		if first {
+			// Size the result once, from the first batch's density.
+			n := int(b.Count()) * max(1, maxBytes/max(1, len(b)))
+			recs = make([]Record, 0, min(n, 1<<16)+int(b.Count()))
+			first = false
 		}
-		start := len(buf)
-		buf = append(buf, b...)
-		recs, decErr = Batch(buf[start:]).appendRecords(recs, from, limit)
-		if decErr != nil {
-			return false
-		}
+		recs, decErr = b.appendRecords(recs, from, limit)
 		maxBytes -= len(b)
-		reached = b.NextOffset() >= limit
-		return maxBytes > 0 && !reached
+		return decErr == nil && maxBytes > 0 && b.NextOffset() < limit
 	})
 	if err == nil {
 		err = decErr
@@ -70,21 +65,15 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 	return recs, err
 }
 
-// scanBatches calls yield with each whole batch holding an offset >= from
-// whose offsets are all below limit, in order, until yield returns false.
-func (l *Log) scanBatches(from, limit int64, yield func(Batch) bool) error {
-	return l.scanFrames(from, limit, func(b Batch) bool {
-		if b.LastOffset() >= limit {
-			return false
-		}
-		return yield(b)
-	})
-}
-
-// scanFrames calls yield with each batch that holds an offset in [from,
-// limit), below the log end offset. The Batch is valid only during the
-// call.
-func (l *Log) scanFrames(from, limit int64, yield func(Batch) bool) error {
+// scanFrames reads, in order, each batch that holds an offset in [from,
+// limit) below the log end offset, into the spare capacity of *dst (a new
+// array when it has too little), and calls keep with it. A batch keep
+// accepts stays appended to *dst and the scan goes on; at the first it
+// refuses, the scan stops and *dst is as before that batch. A batch keep
+// accepted is never moved by later reads (they go past it or into a new
+// array). Without contiguous, a batch that did not fit in *dst is not
+// copied into it: *dst becomes that batch's own array.
+func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, keep func(Batch) bool) error {
 	l.dataMu.RLock()
 	defer l.dataMu.RUnlock()
 	l.mu.Lock()
@@ -103,23 +92,28 @@ func (l *Log) scanFrames(from, limit int64, yield func(Batch) bool) error {
 	if from >= limit {
 		return nil
 	}
-	bp := l.getBuf()
-	defer l.bufs.Put(bp)
 	for pos := wal.Pos(e.Pos); pos < endPos; {
-		b, next, err := l.readBatch(pos, (*bp)[:0])
+		b, next, err := l.readBatch(pos, (*dst)[len(*dst):])
 		if err != nil {
 			if errors.Is(err, wal.ErrOutOfRange) {
 				return fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
 			}
 			return err
 		}
-		*bp = b[:0]
 		pos = next
 		if b.LastOffset() < from {
 			continue
 		}
-		if b.BaseOffset() >= limit || !yield(b) {
+		if b.BaseOffset() >= limit || !keep(b) {
 			return nil
+		}
+		switch {
+		case readInPlace(*dst, b):
+			*dst = (*dst)[:len(*dst)+len(b)]
+		case contiguous:
+			*dst = append(*dst, b...)
+		default: // b has an array of its own: go on in it
+			*dst = b
 		}
 	}
 	return nil
@@ -165,4 +159,12 @@ func (l *Log) wait(ctx context.Context, offset int64, set *waitSet, value func()
 		l.mu.Unlock()
 		return fmt.Errorf("log: wait for offset %d: %w", offset, ctx.Err())
 	}
+}
+
+// readInPlace reports whether b lies at the start of dst's spare capacity.
+func readInPlace(dst []byte, b Batch) bool {
+	if len(b) == 0 || cap(dst)-len(dst) < len(b) {
+		return false
+	}
+	return &dst[:len(dst)+1][len(dst)] == &b[0]
 }

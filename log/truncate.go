@@ -80,7 +80,7 @@ func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
 	}
 	l.mu.Lock()
 	l.mu.index, l.mu.epochs = index, epochs
-	l.mu.pending = l.mu.pending[:0]
+	l.mu.pending.reset()
 	l.mu.leo, l.mu.leoPos, l.mu.lastPos, l.mu.assigned = cut, pos, lastPos, cut
 	l.mu.Unlock()
 	l.appendMu.next = cut

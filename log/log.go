@@ -134,10 +134,10 @@ type Log struct {
 		sync.Mutex
 		closed    bool
 		pending   pendingQueue // enqueued, not yet acknowledged by the wal, in order
-		leo       int64          // log end offset: acknowledged batches only
-		leoPos    wal.Pos        // wal position matching leo
-		lastPos   wal.Pos        // position of the last acknowledged batch (-1: none)
-		assigned  int64          // end of the offsets handed out (>= leo)
+		leo       int64        // log end offset: acknowledged batches only
+		leoPos    wal.Pos      // wal position matching leo
+		lastPos   wal.Pos      // position of the last acknowledged batch (-1: none)
+		assigned  int64        // end of the offsets handed out (>= leo)
 		hw        int64
 		hwCeiling int64 // SetHighWatermark's bound besides leo (TruncateTo lowers it while it runs)
 		start     int64 // log start offset

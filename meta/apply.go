@@ -172,7 +172,9 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 		var nt *Topic
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
-			if p.Leader != node && !(leaveISR && p.InISR(node) && len(p.ISR) > 1) {
+			leaves := leaveISR && p.InISR(node) && len(p.ISR) > 1
+			moves := p.Leader == node && (leaveISR || pickLeader(s, p, node) != 0)
+			if !leaves && !moves {
 				continue
 			}
 			if nt == nil {

@@ -1,6 +1,9 @@
 package meta
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // controller is the deterministic core of the controller, run by the raft
 // leader's driver. It does no IO and reads no clock: time is the driver's
@@ -76,7 +79,8 @@ func (c *controller) decide(s *State, now int64) []*command {
 			delete(c.inflight, k)
 		}
 	}
-	fenced := map[uint64]bool{} // as it will be once out is applied
+	fenced := map[uint64]bool{}  // as it will be once out is applied
+	fencing := map[uint64]bool{} // fenced by this decision
 	for _, id := range s.nodeIDs() {
 		n := s.nodes[id]
 		if s, ok := c.sessions[id]; !ok || s.inc < n.Incarnation {
@@ -86,7 +90,7 @@ func (c *controller) decide(s *State, now int64) []*command {
 		alive := c.alive(n, now)
 		switch {
 		case !n.Fenced && !alive:
-			fenced[id] = true
+			fenced[id], fencing[id] = true, true
 			propose(fmt.Sprintf("fence/%d/%d", id, n.Incarnation),
 				&command{Op: opFence, Node: id, Incarnation: n.Incarnation})
 		case n.Fenced && alive && c.sessions[id].inc == n.Incarnation:
@@ -101,6 +105,9 @@ func (c *controller) decide(s *State, now int64) []*command {
 		t := s.topics[name]
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
+			if slices.ContainsFunc(p.ISR, func(id uint64) bool { return fencing[id] }) {
+				continue // the fence changes this partition: decide next time
+			}
 			if l := c.leaderFor(p, eligible); l != 0 {
 				propose(fmt.Sprintf("elect/%s/%d/%d/%d", name, p.Partition, p.PartitionEpoch, l),
 					&command{Op: opElectLeader, Topic: name, Partition: p.Partition,

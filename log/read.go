@@ -16,12 +16,13 @@ import (
 // (so a reader always progresses). The first batch may start before from:
 // the caller skips what it does not want. dst is the caller's; ReadBatches
 // writes only past len(dst), and reads the wal straight into dst's spare
-// capacity when it has some. from == LogEndOffset or from >= limit returns
+// capacity when it has some (give it maxBytes of capacity to avoid a copy).
+// from == LogEndOffset or from >= limit returns
 // dst unchanged. Errors: ErrOffsetOutOfRange (from below LogStartOffset or
 // above LogEndOffset), ErrClosed, storage errors wrapped.
 func (l *Log) ReadBatches(dst []byte, from, limit int64, maxBytes int) ([]byte, error) {
 	first := true
-	err := l.scanFrames(from, limit, &dst, true, func(b Batch) bool {
+	err := l.scanFrames(from, limit, &dst, true, 0, func(b Batch) bool {
 		if b.LastOffset() >= limit || (!first && len(b) > maxBytes) {
 			return false
 		}
@@ -44,15 +45,22 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 		decErr error
 		first  = true
 	)
-	buf := make([]byte, 0, min(max(maxBytes, 4096), 4<<20))
-	err := l.scanFrames(from, limit, &buf, false, func(b Batch) bool {
+	if end := l.LogEndOffset(); limit > end {
+		limit = end
+	}
+	if from >= limit {
+		// Nothing to decode; scanFrames still checks the range.
+		return nil, l.scanFrames(from, limit, new([]byte), false, 0, func(Batch) bool { return false })
+	}
+	var buf []byte
+	err := l.scanFrames(from, limit, &buf, false, min(max(maxBytes, 4096), 4<<20), func(b Batch) bool {
 		if !first && len(b) > maxBytes {
 			return false
 		}
 		if first {
 			// Size the result once, from the first batch's density.
-			n := int(b.Count()) * max(1, maxBytes/max(1, len(b)))
-			recs = make([]Record, 0, min(n, 1<<16)+int(b.Count()))
+			n := int64(b.Count()) * int64(max(1, maxBytes/max(1, len(b))))
+			recs = make([]Record, 0, min(n, limit-from, 1<<16))
 			first = false
 		}
 		recs, decErr = b.appendRecords(recs, from, limit)
@@ -72,8 +80,9 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 // refuses, the scan stops and *dst is as before that batch. A batch keep
 // accepted is never moved by later reads (they go past it or into a new
 // array). Without contiguous, a batch that did not fit in *dst is not
-// copied into it: *dst becomes that batch's own array.
-func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, keep func(Batch) bool) error {
+// copied into it: *dst becomes that batch's own array. An empty *dst gets
+// hint bytes of capacity (at most what the log holds past from).
+func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint int, keep func(Batch) bool) error {
 	l.dataMu.RLock()
 	defer l.dataMu.RUnlock()
 	l.mu.Lock()
@@ -91,6 +100,9 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, keep f
 	limit = min(limit, leo)
 	if from >= limit {
 		return nil
+	}
+	if cap(*dst) == 0 && hint > 0 {
+		*dst = make([]byte, 0, min(int64(hint), int64(endPos)-e.Pos))
 	}
 	for pos := wal.Pos(e.Pos); pos < endPos; {
 		b, next, err := l.readBatch(pos, (*dst)[len(*dst):])

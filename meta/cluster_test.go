@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -202,7 +201,7 @@ func TestClusterMinority(t *testing.T) {
 		others := otherThan(c.peers, l)
 		minority := []uint64{others[0], l}
 		majority := others[1:]
-		c.net.partition(minority, majority)
+		c.net.Partition(minority, majority)
 		for _, id := range minority {
 			n := c.nodes[id]
 			if _, err := n.CreateTopic(ctxT(t, 3*time.Second), "m"+fmt.Sprint(id), TopicConfig{Partitions: 1}); !errors.Is(err, context.DeadlineExceeded) {
@@ -223,7 +222,7 @@ func TestClusterMinority(t *testing.T) {
 		if _, err := c.nodes[majority[0]].CreateTopic(ctxT(t, 10*time.Second), "u", TopicConfig{Partitions: 1}); err != nil {
 			t.Fatal(err)
 		}
-		c.net.heal()
+		c.net.Heal()
 		for _, id := range minority {
 			if _, err := c.nodes[id].Topic(ctxT(t, 10*time.Second), "u"); err != nil {
 				t.Fatalf("node %d after heal: %v", id, err)
@@ -236,33 +235,28 @@ func TestClusterMinority(t *testing.T) {
 // from followers and reads still complete inside their contexts, each
 // topic is created once, and every node ends with the same state.
 func TestClusterLossyNetwork(t *testing.T) {
-	const seed = 7
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
 		c.leader()
 		c.registered()
-		c.net.mu.Lock()
-		c.net.drop, c.net.rng = 0.2, rand.New(rand.NewSource(seed))
-		c.net.mu.Unlock()
+		c.setDrop(0.2)
 		for i := range 12 {
 			n := c.nodes[uint64(i%3+1)]
 			_, err := n.CreateTopic(ctxT(t, 30*time.Second), fmt.Sprint("t", i), TopicConfig{Partitions: 2})
 			if err != nil {
-				t.Fatalf("seed %d: create t%d on node %d: %v", seed, i, n.ID(), err)
+				t.Fatalf("seed %d: create t%d on node %d: %v", c.seed, i, n.ID(), err)
 			}
 			if _, err := c.nodes[uint64((i+1)%3+1)].Topic(ctxT(t, 30*time.Second), fmt.Sprint("t", i)); err != nil {
-				t.Fatalf("seed %d: read t%d: %v", seed, i, err)
+				t.Fatalf("seed %d: read t%d: %v", c.seed, i, err)
 			}
 		}
-		c.net.mu.Lock()
-		c.net.drop = 0
-		c.net.mu.Unlock()
+		c.setDrop(0)
 		for _, n := range c.nodes {
 			if err := n.Barrier(ctxT(t, 10*time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			if got := len(n.State().Topics()); got != 12 {
-				t.Fatalf("seed %d: node %d has %d topics", seed, n.ID(), got)
+				t.Fatalf("seed %d: node %d has %d topics", c.seed, n.ID(), got)
 			}
 		}
 	})

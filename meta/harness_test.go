@@ -3,88 +3,24 @@ package meta
 import (
 	"context"
 	"fmt"
-	"math/rand"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/replog/replog/internal/mux"
+	"github.com/replog/replog/transport"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeNet delivers every Send synchronously to the destination's handler
-// (which only queues), unless the link is cut. It stands in for the
-// transport in tests that need only cuts, not delays.
-type fakeNet struct {
-	mu    sync.Mutex
-	nodes map[uint64]*Node
-	cut   map[[2]uint64]bool
-	drop  float64    // probability of dropping a message
-	rng   *rand.Rand // for drop, seeded
-}
-
-func newFakeNet() *fakeNet {
-	return &fakeNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
-}
-
-type fakeSender struct {
-	net  *fakeNet
-	from uint64
-	raft bool
-}
-
-func (s fakeSender) Send(to uint64, msg []byte) error {
-	s.net.mu.Lock()
-	n := s.net.nodes[to]
-	cut := s.net.cut[[2]uint64{s.from, to}]
-	if s.net.drop > 0 && s.net.rng.Float64() < s.net.drop {
-		cut = true
-	}
-	s.net.mu.Unlock()
-	if n == nil || cut {
-		return nil // dropped
-	}
-	payload := append([]byte(nil), msg[1:]...)
-	if s.raft {
-		n.HandleRaft(s.from, payload)
-	} else {
-		n.HandleMeta(s.from, payload)
-	}
-	return nil
-}
-
-// partition cuts every link between groups.
-func (f *fakeNet) partition(groups ...[]uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.cut)
-	for i, g := range groups {
-		for j, h := range groups {
-			if i == j {
-				continue
-			}
-			for _, a := range g {
-				for _, b := range h {
-					f.cut[[2]uint64{a, b}] = true
-				}
-			}
-		}
-	}
-}
-
-func (f *fakeNet) heal() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.cut)
-}
-
 // cluster is a meta group under test.
 type cluster struct {
 	t     testing.TB
-	net   *fakeNet
+	seed  int64
+	net   *transport.MemNetwork
+	eps   map[uint64]*transport.MemEndpoint
 	peers []uint64
 	dir   string // "" in memory
 	nodes map[uint64]*Node
@@ -94,23 +30,35 @@ type cluster struct {
 
 func newCluster(t testing.TB, n int, onDisk bool) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: newFakeNet(), nodes: map[uint64]*Node{}}
-	if onDisk {
-		c.dir = t.TempDir()
-	}
+	var peers []uint64
 	for i := 1; i <= n; i++ {
-		c.peers = append(c.peers, uint64(i))
+		peers = append(peers, uint64(i))
 	}
+	c := newClusterWith(t, peers, onDisk, nil)
 	for _, id := range c.peers {
 		c.start(id)
+	}
+	return c
+}
+
+// newClusterWith makes a cluster of peers on a fresh MemNetwork without
+// starting any node; cfg adjusts every node's Config.
+func newClusterWith(t testing.TB, peers []uint64, onDisk bool, cfg func(*Config)) *cluster {
+	c := &cluster{t: t, seed: 1, peers: peers, cfg: cfg, nodes: map[uint64]*Node{},
+		eps: map[uint64]*transport.MemEndpoint{}}
+	c.net = transport.NewMemNetwork(c.seed)
+	if onDisk {
+		c.dir = t.TempDir()
 	}
 	t.Cleanup(c.close)
 	return c
 }
 
-func (c *cluster) config(id uint64) Config {
-	cfg := Config{ID: id, Peers: c.peers,
-		Raft: fakeSender{c.net, id, true}, Meta: fakeSender{c.net, id, false}}
+func (c *cluster) config(id uint64) (Config, *mux.Mux) {
+	ep := c.net.Endpoint(id)
+	c.eps[id] = ep
+	m := mux.New(ep)
+	cfg := Config{ID: id, Peers: c.peers, Raft: m.Sender(mux.TagRaft), Meta: m.Sender(mux.TagMeta)}
 	if c.dir != "" {
 		cfg.Dir = filepath.Join(c.dir, fmt.Sprint(id))
 	} else {
@@ -125,12 +73,12 @@ func (c *cluster) config(id uint64) Config {
 	if c.cfg != nil {
 		c.cfg(&cfg)
 	}
-	return cfg
+	return cfg, m
 }
 
 func (c *cluster) start(id uint64) *Node {
 	c.t.Helper()
-	cfg := c.config(id)
+	cfg, m := c.config(id)
 	if cfg.Dir != "" {
 		if err := mkdir(cfg.Dir); err != nil {
 			c.t.Fatal(err)
@@ -140,9 +88,11 @@ func (c *cluster) start(id uint64) *Node {
 	if err != nil {
 		c.t.Fatalf("open node %d: %v", id, err)
 	}
-	c.net.mu.Lock()
-	c.net.nodes[id] = n
-	c.net.mu.Unlock()
+	for _, err := range []error{m.Handle(mux.TagRaft, n.HandleRaft), m.Handle(mux.TagMeta, n.HandleMeta), m.Start()} {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
 	c.nodes[id] = n
 	return n
 }
@@ -150,10 +100,10 @@ func (c *cluster) start(id uint64) *Node {
 func (c *cluster) stop(id uint64) {
 	c.t.Helper()
 	n := c.nodes[id]
-	c.net.mu.Lock()
-	delete(c.net.nodes, id)
-	c.net.mu.Unlock()
 	delete(c.nodes, id)
+	if err := c.eps[id].Close(); err != nil {
+		c.t.Fatalf("close endpoint %d: %v", id, err)
+	}
 	if err := n.Close(); err != nil {
 		c.t.Fatalf("close node %d: %v", id, err)
 	}
@@ -165,6 +115,20 @@ func (c *cluster) stop(id uint64) {
 func (c *cluster) close() {
 	for id := range c.nodes {
 		c.stop(id)
+	}
+	if err := c.net.Close(); err != nil {
+		c.t.Errorf("close network: %v", err)
+	}
+}
+
+// setDrop makes every link between peers drop messages with probability p.
+func (c *cluster) setDrop(p float64) {
+	for _, a := range c.peers {
+		for _, b := range c.peers {
+			if a != b {
+				c.net.SetLink(a, b, transport.LinkFaults{Drop: p})
+			}
+		}
 	}
 }
 

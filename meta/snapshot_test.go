@@ -13,12 +13,10 @@ import (
 // byte-identical state.
 func TestClusterSnapshotCatchUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := &cluster{t: t, net: newFakeNet(), nodes: map[uint64]*Node{}, dir: t.TempDir(),
-			peers: []uint64{1, 2, 3}, cfg: func(cfg *Config) { cfg.SnapshotEntries = 8 }}
+		c := newClusterWith(t, []uint64{1, 2, 3}, true, func(cfg *Config) { cfg.SnapshotEntries = 8 })
 		for _, id := range c.peers {
 			c.start(id)
 		}
-		t.Cleanup(c.close)
 		l := c.leader()
 		c.registered()
 		lagger := uint64(1)

@@ -145,10 +145,8 @@ func TestStorageErrorStopsNode(t *testing.T) {
 		if err := n.Barrier(context.Background()); !errors.Is(err, ErrClosed) {
 			t.Fatalf("barrier after stop: %v", err)
 		}
-		c.net.mu.Lock()
-		delete(c.net.nodes, 1)
-		c.net.mu.Unlock()
 		delete(c.nodes, 1)
+		_ = c.eps[1].Close()
 		_ = n.Close()
 	})
 }

@@ -11,10 +11,8 @@ import (
 
 func TestWatchOrderAndResync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := &cluster{t: t, net: newFakeNet(), nodes: map[uint64]*Node{}, peers: []uint64{1},
-			cfg: func(cfg *Config) { cfg.WatchBuffer = 8 }}
+		c := newClusterWith(t, []uint64{1}, false, func(cfg *Config) { cfg.WatchBuffer = 8 })
 		n := c.start(1)
-		t.Cleanup(c.close)
 		c.leader()
 		c.registered()
 		w := n.Watch()
@@ -88,7 +86,7 @@ func TestLeaseExpiryForcesReadIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitFor("follower lease", 20, n.leaseValid)
-		c.net.partition([]uint64{f}, otherThan(c.peers, f))
+		c.net.Partition([]uint64{f}, otherThan(c.peers, f))
 		// Inside the lease: local, no waiting even with a done context.
 		done := ctxT(t, 0)
 		if _, err := n.Topic(done, "t"); err != nil {
@@ -98,7 +96,7 @@ func TestLeaseExpiryForcesReadIndex(t *testing.T) {
 		if _, err := n.Topic(ctxT(t, 2*time.Second), "t"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("read after lease expiry: %v", err)
 		}
-		c.net.heal()
+		c.net.Heal()
 		if _, err := n.Topic(ctxT(t, 10*time.Second), "t"); err != nil {
 			t.Fatalf("read after heal: %v", err)
 		}

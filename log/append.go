@@ -15,29 +15,38 @@ import (
 //
 // Concurrent callers are ordered by offset and share the wal's group
 // commit: encoding happens outside the log's locks, offset assignment and
-// the wal enqueue under a short one, the wait outside it again.
+// the wal enqueue under a short one, the wait outside it again. The log
+// itself allocates nothing per batch in steady state.
 //
-// Errors: ErrInvalidRecord (empty, bad timestamp, larger than
-// MaxBatchBytes), ErrStaleEpoch (leaderEpoch below the latest epoch),
-// ErrClosed, storage errors wrapped. A ctx that ends after the batch was
-// enqueued returns base and last with ctx's error: the batch is still
-// written, at those offsets.
+// Errors: ErrInvalidRecord (empty batch, bad timestamp), ErrBatchTooLarge
+// (larger than MaxBatchBytes encoded), ErrStaleEpoch (leaderEpoch below
+// the latest epoch), ErrClosed, storage errors wrapped. A ctx that ends
+// after the batch was enqueued returns base and last with ctx's error: the
+// batch is still written, at those offsets.
 func (l *Log) AppendLeader(ctx context.Context, leaderEpoch int32, records []Record) (base, last int64, err error) {
+	return l.AppendLeaderBatch(ctx, NewBatchHeader(0, leaderEpoch), records)
+}
+
+// AppendLeaderBatch is AppendLeader with the batch header's producer
+// fields (ProducerID, ProducerEpoch, BaseSequence) set by the caller, for
+// idempotent producers; h.LeaderEpoch is the epoch, h.BaseOffset is
+// ignored (the log assigns it).
+func (l *Log) AppendLeaderBatch(ctx context.Context, h BatchHeader, records []Record) (base, last int64, err error) {
 	bp := l.getBuf()
 	defer l.putBuf(bp)
-	buf, err := EncodeBatch((*bp)[:0], NewBatchHeader(0, leaderEpoch), records, l.opts.Clock())
+	buf, err := EncodeBatch((*bp)[:0], h, records, l.opts.Clock())
 	if err != nil {
 		return 0, 0, err
 	}
 	*bp = buf
 	if len(buf) > l.opts.MaxBatchBytes {
-		return 0, 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrInvalidRecord, len(buf), l.opts.MaxBatchBytes)
+		return 0, 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrBatchTooLarge, len(buf), l.opts.MaxBatchBytes)
 	}
 	b := Batch(buf)
 	l.appendMu.Lock()
 	base = l.appendMu.next
 	b.setBaseOffset(base)
-	if err := l.checkLeaderEpoch(leaderEpoch); err != nil {
+	if err := l.checkLeaderEpoch(h.LeaderEpoch); err != nil {
 		l.appendMu.Unlock()
 		return 0, 0, err
 	}
@@ -150,7 +159,7 @@ func (l *Log) AppendFollower(ctx context.Context, batches []byte) (int64, error)
 			return 0, err
 		}
 		if len(b) > l.opts.MaxBatchBytes {
-			return 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrInvalidRecord, len(b), l.opts.MaxBatchBytes)
+			return 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrBatchTooLarge, len(b), l.opts.MaxBatchBytes)
 		}
 		if n := len(list); n > 0 && list[n-1].NextOffset() != b.BaseOffset() {
 			return 0, fmt.Errorf("%w: batch at %d after a batch ending at %d", ErrNotContiguous, b.BaseOffset(), list[n-1].LastOffset())

@@ -16,6 +16,11 @@
 //	err = l.Wait(ctx, offset)                               // until HW > offset
 //
 // Offsets start at 0 and are dense. Each batch is one wal frame.
+// Replication builds on: AppendLeader / AppendLeaderBatch (idempotent
+// producer fields), AppendFollower, ReadBatches, SetHighWatermark,
+// WaitEnd (a leader waiting for data to serve a fetch), BeginEpoch and
+// EndOffsetForEpoch (leader-epoch truncation), TruncateTo. Consumers use
+// Read below HighWatermark and Wait.
 //
 // # Guarantees
 //
@@ -47,6 +52,25 @@
 //   - Call EnforceRetention when retention should run (e.g. on a timer).
 //   - Close the Log: it stops the checkpoint goroutine and writes the
 //     checkpoint that makes the next Open fast.
+//
+// # Caveats
+//
+//   - The high watermark is persisted lazily (background checkpoints,
+//     TruncateTo, Close): after a crash it may come back lower, never
+//     higher than the recovered log end. Replication raises it again.
+//   - An epoch begun by BeginEpoch is persisted with the next checkpoint or
+//     the epoch's first batch; a crash before either forgets it (the node
+//     that restarts is no longer that epoch's leader anyway).
+//   - TruncateTo is for a follower. An AppendLeader that races it may be
+//     acknowledged and then truncated away.
+//   - LogEndOffset moves when some call observes the wal's progress: the
+//     appender's own return, LogEndOffset, reads, SetHighWatermark. An
+//     append whose caller gave up (ctx ended) after enqueueing becomes
+//     visible at the next such call, so a WaitEnd may sleep until then.
+//   - Retention runs only when EnforceRetention is called, and removes
+//     whole wal segments: Options.WAL.SegmentSize is its granularity.
+//   - Storage failures are sticky (the wal's): every later write fails;
+//     Close and Open again to recover from what is on disk.
 //
 // # Memory ownership
 //

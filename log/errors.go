@@ -18,9 +18,13 @@ var (
 	ErrCorruptBatch = errors.New("log: corrupt record batch")
 
 	// ErrInvalidRecord is returned by EncodeBatch and AppendLeader for an
-	// empty batch, a timestamp outside the representable range
-	// (1970-01-01 to 2262-04-11 UTC) or a batch larger than MaxBatchBytes.
+	// empty batch or a timestamp outside the storable range (1970-01-01 to
+	// 2262-04-11 UTC).
 	ErrInvalidRecord = errors.New("log: invalid record")
+
+	// ErrBatchTooLarge is returned by AppendLeader and AppendFollower for a
+	// batch larger than Options.MaxBatchBytes encoded.
+	ErrBatchTooLarge = errors.New("log: batch too large")
 
 	// ErrNotContiguous is returned by AppendFollower when a batch's base
 	// offset is not the log end offset: the follower must continue the log

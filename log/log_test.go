@@ -274,7 +274,29 @@ func TestOptionsValidate(t *testing.T) {
 	l := mustOpen(t, Options{WAL: wal.Options{FS: wal.NewMemFS(), Dir: "/x"}, MaxBatchBytes: 200})
 	defer l.Close()
 	big := []Record{{Value: make([]byte, 300)}}
-	if _, _, err := l.AppendLeader(context.Background(), 0, big); !errors.Is(err, ErrInvalidRecord) {
+	if _, _, err := l.AppendLeader(context.Background(), 0, big); !errors.Is(err, ErrBatchTooLarge) {
 		t.Fatalf("oversized batch: %v", err)
+	}
+}
+
+func TestAppendLeaderBatchKeepsProducerFields(t *testing.T) {
+	l := mustOpen(t, testOptions(wal.NewMemFS(), newClock()))
+	defer l.Close()
+	h := BatchHeader{LeaderEpoch: 4, ProducerID: 77, ProducerEpoch: 2, BaseSequence: 10, BaseOffset: 999}
+	appendLeader(t, l, 4, "first")
+	base, last, err := l.AppendLeaderBatch(context.Background(), h, vals("a", "b"))
+	if err != nil || base != 1 || last != 2 {
+		t.Fatalf("AppendLeaderBatch = %d, %d, %v", base, last, err)
+	}
+	raw, err := l.ReadBatches(nil, 1, 3, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := SplitBatch(raw)
+	if err != nil || b.Validate() != nil {
+		t.Fatal(err)
+	}
+	if b.BaseOffset() != 1 || b.LeaderEpoch() != 4 || b.ProducerID() != 77 || b.ProducerEpoch() != 2 || b.BaseSequence() != 10 {
+		t.Fatalf("header: base %d epoch %d producer %d/%d/%d", b.BaseOffset(), b.LeaderEpoch(), b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
 	}
 }

@@ -1,0 +1,152 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/replog/replog/wal"
+)
+
+// TestReadAgainstModel: for random (from, limit, maxBytes), Read returns a
+// non-empty dense run of the right records starting at from and below
+// limit whenever there is one, and ReadBatches whole batches covering
+// from, each entirely below limit.
+func TestReadAgainstModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	l := mustOpen(t, testOptions(wal.NewMemFS(), newClock()))
+	defer l.Close()
+	var model []string
+	var bases []int64 // base offset of each batch
+	for range 120 {
+		n := 1 + rng.IntN(6)
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = fmt.Sprintf("%d:%s", len(model)+i, make([]byte, rng.IntN(200)))
+		}
+		base, _ := appendLeader(t, l, 1, vs...)
+		bases = append(bases, base)
+		model = append(model, vs...)
+	}
+	end := int64(len(model))
+	for range 500 {
+		from := rng.Int64N(end + 1)
+		limit := rng.Int64N(end + 10)
+		maxBytes := 1 + rng.IntN(3000)
+		recs, err := l.Read(from, limit, maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stop := min(limit, end); from < stop && len(recs) == 0 {
+			t.Fatalf("Read(%d, %d, %d) returned nothing", from, limit, maxBytes)
+		}
+		for i, r := range recs {
+			if r.Offset != from+int64(i) || r.Offset >= limit || string(r.Value) != model[r.Offset] {
+				t.Fatalf("Read(%d, %d, %d): record %d is offset %d %.10q", from, limit, maxBytes, i, r.Offset, r.Value)
+			}
+		}
+		raw, err := l.ReadBatches(nil, from, limit, maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := int64(-1)
+		for rest := raw; len(rest) > 0; {
+			b, r, err := SplitBatch(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next < 0 && !(b.BaseOffset() <= from && from <= b.LastOffset()) {
+				t.Fatalf("ReadBatches(%d): first batch %d..%d", from, b.BaseOffset(), b.LastOffset())
+			}
+			if (next >= 0 && b.BaseOffset() != next) || b.LastOffset() >= limit {
+				t.Fatalf("ReadBatches(%d, %d): batch %d..%d after %d", from, limit, b.BaseOffset(), b.LastOffset(), next)
+			}
+			next, rest = b.NextOffset(), r
+		}
+		// The batch holding from is returned iff it lies below limit.
+		i := 0
+		for i+1 < len(bases) && bases[i+1] <= from {
+			i++
+		}
+		batchEnd := end
+		if i+1 < len(bases) {
+			batchEnd = bases[i+1]
+		}
+		if want := from < end && batchEnd <= limit; want != (len(raw) > 0) {
+			t.Fatalf("ReadBatches(%d, %d): %d bytes, batch %d..%d", from, limit, len(raw), bases[i], batchEnd-1)
+		}
+	}
+}
+
+// TestConcurrentUse runs appenders, readers, a high-watermark setter and
+// retention at once (meant for -race): readers always see dense, correct
+// records below the high watermark.
+func TestConcurrentUse(t *testing.T) {
+	opts := testOptions(wal.NewMemFS(), newClock())
+	opts.RetentionBytes = 8 << 10
+	opts.CheckpointInterval = 4 << 10
+	l := mustOpen(t, opts)
+	defer l.Close()
+	ctx := context.Background()
+	const appends = 300
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range appends / 3 {
+				if _, _, err := l.AppendLeader(ctx, 1, vals(fmt.Sprintf("w%d-%d", w, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for hw := int64(0); hw < appends; {
+			if err := l.WaitEnd(ctx, hw); err != nil {
+				t.Error(err)
+				return
+			}
+			hw = l.LogEndOffset()
+			if err := l.SetHighWatermark(hw); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := l.EnforceRetention(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 2 {
+		wg.Go(func() {
+			for next := int64(0); next < appends; {
+				if err := l.Wait(ctx, next); err != nil {
+					t.Error(err)
+					return
+				}
+				recs, err := l.Read(next, l.HighWatermark(), 500)
+				if err != nil {
+					// Retention moved the start past next: skip ahead.
+					if start := l.LogStartOffset(); !errors.Is(err, ErrOffsetOutOfRange) || start <= next {
+						t.Errorf("Read(%d): %v (start %d)", next, err, start)
+						return
+					}
+					next = l.LogStartOffset()
+					continue
+				}
+				for i, r := range recs {
+					if r.Offset != next+int64(i) {
+						t.Errorf("offset %d at index %d from %d", r.Offset, i, next)
+						return
+					}
+				}
+				next += int64(len(recs))
+			}
+		})
+	}
+	wg.Wait()
+	checkInvariants(t, l)
+}

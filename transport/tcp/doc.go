@@ -30,10 +30,10 @@
 // hello and the acceptor answers with its own, whose status accepts or
 // refuses the connection. A hello is 32 bytes, integers big-endian:
 //
-//	 0      4         6        8             16            24            32
-//	 +------+---------+--------+-------------+-------------+-------------+
-//	 | RPLG | version | status | cluster ID  |  from ID    |   to ID     |
-//	 +------+---------+--------+-------------+-------------+-------------+
+//	0      4         6        8             16            24            32
+//	+------+---------+--------+-------------+-------------+-------------+
+//	| RPLG | version | status | cluster ID  |  from ID    |   to ID     |
+//	+------+---------+--------+-------------+-------------+-------------+
 //
 // The acceptor refuses (and logs) a bad magic, another protocol version,
 // another cluster ID, a dialler that is not one of its peers, a hello
@@ -44,11 +44,11 @@
 //
 // After the handshake each message is one frame:
 //
-//	 0          4                  12
-//	 +----------+------------------+---------------------+
-//	 |  length  | xxhash64(payload)|  payload (length B) |
-//	 +----------+------------------+---------------------+
-//	   uint32        uint64
+//	0          4                  12
+//	+----------+------------------+---------------------+
+//	|  length  | xxhash64(payload)|  payload (length B) |
+//	+----------+------------------+---------------------+
+//	  uint32        uint64
 //
 // A frame longer than Config.MaxFrameSize closes the connection with a
 // logged error before anything is allocated for it; so does a checksum

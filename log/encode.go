@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"math"
 	"math/bits"
-	"slices"
 	"time"
 )
 
@@ -43,7 +42,7 @@ func EncodedSize(records []Record, now time.Time) (int, error) {
 	n := int64(batchHeaderSize)
 	nowNs := now.UnixNano()
 	for i := range records {
-		body := recordBodySize(&records[i], i, base, nowNs)
+		body := recordBodySize(&records[i], i, recordNanos(&records[i], nowNs)-base)
 		n += int64(varintLen(int64(body)) + body)
 	}
 	if n > math.MaxInt32 {
@@ -56,19 +55,18 @@ func EncodedSize(records []Record, now time.Time) (int, error) {
 // extended slice. A record with a zero Timestamp gets now. Offsets of the
 // records are ignored: the batch holds dense offsets from h.BaseOffset.
 // When dst has room (cap(dst)-len(dst) >= EncodedSize) it allocates
-// nothing. Errors wrap ErrInvalidRecord.
+// nothing. Errors wrap ErrInvalidRecord; dst is returned unchanged with
+// them.
 func EncodeBatch(dst []byte, h BatchHeader, records []Record, now time.Time) ([]byte, error) {
-	size, err := EncodedSize(records, now)
+	base, maxTs, err := batchTimes(records, now)
 	if err != nil {
 		return dst, err
 	}
-	base, maxTs, _ := batchTimes(records, now)
 	nowNs := now.UnixNano()
-	dst = slices.Grow(dst, size)
 	start := len(dst)
 	be := binary.BigEndian
 	dst = be.AppendUint64(dst, uint64(h.BaseOffset))
-	dst = be.AppendUint32(dst, uint32(size-lengthFieldEnd))
+	dst = be.AppendUint32(dst, 0) // length, filled below
 	dst = be.AppendUint32(dst, uint32(h.LeaderEpoch))
 	dst = append(dst, BatchVersion)
 	dst = be.AppendUint32(dst, 0) // checksum, filled below
@@ -82,9 +80,10 @@ func EncodeBatch(dst []byte, h BatchHeader, records []Record, now time.Time) ([]
 	dst = be.AppendUint32(dst, uint32(len(records)))
 	for i := range records {
 		r := &records[i]
-		dst = binary.AppendVarint(dst, int64(recordBodySize(r, i, base, nowNs)))
+		delta := recordNanos(r, nowNs) - base
+		dst = binary.AppendVarint(dst, int64(recordBodySize(r, i, delta)))
 		dst = append(dst, 0) // record attributes
-		dst = binary.AppendVarint(dst, recordNanos(r, nowNs)-base)
+		dst = binary.AppendVarint(dst, delta)
 		dst = binary.AppendVarint(dst, int64(i))
 		dst = appendBytesField(dst, r.Key)
 		dst = appendBytesField(dst, r.Value)
@@ -96,6 +95,10 @@ func EncodeBatch(dst []byte, h BatchHeader, records []Record, now time.Time) ([]
 		}
 	}
 	b := dst[start:]
+	if len(b) > math.MaxInt32 {
+		return dst[:start], fmt.Errorf("%w: batch of %d bytes", ErrInvalidRecord, len(b))
+	}
+	be.PutUint32(b[offLength:], uint32(len(b)-lengthFieldEnd))
 	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 	return dst, nil
 }
@@ -145,8 +148,10 @@ func recordNanos(r *Record, nowNs int64) int64 {
 	return r.Timestamp.UnixNano()
 }
 
-func recordBodySize(r *Record, i int, base, nowNs int64) int {
-	n := 1 + varintLen(recordNanos(r, nowNs)-base) + varintLen(int64(i))
+// recordBodySize is the size of a record after its length prefix; delta
+// is its timestamp delta.
+func recordBodySize(r *Record, i int, delta int64) int {
+	n := 1 + varintLen(delta) + varintLen(int64(i))
 	n += bytesFieldLen(r.Key) + bytesFieldLen(r.Value)
 	n += varintLen(int64(len(r.Headers)))
 	for _, h := range r.Headers {

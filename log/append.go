@@ -147,7 +147,10 @@ func (l *Log) putBuf(bp *[]byte) {
 // whose epoch is below the log's latest is ErrStaleEpoch, except that
 // epochs begun by BeginEpoch that hold no records yet give way. It returns
 // the log end offset after the batches, once the wal acknowledges them.
-// The bytes are copied into the wal; the caller keeps batches.
+// The bytes are copied into the wal; the caller keeps batches. If it fails
+// after enqueueing some of the batches (ctx ended, storage failed), it
+// returns the end offset of those with the error: the next batch must
+// start there.
 func (l *Log) AppendFollower(ctx context.Context, batches []byte) (int64, error) {
 	var list []Batch
 	for rest := batches; len(rest) > 0; {
@@ -179,8 +182,9 @@ func (l *Log) AppendFollower(ctx context.Context, batches []byte) (int64, error)
 	for _, b := range list {
 		pos, e, err := l.wal.Enqueue(ctx, b)
 		if err != nil {
+			next := l.appendMu.next // the batches before b were enqueued
 			l.appendMu.Unlock()
-			return 0, wrapWAL("append", err)
+			return next, wrapWAL("append", err)
 		}
 		l.enqueued(b, pos, e, true)
 		end = e

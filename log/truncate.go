@@ -137,9 +137,11 @@ func (l *Log) lastFrameBefore(entries []indexEntry, pos wal.Pos) wal.Pos {
 // It never deletes a record at or above the high watermark, nor the last
 // batch, nor the active segment. The log start offset moves to the first
 // batch kept; the offset index and epoch cache follow. It returns the new
-// log start offset. Reads wait meanwhile. Errors: ErrClosed, storage
-// errors wrapped.
-func (l *Log) EnforceRetention() (int64, error) {
+// log start offset. Before deleting it syncs the wal, so that the first
+// batch kept survives a crash whatever the Durability (the log start
+// offset is read from it). Reads wait meanwhile. Errors: ErrClosed,
+// storage errors wrapped, ctx's error.
+func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
 	l.dataMu.Lock()
 	defer l.dataMu.Unlock()
 	l.mu.Lock()
@@ -170,6 +172,9 @@ func (l *Log) EnforceRetention() (int64, error) {
 		target = min(target, hwPos)
 	}
 	oldStart := l.wal.Start()
+	if err := l.wal.Sync(ctx); err != nil {
+		return start, wrapWAL("retention", err)
+	}
 	newStart, err := l.wal.DeleteBefore(target)
 	if err != nil {
 		return start, wrapWAL("retention", err)

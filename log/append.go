@@ -126,10 +126,10 @@ func (l *Log) getBuf() *[]byte {
 	}
 }
 
-// putBuf keeps bp for reuse unless enough are kept, or it grew past
-// MaxBatchBytes (a huge batch should not pin its memory).
+// putBuf keeps bp for reuse unless enough are kept or it is large (a
+// huge batch should not pin its memory).
 func (l *Log) putBuf(bp *[]byte) {
-	if cap(*bp) > l.opts.MaxBatchBytes+64<<10 {
+	if cap(*bp) > maxKeptBuffer {
 		return
 	}
 	select {

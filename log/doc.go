@@ -149,14 +149,17 @@
 // wal frames after cover pos, validating each batch and rebuilding the
 // index and the epoch cache for them; a missing or unusable checkpoint
 // means a scan from the wal's start. After a clean Close the tail is
-// empty, so Open reads one small file and no log data.
+// empty, so Open reads one small file and the frames after the last index
+// entry, not the log.
 //
 // # Offset index
 //
 // In memory, one entry per Options.IndexInterval bytes of wal (default
-// 4 KiB): (base offset, wal position, max timestamp of the batches up to
-// the next entry). A read binary-searches it and scans at most about
-// IndexInterval bytes of frames. Retention by time uses its timestamps.
+// 16 KiB): (base offset, wal position, max timestamp of the batches up to
+// the next entry), 24 bytes, so 1.5 MiB of RAM and of checkpoint per GiB
+// of log. A read binary-searches it and reads at most about
+// IndexInterval bytes of frames before the one it wants. Retention by
+// time uses its timestamps.
 //
 // # Concurrency
 //

@@ -14,13 +14,18 @@ import (
 // Defaults of Options.
 const (
 	DefaultMaxBatchBytes      = 4 << 20
-	DefaultIndexInterval      = 4 << 10
+	DefaultIndexInterval      = 16 << 10
 	DefaultCheckpointInterval = 64 << 20
 )
 
-// encodeBuffers is how many encode buffers a Log keeps for reuse: enough
-// for as many concurrent AppendLeader calls as a busy partition sees.
-const encodeBuffers = 16
+// A Log keeps up to encodeBuffers encode buffers of at most
+// maxKeptBuffer bytes for reuse: enough for the concurrent AppendLeader
+// calls of a busy partition, at most 2 MiB held per partition. Larger
+// batches allocate their buffer (and amortize it).
+const (
+	encodeBuffers = 8
+	maxKeptBuffer = 256 << 10
+)
 
 // checkpointName is the checkpoint file in the log's directory.
 const checkpointName = "log.checkpoint"
@@ -37,7 +42,7 @@ type Options struct {
 	MaxBatchBytes int
 	// IndexInterval is the number of wal bytes between two entries of the
 	// sparse offset index: smaller means faster seeks and more memory (24
-	// bytes per entry, in RAM and in the checkpoint). Default 4 KiB.
+	// bytes per entry, in RAM and in the checkpoint). Default 16 KiB.
 	IndexInterval int
 	// CheckpointInterval is how many bytes of appends trigger a background
 	// checkpoint (which syncs the wal first, even under wal.SyncNever). It

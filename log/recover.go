@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"time"
 
 	"github.com/replog/replog/wal"
 )
@@ -211,9 +212,31 @@ func (l *Log) checkpoint() error {
 	return l.writeCheckpoint(ck)
 }
 
+// writeCheckpoint writes ck with wal.WriteFileAtomic under the sync
+// deadline: a write or sync still blocked after Options.WAL.SyncTimeout
+// returns an error wrapping wal.ErrStorageStalled at once. The goroutine
+// doing the write is then left blocked in the FS and exits when the FS
+// returns (as the wal's writer does); it touches nothing of the Log's.
 func (l *Log) writeCheckpoint(ck *checkpoint) error {
-	if err := wal.WriteFileAtomic(l.fs, l.ckptPath, encodeCheckpoint(ck)); err != nil {
-		return fmt.Errorf("log: checkpoint: %w", err)
+	data := encodeCheckpoint(ck)
+	done := make(chan error, 1)
+	go func() { done <- wal.WriteFileAtomic(l.fs, l.ckptPath, data) }()
+	timer := time.NewTimer(l.syncTimeout())
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("log: checkpoint: %w", err)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("log: checkpoint: %w", wal.ErrStorageStalled)
 	}
-	return nil
+}
+
+func (l *Log) syncTimeout() time.Duration {
+	if t := l.opts.WAL.SyncTimeout; t > 0 {
+		return t
+	}
+	return wal.DefaultSyncTimeout
 }

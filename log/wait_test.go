@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 
@@ -135,4 +136,47 @@ func TestStorageStallSurfaces(t *testing.T) {
 		stall.Release()
 		synctest.Wait()
 	})
+}
+
+// TestStalledCheckpointDoesNotHangClose: the disk stalls on the
+// checkpoint file's sync alone (the wal stays healthy): Close returns
+// within the sync timeout with ErrStorageStalled instead of hanging.
+func TestStalledCheckpointDoesNotHangClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fsys := &checkpointStallFS{FS: wal.NewMemFS(), release: make(chan struct{})}
+		opts := testOptions(fsys, newClock())
+		opts.WAL.SyncTimeout = 2e9
+		l := mustOpen(t, opts)
+		appendLeader(t, l, 1, "a")
+		if err := l.Close(); !errors.Is(err, wal.ErrStorageStalled) {
+			t.Fatalf("Close with a stalled checkpoint: %v", err)
+		}
+		close(fsys.release)
+		synctest.Wait()
+	})
+}
+
+// checkpointStallFS blocks the Sync of the checkpoint's temporary file
+// until release is closed.
+type checkpointStallFS struct {
+	wal.FS
+	release chan struct{}
+}
+
+func (s *checkpointStallFS) Create(name string) (wal.File, error) {
+	f, err := s.FS.Create(name)
+	if err != nil || filepath.Base(name) != checkpointName+".tmp" {
+		return f, err
+	}
+	return stallSyncFile{File: f, release: s.release}, nil
+}
+
+type stallSyncFile struct {
+	wal.File
+	release chan struct{}
+}
+
+func (f stallSyncFile) Sync() error {
+	<-f.release
+	return f.File.Sync()
 }

@@ -10,7 +10,7 @@
 //
 //	l, err := log.Open(log.Options{WAL: wal.Options{Dir: dir}})
 //	base, last, err := l.AppendLeader(ctx, epoch, records) // offsets base..last
-//	err = l.AppendFollower(ctx, rawBatches)                 // leader's bytes
+//	end, err := l.AppendFollower(ctx, rawBatches)           // leader's bytes
 //	buf, err := l.ReadBatches(nil, from, limit, maxBytes)   // raw batches
 //	recs, err := l.Read(from, l.HighWatermark(), maxBytes)  // decoded records
 //	err = l.Wait(ctx, offset)                               // until HW > offset
@@ -71,6 +71,9 @@
 //     whole wal segments: Options.WAL.SegmentSize is its granularity.
 //   - Storage failures are sticky (the wal's): every later write fails;
 //     Close and Open again to recover from what is on disk.
+//   - Checkpoint files are written under the wal's SyncTimeout: one still
+//     blocked past it is abandoned with wal.ErrStorageStalled, and the
+//     goroutine writing it exits when the file system returns.
 //
 // # Memory ownership
 //

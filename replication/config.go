@@ -1,0 +1,138 @@
+package replication
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
+)
+
+// Acks is how much replication Append waits for. The root package declares
+// the same values.
+type Acks int8
+
+// The acknowledgement levels.
+const (
+	// AcksNone: Append returns as soon as the batch is queued for its
+	// leader; the offsets it returns are -1. The batch may be lost.
+	AcksNone Acks = 0
+	// AcksLeader: Append returns once the leader wrote the batch (and
+	// synced it under wal.SyncAlways). A leader crash before the followers
+	// copy it can lose it.
+	AcksLeader Acks = 1
+	// AcksAll: Append returns once the high watermark passed the batch,
+	// with at least MinInSyncReplicas replicas in the ISR: every ISR member
+	// holds it, so no clean leader election can lose it.
+	AcksAll Acks = -1
+)
+
+// Sender sends one subsystem's messages to another node. mux.Sender
+// satisfies it: msg[0] is reserved for the tag (build messages with
+// mux.Frame) and the sender owns msg afterwards. Send must not block; it may
+// drop msg (the Manager retries).
+type Sender interface {
+	Send(to uint64, msg []byte) error
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBatchBytes  = 4 << 20
+	DefaultReplicaLagTime = 2 * time.Second // meta's default SessionTimeout
+)
+
+// Config configures a Manager. Zero fields take the documented defaults.
+type Config struct {
+	// ID is this node's ID, as in meta. Required.
+	ID uint64
+	// Meta is this node's metadata node. Required. The Manager watches it
+	// for partition changes and calls AlterISR, Drain and SetUnhealthy.
+	Meta *meta.Node
+	// Replication sends mux.TagReplication messages (leader pushes,
+	// follower acknowledgements); register HandleReplication for the tag.
+	// Required.
+	Replication Sender
+	// Forward sends mux.TagForward messages (appends and reads forwarded
+	// to a leader, and their answers); register HandleForward for the tag.
+	// Required.
+	Forward Sender
+
+	// Dir holds one directory per partition replica,
+	// "<topic>-<topic ID>-<partition>": the topic ID makes a topic deleted
+	// and created again under the same name start empty. With Dir "" and
+	// FS nil the logs live in a fresh wal.MemFS, lost at Close.
+	Dir string
+	// FS is the file system of the logs. Nil: wal.OSFS, or a fresh
+	// wal.MemFS when Dir is "".
+	FS wal.FS
+
+	// Durability, SyncInterval, SyncTimeout and SegmentSize configure
+	// every replica's wal (see package wal). With SyncAlways a follower
+	// acknowledges only synced data, and the high watermark counts the
+	// leader's synced end only.
+	Durability   wal.Durability
+	SyncInterval time.Duration
+	SyncTimeout  time.Duration
+	SegmentSize  int64
+
+	// MaxBatchBytes is the largest encoded batch Append accepts.
+	// Default DefaultMaxBatchBytes (4 MiB).
+	MaxBatchBytes int
+	// ReplicaLagTime is how long an ISR member may stay behind the leader
+	// before the leader asks the controller to shrink it out of the ISR.
+	// Default DefaultReplicaLagTime (2 s, meta's default SessionTimeout:
+	// set it to the cluster's SessionTimeout).
+	ReplicaLagTime time.Duration
+	// Clock gives the time for record timestamps and retention by age.
+	// Default time.Now. Timers use the runtime's clock.
+	Clock func() time.Time
+	// Logger receives the replicas' warnings. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.ID == 0:
+		return fmt.Errorf("%w: Config.ID is 0", ErrInvalidArgument)
+	case c.Meta == nil:
+		return fmt.Errorf("%w: Config.Meta is nil", ErrInvalidArgument)
+	case c.Replication == nil || c.Forward == nil:
+		return fmt.Errorf("%w: Config.Replication and Config.Forward are required", ErrInvalidArgument)
+	case c.MaxBatchBytes < 0 || c.ReplicaLagTime < 0:
+		return fmt.Errorf("%w: negative MaxBatchBytes or ReplicaLagTime", ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.FS == nil {
+		if c.Dir == "" {
+			c.FS = wal.NewMemFS()
+		} else {
+			c.FS = wal.OSFS{}
+		}
+	}
+	if c.Dir == "" {
+		c.Dir = "/replication"
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.ReplicaLagTime == 0 {
+		c.ReplicaLagTime = DefaultReplicaLagTime
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// tickInterval is the period of the Manager's one timer (lag checks,
+// retransmissions, retention): an eighth of the lag time, within bounds.
+func (c *Config) tickInterval() time.Duration {
+	return min(max(c.ReplicaLagTime/8, 10*time.Millisecond), 250*time.Millisecond)
+}

@@ -1,0 +1,235 @@
+package replog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/replication"
+)
+
+// Acks is how many replicas must hold an appended batch before Append
+// returns.
+type Acks int8
+
+const (
+	// AcksNone: Append returns once the batch is handed to the leader's log
+	// (or sent towards the leader), without waiting for any write. The
+	// batch may be lost without the caller hearing of it.
+	AcksNone Acks = 0
+	// AcksLeader: Append returns once the leader has written (and, under
+	// SyncAlways, synced) the batch. A leader that crashes before its
+	// followers copied it loses the batch.
+	AcksLeader Acks = 1
+	// AcksAll: Append returns once every member of the ISR holds the batch
+	// (the high watermark passed it) and the ISR has at least
+	// MinInSyncReplicas members. The default, and the only setting under
+	// which an acknowledged batch survives the loss of a node.
+	AcksAll Acks = -1
+)
+
+// String returns the setting's name.
+func (a Acks) String() string {
+	switch a {
+	case AcksNone:
+		return "AcksNone"
+	case AcksLeader:
+		return "AcksLeader"
+	case AcksAll:
+		return "AcksAll"
+	}
+	return fmt.Sprintf("Acks(%d)", int8(a))
+}
+
+// appendOptions are the options of one Append.
+type appendOptions struct {
+	acks Acks
+}
+
+// AppendOption changes how one Append behaves.
+type AppendOption func(*appendOptions)
+
+// WithAcks sets the acknowledgement an Append waits for. Default AcksAll.
+func WithAcks(a Acks) AppendOption {
+	return func(o *appendOptions) { o.acks = a }
+}
+
+// AppendResult gives the offsets an appended batch got: BaseOffset for its
+// first record, LastOffset for its last, every offset between them used by
+// the batch in order. With AcksNone both are -1 (not known).
+type AppendResult struct {
+	BaseOffset, LastOffset int64
+}
+
+// Append appends batch, in order, as one batch to a partition, on any
+// node: a node that does not lead the partition forwards the batch to the
+// leader. It rides out elections and lost messages inside ctx, and never
+// writes a batch twice for its own retries.
+//
+// The records are copied before Append returns; Offset fields are ignored;
+// a zero Timestamp becomes the leader's clock.
+//
+// Errors: ErrInvalidArgument (topic name, negative partition, empty batch,
+// timestamp out of range, unknown Acks), ErrUnknownTopic (unless
+// Config.AutoCreate), ErrUnknownPartition, ErrRecordTooLarge,
+// ErrNotEnoughReplicas (AcksAll with the ISR below MinInSyncReplicas),
+// ErrStorageStalled, ErrNotLeader (the leader could not be reached within
+// ctx), ErrClosed, ctx's error. After ErrStorageStalled, ErrNotLeader or a
+// ctx error the batch may or may not have been written.
+func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
+	batch []Record, opts ...AppendOption) (AppendResult, error) {
+	const op = "append"
+	if err := c.checkOpen(op); err != nil {
+		return AppendResult{}, err
+	}
+	o := appendOptions{acks: AcksAll}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := c.checkAppend(op, topic, partition, batch, o.acks); err != nil {
+		return AppendResult{}, err
+	}
+	if err := c.knownPartition(ctx, op, topic, partition, c.cfg.AutoCreate); err != nil {
+		return AppendResult{}, err
+	}
+	base, last, err := c.repl.Append(ctx, topic, partition, batch, replication.Acks(o.acks))
+	if err != nil {
+		return AppendResult{}, translate(op, err)
+	}
+	return AppendResult{BaseOffset: base, LastOffset: last}, nil
+}
+
+// checkAppend validates an Append's arguments.
+func (c *Cluster) checkAppend(op, topic string, partition int32, batch []Record, acks Acks) error {
+	if err := meta.ValidTopicName(topic); err != nil {
+		return translate(op, err)
+	}
+	if partition < 0 {
+		return invalid(op, "partition %d", partition)
+	}
+	if len(batch) == 0 {
+		return invalid(op, "empty batch")
+	}
+	if acks != AcksNone && acks != AcksLeader && acks != AcksAll {
+		return invalid(op, "acks %v", acks)
+	}
+	size, err := log.EncodedSize(batch, c.cfg.Clock())
+	if err != nil {
+		return translate(op, err)
+	}
+	if size > c.cfg.MaxBatchBytes {
+		return fmt.Errorf("%w: %s: %d bytes encoded, MaxBatchBytes is %d",
+			ErrRecordTooLarge, op, size, c.cfg.MaxBatchBytes)
+	}
+	return nil
+}
+
+// knownPartition checks that the partition exists. The common case reads
+// the node's metadata snapshot and allocates nothing; a topic missing there
+// is looked up lease-checked (so a topic whose CreateTopic returned is
+// found) and, with autoCreate, created.
+func (c *Cluster) knownPartition(ctx context.Context, op, topic string, partition int32, autoCreate *TopicConfig) error {
+	t, ok := c.meta.State().Topic(topic)
+	if !ok {
+		var err error
+		t, err = c.meta.Topic(ctx, topic)
+		if errors.Is(err, meta.ErrUnknownTopic) && autoCreate != nil {
+			err = c.CreateTopic(ctx, topic, *autoCreate)
+			if err == nil || errors.Is(err, ErrTopicExists) {
+				t, err = c.meta.Topic(ctx, topic)
+			}
+		}
+		if err != nil {
+			return translate(op, err)
+		}
+	}
+	if partition >= int32(len(t.Partitions)) {
+		return fmt.Errorf("%w: %s: topic %q has %d partitions, not %d",
+			ErrUnknownPartition, op, topic, len(t.Partitions), partition)
+	}
+	return nil
+}
+
+// Defaults of the read options.
+const DefaultReadMaxBytes = 1 << 20
+
+// readOptions are the options of one Read.
+type readOptions struct {
+	maxBytes, maxRecords int
+	maxWait              time.Duration
+}
+
+// ReadOption changes how one Read behaves.
+type ReadOption func(*readOptions)
+
+// MaxBytes bounds the encoded size of the batches a Read decodes. A Read
+// returns at least one record if there is one, whatever its size.
+// Default 1 MiB.
+func MaxBytes(n int) ReadOption { return func(o *readOptions) { o.maxBytes = n } }
+
+// MaxRecords bounds the number of records a Read returns. Default 0: no
+// bound but MaxBytes.
+func MaxRecords(n int) ReadOption { return func(o *readOptions) { o.maxRecords = n } }
+
+// MaxWait makes a Read that finds no committed record at offset wait up to
+// d for one (woken by the commit, never by polling). Default 0: return at
+// once, possibly with no records.
+func MaxWait(d time.Duration) ReadOption { return func(o *readOptions) { o.maxWait = d } }
+
+// ReadResult is what a Read returns.
+type ReadResult struct {
+	// Records are committed records from the offset asked on, in offset
+	// order. Their Key, Value and header Values belong to the caller.
+	Records []Record
+	// HighWatermark is the offset below which records are committed, and
+	// LogStartOffset the first one retention kept, as the replica that
+	// answered knows them.
+	HighWatermark, LogStartOffset int64
+}
+
+// Read returns committed records (below the high watermark) of a
+// partition, from offset on. A node that holds a replica answers from it,
+// up to the high watermark it knows; others ask the leader. An offset at
+// the high watermark returns no records (or, with MaxWait, waits for one).
+//
+// Errors: ErrInvalidArgument (topic name, negative partition or option),
+// ErrUnknownTopic, ErrUnknownPartition, ErrOffsetOutOfRange (offset
+// negative, below LogStartOffset or above the log end), ErrNotLeader,
+// ErrClosed, ctx's error.
+func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
+	offset int64, opts ...ReadOption) (ReadResult, error) {
+	const op = "read"
+	if err := c.checkOpen(op); err != nil {
+		return ReadResult{}, err
+	}
+	o := readOptions{maxBytes: DefaultReadMaxBytes}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := meta.ValidTopicName(topic); err != nil {
+		return ReadResult{}, translate(op, err)
+	}
+	switch {
+	case partition < 0:
+		return ReadResult{}, invalid(op, "partition %d", partition)
+	case o.maxBytes < 1, o.maxRecords < 0, o.maxWait < 0:
+		return ReadResult{}, invalid(op, "MaxBytes %d, MaxRecords %d, MaxWait %v",
+			o.maxBytes, o.maxRecords, o.maxWait)
+	case offset < 0:
+		return ReadResult{}, fmt.Errorf("%w: %s: offset %d", ErrOffsetOutOfRange, op, offset)
+	}
+	if err := c.knownPartition(ctx, op, topic, partition, nil); err != nil {
+		return ReadResult{}, err
+	}
+	res, err := c.repl.Read(ctx, topic, partition, offset, replication.ReadOptions{
+		MaxBytes: o.maxBytes, MaxRecords: o.maxRecords, MaxWait: o.maxWait,
+	})
+	if err != nil {
+		return ReadResult{}, translate(op, err)
+	}
+	return ReadResult{Records: res.Records, HighWatermark: res.HighWatermark,
+		LogStartOffset: res.LogStartOffset}, nil
+}

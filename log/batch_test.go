@@ -2,6 +2,8 @@ package log
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -271,6 +273,9 @@ func FuzzDecodeBatch(f *testing.F) {
 		if len(recs) > len(data) {
 			t.Fatalf("%d records from %d bytes", len(recs), len(data))
 		}
+		// Fix the checksum so that mutations reach the structural checks.
+		b = append(Batch(nil), b...)
+		binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 		if b.Validate() != nil {
 			return
 		}

@@ -14,13 +14,14 @@ import (
 
 func encodeFrames(msgs ...[]byte) []byte {
 	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
+	w := newFrameWriter(0)
+	w.reset(&buf)
 	for _, m := range msgs {
-		if err := writeFrame(w, m); err != nil {
+		if err := w.add(m); err != nil {
 			panic(err)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		panic(err)
 	}
 	return buf.Bytes()
@@ -35,15 +36,23 @@ func TestFrameRoundTrip(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	r := bufio.NewReaderSize(bytes.NewReader(encodeFrames(msgs...)), 4096)
-	for i, want := range msgs {
-		got, err := readFrame(r, 70000)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("frame %d: err %v, equal %v", i, err, bytes.Equal(got, want))
+	data := encodeFrames(msgs...)
+	for _, direct := range []bool{false, true} {
+		br := bytes.NewReader(data)
+		r := bufio.NewReaderSize(br, 4096)
+		var raw io.Reader
+		if direct {
+			raw = br
 		}
-	}
-	if _, err := readFrame(r, 70000); err != io.EOF {
-		t.Fatalf("after the last frame: %v, want io.EOF", err)
+		for i, want := range msgs {
+			got, err := readFrame(r, raw, 70000)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("direct %v, frame %d: err %v, equal %v", direct, i, err, bytes.Equal(got, want))
+			}
+		}
+		if _, err := readFrame(r, raw, 70000); err != io.EOF {
+			t.Fatalf("after the last frame: %v, want io.EOF", err)
+		}
 	}
 }
 
@@ -62,7 +71,7 @@ func TestFrameErrors(t *testing.T) {
 		{"flipped bit", flipped, 100, ErrChecksum},
 		{"over the limit", good, 11, ErrFrameTooLarge},
 	} {
-		_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.data)), tc.max)
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.data)), nil, tc.max)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
@@ -78,7 +87,7 @@ func TestOversizeFrameNotAllocated(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for range 100 {
 		r := bufio.NewReaderSize(bytes.NewReader(h[:]), 16)
-		if _, err := readFrame(r, 1<<20); !errors.Is(err, ErrFrameTooLarge) {
+		if _, err := readFrame(r, nil, 1<<20); !errors.Is(err, ErrFrameTooLarge) {
 			t.Fatal(err)
 		}
 	}
@@ -93,14 +102,20 @@ func TestOversizeFrameNotAllocated(t *testing.T) {
 func FuzzReadFrame(f *testing.F) {
 	f.Add(encodeFrames([]byte("a"), []byte("bc"), nil))
 	f.Add(encodeFrames(make([]byte, 300)))
+	f.Add(encodeFrames(make([]byte, directLimit+5), []byte("x")))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 1, 1, 2, 3})
 	f.Add([]byte{})
-	const limit = 256
+	const limit = 2 * directLimit
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := bufio.NewReaderSize(bytes.NewReader(data), 16)
+		br := bytes.NewReader(data)
+		r := bufio.NewReaderSize(br, 16)
+		var raw io.Reader
+		if len(data)%2 == 0 {
+			raw = br // long payloads bypass r
+		}
 		for range len(data)/frameHeaderSize + 1 {
-			msg, err := readFrame(r, limit)
+			msg, err := readFrame(r, raw, limit)
 			if err != nil {
 				return
 			}
@@ -109,7 +124,7 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			_ = xxhash.Sum64(msg)
 		}
-		if _, err := readFrame(r, limit); err == nil {
+		if _, err := readFrame(r, raw, limit); err == nil {
 			t.Fatal("more frames than the input can hold")
 		}
 	})

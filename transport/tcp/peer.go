@@ -114,7 +114,7 @@ func (p *peer) run() {
 	defer p.t.wg.Done()
 	defer close(p.done)
 	log := p.t.cfg.Logger.With("peer", p.id, "addr", p.addr)
-	bw := bufio.NewWriterSize(nil, p.t.cfg.WriteBufferSize)
+	fw := newFrameWriter(p.t.cfg.WriteBufferSize)
 	attempt := 0
 	var next net.Conn
 	for p.ctx.Err() == nil {
@@ -151,7 +151,7 @@ func (p *peer) run() {
 		p.t.stats.connects.Add(1)
 		log.Info("tcp: connected", "remote", conn.RemoteAddr().String())
 		var err error
-		next, err = p.serve(conn, bw)
+		next, err = p.serve(conn, fw)
 		if p.ctx.Err() != nil {
 			return
 		}
@@ -166,7 +166,7 @@ func (p *peer) run() {
 // reader goroutine delivers what arrives on it. It returns when conn fails,
 // when ctx ends, or when the peer dials again (acceptor side), with that
 // new connection; conn is closed and its reader gone when serve returns.
-func (p *peer) serve(conn net.Conn, bw *bufio.Writer) (next net.Conn, err error) {
+func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) {
 	readErr := make(chan error, 1)
 	p.t.wg.Add(1)
 	go func() {
@@ -181,8 +181,8 @@ func (p *peer) serve(conn net.Conn, bw *bufio.Writer) (next net.Conn, err error)
 			err = e
 		}
 	}
-	bw.Reset(conn)
-	defer bw.Reset(nil)
+	fw.reset(conn)
+	defer fw.reset(nil)
 	for {
 		select {
 		case <-p.notify:
@@ -197,7 +197,7 @@ func (p *peer) serve(conn net.Conn, bw *bufio.Writer) (next net.Conn, err error)
 			return nil, p.ctx.Err()
 		}
 		batch := p.take()
-		err = p.write(conn, bw, batch)
+		err = p.write(conn, fw, batch)
 		n := uint64(len(batch))
 		p.give(batch)
 		if err != nil {
@@ -210,16 +210,16 @@ func (p *peer) serve(conn net.Conn, bw *bufio.Writer) (next net.Conn, err error)
 }
 
 // write sends batch as frames in as few writes as the buffer allows.
-func (p *peer) write(conn net.Conn, bw *bufio.Writer, batch [][]byte) error {
+func (p *peer) write(conn net.Conn, fw *frameWriter, batch [][]byte) error {
 	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
 		return err
 	}
 	for _, m := range batch {
-		if err := writeFrame(bw, m); err != nil {
+		if err := fw.add(m); err != nil {
 			return err
 		}
 	}
-	return bw.Flush()
+	return fw.flush()
 }
 
 // read delivers conn's frames to the Handler until conn fails.
@@ -227,7 +227,7 @@ func (p *peer) read(conn net.Conn) error {
 	br := bufio.NewReaderSize(conn, p.t.cfg.ReadBufferSize)
 	h := p.t.handler
 	for {
-		msg, err := readFrame(br, p.t.cfg.MaxFrameSize)
+		msg, err := readFrame(br, conn, p.t.cfg.MaxFrameSize)
 		if err != nil {
 			if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrChecksum) {
 				p.t.stats.badFrames.Add(1)

@@ -1,0 +1,94 @@
+package replog_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+
+	"github.com/replog/replog"
+	"github.com/replog/replog/wal"
+)
+
+func TestLocalClusterStopRestartCycles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 3})
+		if _, ok := lc.FS(1).(*wal.MemFS); !ok {
+			t.Fatalf("FS(1) = %T, want a *wal.MemFS by default", lc.FS(1))
+		}
+		fs := lc.FS(2)
+		for range 3 {
+			for id := replog.NodeID(1); id <= 3; id++ {
+				if err := lc.Stop(id); err != nil {
+					t.Fatalf("Stop(%d): %v", id, err)
+				}
+				if len(lc.Nodes()) != 2 || lc.Running(id) {
+					t.Fatalf("after Stop(%d): %d running", id, len(lc.Nodes()))
+				}
+				if err := lc.Restart(id); err != nil {
+					t.Fatalf("Restart(%d): %v", id, err)
+				}
+			}
+		}
+		if lc.FS(2) != fs {
+			t.Fatal("FS(2) changed across restarts")
+		}
+		// The metadata survived every restart.
+		for _, c := range lc.Nodes() {
+			if _, err := c.Topic(context.Background(), "t"); err != nil {
+				t.Fatalf("node %d after restarts: %v", c.ID(), err)
+			}
+		}
+		if err := lc.Stop(9); !errors.Is(err, replog.ErrInvalidArgument) {
+			t.Errorf("Stop(9) = %v, want ErrInvalidArgument", err)
+		}
+		if err := lc.Restart(1); !errors.Is(err, replog.ErrInvalidArgument) {
+			t.Errorf("Restart of a running node = %v, want ErrInvalidArgument", err)
+		}
+	})
+}
+
+func TestLocalClusterOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3, replog.WithDir(dir))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		if lc.FS(1) != nil {
+			t.Errorf("FS(1) = %T on disk, want nil (the OS)", lc.FS(1))
+		}
+		if err := lc.Stop(2); err != nil {
+			t.Fatal(err)
+		}
+		if err := lc.Restart(2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lc.Node(2).Topic(context.Background(), "t"); err != nil {
+			t.Fatalf("topic after restart from disk: %v", err)
+		}
+	})
+}
+
+func TestLocalClusterWithFS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		made := map[replog.NodeID]*wal.StallFS{}
+		lc := newLocal(t, 3, replog.WithFS(func(id replog.NodeID) wal.FS {
+			made[id] = wal.NewStallFS(wal.NewMemFS())
+			return made[id]
+		}))
+		for id := replog.NodeID(1); id <= 3; id++ {
+			if lc.FS(id) != wal.FS(made[id]) {
+				t.Errorf("FS(%d) is not the one WithFS made", id)
+			}
+		}
+		if lc.Network() == nil {
+			t.Fatal("Network() is nil")
+		}
+	})
+}
+
+func TestNewLocalClusterRejectsNoNodes(t *testing.T) {
+	if _, err := replog.NewLocalCluster(0); !errors.Is(err, replog.ErrInvalidArgument) {
+		t.Fatalf("NewLocalCluster(0) = %v, want ErrInvalidArgument", err)
+	}
+}

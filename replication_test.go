@@ -1,0 +1,378 @@
+package replog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog"
+	"github.com/replog/replog/wal"
+)
+
+func TestAppendsThroughEveryNodeLandOnceInOrderOnEveryReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t") // offset 0: "probe"
+		const batches, per = 20, 3
+		var wg sync.WaitGroup
+		for _, c := range lc.Nodes() {
+			wg.Go(func() {
+				for b := range batches {
+					prefix := fmt.Sprintf("n%d-b%02d", c.ID(), b)
+					res, err := c.Append(context.Background(), "t", 0, recs(prefix, per))
+					if err != nil {
+						t.Errorf("node %d: append %d: %v", c.ID(), b, err)
+						return
+					}
+					if res.LastOffset-res.BaseOffset != per-1 {
+						t.Errorf("node %d: append %d got offsets %d..%d for %d records", c.ID(), b, res.BaseOffset, res.LastOffset, per)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		const total = 1 + 3*batches*per
+		var first []string
+		for _, c := range lc.Nodes() {
+			got := values(readN(t, c, "t", 0, 0, total))
+			if first == nil {
+				first = got
+				continue
+			}
+			if !slices.Equal(got, first) {
+				t.Fatalf("node %d's replica differs from node 1's", c.ID())
+			}
+		}
+		// Each value once; each node's batches in the order it sent them,
+		// each batch contiguous.
+		seen := map[string]bool{}
+		last := map[string]string{}
+		for i, v := range first[1:] {
+			if seen[v] {
+				t.Fatalf("value %q appears twice", v)
+			}
+			seen[v] = true
+			node := v[:2]
+			if v <= last[node] {
+				t.Fatalf("offset %d: %q after %q: a node's appends out of order", i+1, v, last[node])
+			}
+			last[node] = v
+		}
+		if len(seen) != total-1 {
+			t.Fatalf("%d distinct values, want %d", len(seen), total-1)
+		}
+		// Node 2's view of the partition agrees.
+		p := leaderOf(t, lc.Node(2), "t", 0)
+		if p.HighWatermark != total || p.LogStartOffset != 0 {
+			t.Errorf("node 2 partition info %+v: want high watermark %d, log start 0", p, total)
+		}
+	})
+}
+
+func TestLeaderStopFailsOverWithoutLosingAcknowledgedRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctx := context.Background()
+		acked := []string{"probe"}
+		for i := range 10 {
+			r := recs(fmt.Sprintf("before-%d", i), 1)
+			if _, err := lc.Node(1).Append(ctx, "t", 0, r); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, string(r[0].Value))
+		}
+		old := leaderOf(t, lc.Node(1), "t", 0)
+		if err := lc.Stop(old.Leader); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		survivor := otherThan(lc, old.Leader)[0]
+		// An append through a survivor rides out the election.
+		actx, cancel := context.WithTimeout(ctx, 10*testSession)
+		defer cancel()
+		r := recs("after", 1)
+		if _, err := survivor.Append(actx, "t", 0, r); err != nil {
+			t.Fatalf("append after leader %d stopped: %v", old.Leader, err)
+		}
+		acked = append(acked, string(r[0].Value))
+		took := time.Since(stopped) // fake time: deterministic
+		now := leaderOf(t, survivor, "t", 0)
+		if now.Leader == old.Leader || now.Leader == 0 || now.LeaderEpoch <= old.LeaderEpoch {
+			t.Fatalf("after stopping leader %d: partition %+v", old.Leader, now)
+		}
+		if took > 2*testSession {
+			t.Errorf("first append after the leader stopped took %v, want within 2 × SessionTimeout (%v)", took, 2*testSession)
+		}
+		for _, c := range lc.Nodes() {
+			if got := values(readN(t, c, "t", 0, 0, len(acked))); !slices.Equal(got, acked) {
+				t.Fatalf("node %d holds %q, want every acknowledged record %q", c.ID(), got, acked)
+			}
+		}
+		// The old leader restarts and catches up byte for byte.
+		if err := lc.Restart(old.Leader); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			r := recs(fmt.Sprintf("later-%d", i), 1)
+			if _, err := lc.Node(old.Leader).Append(ctx, "t", 0, r); err != nil {
+				t.Fatalf("append through the restarted node: %v", err)
+			}
+			acked = append(acked, string(r[0].Value))
+		}
+		want := readN(t, survivor, "t", 0, 0, len(acked))
+		got := readN(t, lc.Node(old.Leader), "t", 0, 0, len(acked))
+		for i := range want {
+			if !sameRecord(got[i], want[i]) {
+				t.Fatalf("restarted node %d at offset %d: %+v, leader's replica has %+v", old.Leader, i, got[i], want[i])
+			}
+		}
+	})
+}
+
+func TestCloseHandsLeadershipOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		old := leaderOf(t, lc.Node(1), "t", 0)
+		start := time.Now()
+		if err := lc.CloseNode(old.Leader); err != nil {
+			t.Fatal(err)
+		}
+		survivor := otherThan(lc, old.Leader)[0]
+		now := leaderOf(t, survivor, "t", 0)
+		if now.Leader == old.Leader || now.Leader == 0 {
+			t.Errorf("after Close of leader %d the partition is %+v: controlled shutdown did not move it", old.Leader, now)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*testSession)
+		defer cancel()
+		if _, err := survivor.Append(ctx, "t", 0, recs("after", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took >= testSession {
+			t.Errorf("Close and the next append took %v of fake time; a controlled shutdown should not wait out the session timeout (%v)", took, testSession)
+		}
+	})
+}
+
+func TestAcksLevels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctx := context.Background()
+		for _, a := range []replog.Acks{replog.AcksLeader, replog.AcksNone, replog.AcksAll} {
+			if _, err := lc.Node(2).Append(ctx, "t", 0, recs(a.String(), 2), replog.WithAcks(a)); err != nil {
+				t.Fatalf("append with %v: %v", a, err)
+			}
+		}
+		got := values(readN(t, lc.Node(3), "t", 0, 1, 6))
+		want := []string{"AcksLeader-0", "AcksLeader-1", "AcksNone-0", "AcksNone-1", "AcksAll-0", "AcksAll-1"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("read %q, want %q", got, want)
+		}
+	})
+}
+
+func TestNotEnoughReplicas(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, MinInSyncReplicas: 3})
+		requireEngine(t, lc.Node(1), "t")
+		p := leaderOf(t, lc.Node(1), "t", 0)
+		follower := otherThan(lc, p.Leader)[0]
+		if err := lc.Stop(follower.ID()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*testSession)
+		defer cancel()
+		_, err := lc.Node(p.Leader).Append(ctx, "t", 0, recs("x", 1))
+		if !errors.Is(err, replog.ErrNotEnoughReplicas) {
+			t.Fatalf("AcksAll append with the ISR below MinInSyncReplicas = %v, want ErrNotEnoughReplicas", err)
+		}
+		if _, err := lc.Node(p.Leader).Append(ctx, "t", 0, recs("y", 1), replog.WithAcks(replog.AcksLeader)); err != nil {
+			t.Fatalf("AcksLeader append with a follower down: %v", err)
+		}
+	})
+}
+
+func TestReadWaitsForRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctx := context.Background()
+		// Nothing at offset 1 yet: without MaxWait the read is empty now;
+		// with it, it is empty after MaxWait.
+		for _, c := range lc.Nodes() {
+			readN(t, c, "t", 0, 0, 1)
+			res, err := c.Read(ctx, "t", 0, 1)
+			if err != nil || len(res.Records) != 0 || res.HighWatermark != 1 {
+				t.Fatalf("node %d: read at the high watermark = %+v, %v; want nothing, HW 1", c.ID(), res, err)
+			}
+		}
+		start := time.Now()
+		res, err := lc.Node(3).Read(ctx, "t", 0, 1, replog.MaxWait(time.Second))
+		if err != nil || len(res.Records) != 0 || time.Since(start) != time.Second {
+			t.Fatalf("read with MaxWait 1s and no data = %+v, %v after %v", res, err, time.Since(start))
+		}
+		// A waiting reader is woken by the append.
+		done := make(chan replog.ReadResult)
+		go func() {
+			res, err := lc.Node(3).Read(ctx, "t", 0, 1, replog.MaxWait(time.Hour))
+			if err != nil {
+				t.Error(err)
+			}
+			done <- res
+		}()
+		synctest.Wait()
+		if _, err := lc.Node(1).Append(ctx, "t", 0, recs("woke", 3)); err != nil {
+			t.Fatal(err)
+		}
+		res = <-done
+		if len(res.Records) == 0 || string(res.Records[0].Value) != "woke-0" {
+			t.Fatalf("woken read = %+v", res)
+		}
+		// MaxRecords and MaxBytes bound a read; offsets past the end fail.
+		readN(t, lc.Node(2), "t", 0, 0, 4)
+		res, err = lc.Node(2).Read(ctx, "t", 0, 1, replog.MaxRecords(2))
+		if err != nil || len(res.Records) != 2 {
+			t.Fatalf("read with MaxRecords(2) = %d records, %v", len(res.Records), err)
+		}
+		res, err = lc.Node(2).Read(ctx, "t", 0, 1, replog.MaxBytes(1))
+		if err != nil || len(res.Records) == 0 {
+			t.Fatalf("read with MaxBytes(1) = %d records, %v; want at least one", len(res.Records), err)
+		}
+		if _, err := lc.Node(2).Read(ctx, "t", 0, 1000); !errors.Is(err, replog.ErrOffsetOutOfRange) {
+			t.Fatalf("read past the end = %v, want ErrOffsetOutOfRange", err)
+		}
+	})
+}
+
+func TestAutoCreate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) {
+			c.AutoCreate = &replog.TopicConfig{Partitions: 2}
+		}))
+		ctx := context.Background()
+		createTopic(t, lc, "probe", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "probe")
+		var wg sync.WaitGroup
+		for _, c := range lc.Nodes() { // racing creators: one wins, none fails
+			wg.Go(func() {
+				if _, err := c.Append(ctx, "auto", 1, recs(fmt.Sprint(c.ID()), 1)); err != nil {
+					t.Errorf("node %d: append to a new topic with AutoCreate: %v", c.ID(), err)
+				}
+			})
+		}
+		wg.Wait()
+		ti, err := lc.Node(3).Topic(ctx, "auto")
+		if err != nil || len(ti.Partitions) != 2 {
+			t.Fatalf("auto-created topic = %+v, %v; want 2 partitions", ti, err)
+		}
+		if _, err := lc.Node(1).Read(ctx, "never", 0, 0); !errors.Is(err, replog.ErrUnknownTopic) {
+			t.Fatalf("Read of an unknown topic with AutoCreate = %v, want ErrUnknownTopic (Read never creates)", err)
+		}
+	})
+}
+
+func TestRetention(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) { c.SegmentSize = 4 << 10 }))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, RetentionBytes: 8 << 10})
+		requireEngine(t, lc.Node(1), "t")
+		ctx := context.Background()
+		val := make([]byte, 500)
+		for range 100 {
+			if _, err := lc.Node(1).Append(ctx, "t", 0, []replog.Record{{Value: val}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Retention runs on the replicas' timers: give it fake time.
+		for _, c := range lc.Nodes() {
+			readN(t, c, "t", 0, 100, 1)
+		}
+		settle()
+		for _, c := range lc.Nodes() {
+			p := leaderOf(t, c, "t", 0)
+			if p.LogStartOffset <= 0 || p.HighWatermark != 101 {
+				t.Errorf("node %d: %+v: want retention to have moved the log start, HW 101", c.ID(), p)
+				continue
+			}
+			if _, err := c.Read(ctx, "t", 0, 0); !errors.Is(err, replog.ErrOffsetOutOfRange) {
+				t.Errorf("node %d: read below the log start = %v, want ErrOffsetOutOfRange", c.ID(), err)
+			}
+			res, err := c.Read(ctx, "t", 0, p.LogStartOffset)
+			if err != nil || len(res.Records) == 0 || res.LogStartOffset != p.LogStartOffset {
+				t.Errorf("node %d: read at the log start: %d records, %v", c.ID(), len(res.Records), err)
+			}
+		}
+	})
+}
+
+func TestCancelledContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for _, c := range lc.Nodes() {
+			if _, err := c.Append(ctx, "t", 0, recs("x", 1)); !errors.Is(err, context.Canceled) {
+				t.Errorf("node %d: Append with a cancelled ctx = %v, want context.Canceled", c.ID(), err)
+			}
+			if _, err := c.Read(ctx, "t", 0, 1, replog.MaxWait(time.Second)); !errors.Is(err, context.Canceled) {
+				t.Errorf("node %d: waiting Read with a cancelled ctx = %v, want context.Canceled", c.ID(), err)
+			}
+		}
+	})
+}
+
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctx := context.Background()
+		acked := []string{"probe"}
+		for round := range 3 {
+			p := leaderOf(t, lc.Nodes()[0], "t", 0)
+			for i := range 5 {
+				r := recs(fmt.Sprintf("r%d-%d", round, i), 1)
+				if _, err := lc.Nodes()[0].Append(ctx, "t", 0, r); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				acked = append(acked, string(r[0].Value))
+			}
+			// Power failure of the leader: unsynced bytes go, then restart.
+			lc.FS(p.Leader).(*wal.MemFS).Crash(wal.CrashOptions{Torn: true, Seed: uint64(round)})
+			if err := lc.Stop(p.Leader); err != nil {
+				t.Fatal(err)
+			}
+			if err := lc.Restart(p.Leader); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range lc.Nodes() {
+			if got := values(readN(t, c, "t", 0, 0, len(acked))); !slices.Equal(got, acked) {
+				t.Fatalf("node %d after crashes holds %q, want %q", c.ID(), got, acked)
+			}
+		}
+	})
+}
+
+// sameRecord compares two records field by field.
+func sameRecord(a, b replog.Record) bool {
+	return a.Offset == b.Offset && a.Timestamp.Equal(b.Timestamp) && string(a.Key) == string(b.Key) &&
+		string(a.Value) == string(b.Value) && slices.EqualFunc(a.Headers, b.Headers, func(x, y replog.Header) bool {
+		return x.Key == y.Key && string(x.Value) == string(y.Value)
+	})
+}

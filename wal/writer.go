@@ -260,6 +260,13 @@ func (l *Log) shutdown() {
 			return
 		}
 	}
+	// The marker must describe the file as it is: a Log whose files went
+	// away under it (a simulated crash) or changed size writes none.
+	if size, err := l.w.active.f.Size(); err != nil || size != l.w.size {
+		l.logger.Warn("no clean-shutdown marker: the active segment is not as written",
+			"segment", l.w.active.name, "size", size, "want", l.w.size, "err", err)
+		return
+	}
 	if err := l.writeCleanMarker(); err != nil {
 		l.logger.Warn("writing clean-shutdown marker", "err", err)
 	}

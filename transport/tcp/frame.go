@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -81,47 +80,86 @@ func (fw *frameWriter) flush() error {
 	return err
 }
 
-// directLimit: a payload at least this long is read straight from the
-// connection into its own buffer, past the bufio.Reader, saving a copy.
-const directLimit = 32 << 10
+// frameReader decodes frames from a connection. Short frames come out of
+// its buffer, many per read; the tail of a long payload (directLimit or
+// more) is read straight into the message's own buffer, and the read after
+// it is kept short (smallFill), so that the next long payload is not
+// copied through the buffer either.
+type frameReader struct {
+	r      io.Reader
+	buf    []byte
+	lo, hi int  // buf[lo:hi] is read but not decoded
+	small  bool // the last payload was long: keep the next fill short
+}
 
-// readFrame reads one frame from r and returns its payload, in a buffer of
-// its own that the caller owns. raw, if not nil, is the reader under r,
-// used for long payloads once r's buffered bytes are consumed. A length above max fails with
-// ErrFrameTooLarge before anything is allocated; a bad checksum fails with
-// ErrChecksum. io.EOF means r ended cleanly between two frames;
-// io.ErrUnexpectedEOF that it ended inside one.
-func readFrame(r *bufio.Reader, raw io.Reader, max int) ([]byte, error) {
-	h, err := r.Peek(frameHeaderSize)
-	if err != nil {
-		if err == io.EOF && len(h) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+const (
+	directLimit = 32 << 10
+	smallFill   = 4 << 10
+)
+
+func newFrameReader(r io.Reader, size int) *frameReader {
+	return &frameReader{r: r, buf: make([]byte, max(size, frameHeaderSize, smallFill))}
+}
+
+// fill reads more into the buffer, after moving what is left to its start.
+func (fr *frameReader) fill() error {
+	if fr.lo > 0 {
+		fr.hi = copy(fr.buf, fr.buf[fr.lo:fr.hi])
+		fr.lo = 0
 	}
-	n := binary.BigEndian.Uint32(h[0:4])
+	end := len(fr.buf)
+	if fr.small {
+		end = min(end, max(fr.hi+frameHeaderSize, smallFill))
+	}
+	n, err := fr.r.Read(fr.buf[fr.hi:end])
+	fr.hi += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// next reads one frame and returns its payload, in a buffer of its own
+// that the caller owns. A length above max fails with ErrFrameTooLarge
+// before anything is allocated; a bad checksum fails with ErrChecksum.
+// io.EOF means the stream ended cleanly between two frames,
+// io.ErrUnexpectedEOF that it ended inside one.
+func (fr *frameReader) next(max int) ([]byte, error) {
+	for fr.hi-fr.lo < frameHeaderSize {
+		if err := fr.fill(); err != nil {
+			if err == io.EOF && fr.hi > fr.lo {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	h := fr.buf[fr.lo : fr.lo+frameHeaderSize]
+	n := int(binary.BigEndian.Uint32(h[0:4]))
 	sum := binary.BigEndian.Uint64(h[4:12])
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	if _, err := r.Discard(frameHeaderSize); err != nil {
-		return nil, err
-	}
+	fr.lo += frameHeaderSize
 	msg := make([]byte, n)
-	src := io.Reader(r)
-	k := 0
-	if raw != nil && n >= directLimit {
-		k = copy(msg, peekBuffered(r))
-		if _, err := r.Discard(k); err != nil {
-			return nil, err
+	k := copy(msg, fr.buf[fr.lo:fr.hi])
+	fr.lo += k
+	fr.small = n >= directLimit
+	if k < n && n-k >= directLimit {
+		if _, err := io.ReadFull(fr.r, msg[k:]); err != nil {
+			return nil, unexpected(err)
 		}
-		src = raw
+		k = n
 	}
-	if _, err := io.ReadFull(src, msg[k:]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for k < n {
+		if err := fr.fill(); err != nil {
+			return nil, unexpected(err)
 		}
-		return nil, err
+		c := copy(msg[k:], fr.buf[fr.lo:fr.hi])
+		fr.lo += c
+		k += c
 	}
 	if xxhash.Sum64(msg) != sum {
 		return nil, ErrChecksum
@@ -129,8 +167,9 @@ func readFrame(r *bufio.Reader, raw io.Reader, max int) ([]byte, error) {
 	return msg, nil
 }
 
-// peekBuffered returns r's buffered bytes without reading more.
-func peekBuffered(r *bufio.Reader) []byte {
-	b, _ := r.Peek(r.Buffered()) // cannot fail: the bytes are there
-	return b
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

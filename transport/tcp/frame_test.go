@@ -1,13 +1,13 @@
 package tcp
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -37,20 +37,15 @@ func TestFrameRoundTrip(t *testing.T) {
 		msgs = append(msgs, m)
 	}
 	data := encodeFrames(msgs...)
-	for _, direct := range []bool{false, true} {
-		br := bytes.NewReader(data)
-		r := bufio.NewReaderSize(br, 4096)
-		var raw io.Reader
-		if direct {
-			raw = br
-		}
+	for _, size := range []int{0, 4096, 100000} {
+		r := newFrameReader(bytes.NewReader(data), size)
 		for i, want := range msgs {
-			got, err := readFrame(r, raw, 70000)
+			got, err := r.next(70000)
 			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("direct %v, frame %d: err %v, equal %v", direct, i, err, bytes.Equal(got, want))
+				t.Fatalf("buffer %d, frame %d: err %v, equal %v", size, i, err, bytes.Equal(got, want))
 			}
 		}
-		if _, err := readFrame(r, raw, 70000); err != io.EOF {
+		if _, err := r.next(70000); err != io.EOF {
 			t.Fatalf("after the last frame: %v, want io.EOF", err)
 		}
 	}
@@ -71,7 +66,7 @@ func TestFrameErrors(t *testing.T) {
 		{"flipped bit", flipped, 100, ErrChecksum},
 		{"over the limit", good, 11, ErrFrameTooLarge},
 	} {
-		_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.data)), nil, tc.max)
+		_, err := newFrameReader(bytes.NewReader(tc.data), 0).next(tc.max)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
@@ -79,15 +74,15 @@ func TestFrameErrors(t *testing.T) {
 }
 
 // TestOversizeFrameNotAllocated: a header announcing 4 GiB costs nothing
-// but the error.
+// but the error (and the reader's own buffer).
 func TestOversizeFrameNotAllocated(t *testing.T) {
 	var h [frameHeaderSize]byte
 	binary.BigEndian.PutUint32(h[:], 1<<32-1)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range 100 {
-		r := bufio.NewReaderSize(bytes.NewReader(h[:]), 16)
-		if _, err := readFrame(r, nil, 1<<20); !errors.Is(err, ErrFrameTooLarge) {
+		r := newFrameReader(bytes.NewReader(h[:]), 16)
+		if _, err := r.next(1 << 20); !errors.Is(err, ErrFrameTooLarge) {
 			t.Fatal(err)
 		}
 	}
@@ -108,14 +103,12 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{})
 	const limit = 2 * directLimit
 	f.Fuzz(func(t *testing.T, data []byte) {
-		br := bytes.NewReader(data)
-		r := bufio.NewReaderSize(br, 16)
-		var raw io.Reader
+		r := newFrameReader(iotest.OneByteReader(bytes.NewReader(data)), len(data)%5000)
 		if len(data)%2 == 0 {
-			raw = br // long payloads bypass r
+			r = newFrameReader(bytes.NewReader(data), len(data)%5000)
 		}
 		for range len(data)/frameHeaderSize + 1 {
-			msg, err := readFrame(r, raw, limit)
+			msg, err := r.next(limit)
 			if err != nil {
 				return
 			}
@@ -124,7 +117,7 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			_ = xxhash.Sum64(msg)
 		}
-		if _, err := readFrame(r, raw, limit); err == nil {
+		if _, err := r.next(limit); err == nil {
 			t.Fatal("more frames than the input can hold")
 		}
 	})
@@ -155,4 +148,41 @@ func FuzzDecodeHello(f *testing.F) {
 		}
 		_ = checkAcceptor(h, 1, 2, 7)
 	})
+}
+
+func TestCheckDialler(t *testing.T) {
+	known := func(id uint64) bool { return id == 1 || id == 9 }
+	ok := hello{version: protocolVersion, cluster: 7, from: 1, to: 5}
+	for _, tc := range []struct {
+		name string
+		mod  func(h *hello)
+		want uint16
+	}{
+		{"ok", func(*hello) {}, statusOK},
+		{"version", func(h *hello) { h.version = 2 }, statusBadVersion},
+		{"cluster", func(h *hello) { h.cluster = 8 }, statusWrongCluster},
+		{"meant for another node", func(h *hello) { h.to = 6 }, statusWrongNode},
+		{"unknown dialler", func(h *hello) { h.from = 2 }, statusUnknownNode},
+		{"higher ID dials", func(h *hello) { h.from = 9 }, statusWrongDirection},
+	} {
+		h := ok
+		tc.mod(&h)
+		if got := checkDialler(h, 5, 7, known); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, statusText(got), statusText(tc.want))
+		}
+	}
+	reply := hello{version: protocolVersion, cluster: 7, from: 5, to: 1}
+	if err := checkAcceptor(reply, 1, 5, 7); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []hello{
+		{version: protocolVersion, status: statusUnknownNode, cluster: 7, from: 5, to: 1},
+		{version: protocolVersion, cluster: 8, from: 5, to: 1},
+		{version: protocolVersion, cluster: 7, from: 6, to: 1},
+		{version: 3, cluster: 7, from: 5, to: 1},
+	} {
+		if err := checkAcceptor(bad, 1, 5, 7); !errors.Is(err, ErrHandshake) {
+			t.Errorf("answer %+v accepted: %v", bad, err)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -224,10 +223,10 @@ func (p *peer) write(conn net.Conn, fw *frameWriter, batch [][]byte) error {
 
 // read delivers conn's frames to the Handler until conn fails.
 func (p *peer) read(conn net.Conn) error {
-	br := bufio.NewReaderSize(conn, p.t.cfg.ReadBufferSize)
+	fr := newFrameReader(conn, p.t.cfg.ReadBufferSize)
 	h := p.t.handler
 	for {
-		msg, err := readFrame(br, conn, p.t.cfg.MaxFrameSize)
+		msg, err := fr.next(p.t.cfg.MaxFrameSize)
 		if err != nil {
 			if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrChecksum) {
 				p.t.stats.badFrames.Add(1)

@@ -309,3 +309,39 @@ func BenchmarkEncodeBatch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAppendVsWAL alternates, op by op, one AppendLeader of 100
+// records of 100 bytes and one raw wal Append of the same encoded bytes
+// (each on its own directory, SyncNever), timing each: on a shared,
+// noisy machine the two see the same load, so their ratio is meaningful.
+// One op is one of each.
+func BenchmarkAppendVsWAL(b *testing.B) {
+	recs := benchRecords(100, 100)
+	batch, err := EncodeBatch(nil, NewBatchHeader(0, 1), recs, testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := mustOpen(b, benchLogOptions(b.TempDir()))
+	defer l.Close()
+	w, err := wal.Open(wal.Options{Dir: b.TempDir(), Durability: wal.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	var logTime, walTime time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, _, err := l.AppendLeader(ctx, 1, recs); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := w.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		logTime, walTime = logTime+t1.Sub(t0), walTime+time.Since(t1)
+	}
+	b.ReportMetric(float64(b.N*len(recs))/logTime.Seconds(), "log-records/s")
+	b.ReportMetric(float64(b.N*len(recs))/walTime.Seconds(), "wal-records/s")
+	b.ReportMetric(walTime.Seconds()/logTime.Seconds(), "ratio")
+}

@@ -300,3 +300,37 @@ func TestAppendLeaderBatchKeepsProducerFields(t *testing.T) {
 		t.Fatalf("header: base %d epoch %d producer %d/%d/%d", b.BaseOffset(), b.LeaderEpoch(), b.ProducerID(), b.ProducerEpoch(), b.BaseSequence())
 	}
 }
+
+// TestAppendAllocatesNothingOfItsOwn: in steady state an AppendLeader
+// allocates no more than the bare wal Append it wraps.
+func TestAppendAllocatesNothingOfItsOwn(t *testing.T) {
+	recs := benchRecords(100, 100)
+	batch, err := EncodeBatch(nil, NewBatchHeader(0, 1), recs, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(wal.NewMemFS(), newClock())
+	opts.WAL.SegmentSize = 64 << 20
+	opts.CheckpointInterval = -1
+	l := mustOpen(t, opts)
+	defer l.Close()
+	w, err := wal.Open(wal.Options{FS: wal.NewMemFS(), Dir: "/w", SegmentSize: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	logAllocs := testing.AllocsPerRun(200, func() {
+		if _, _, err := l.AppendLeader(ctx, 1, recs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	walAllocs := testing.AllocsPerRun(200, func() {
+		if _, err := w.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if logAllocs > walAllocs {
+		t.Fatalf("AppendLeader: %v allocations per batch, the wal's Append alone %v", logAllocs, walAllocs)
+	}
+}

@@ -79,9 +79,10 @@
 //
 // AppendLeader copies the records; the caller may reuse them at once.
 // AppendFollower copies the bytes into the wal. ReadBatches appends to the
-// caller's dst and returns it: the caller owns it. Read returns records
-// whose Key, Value and header Values alias one buffer allocated for that
-// call: the caller owns them, the Log never touches them again. Batch
+// caller's dst and returns it: the caller owns it (with spare capacity in
+// dst the wal reads straight into it). Read returns records whose Key,
+// Value and header Values alias buffers allocated for that call: the
+// caller owns them, the Log never touches them again. Batch
 // decoding (Batch.Records) aliases the Batch's bytes; Record.Clone copies.
 //
 // # Timestamps

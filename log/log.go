@@ -38,7 +38,8 @@ type Options struct {
 	// is set from MaxBatchBytes and its Logger, if nil, from Logger.
 	WAL wal.Options
 	// MaxBatchBytes is the largest encoded batch AppendLeader and
-	// AppendFollower accept. Default DefaultMaxBatchBytes (4 MiB).
+	// AppendFollower accept (and the wal's MaxFrameSize). A follower's
+	// must be at least its leader's. Default DefaultMaxBatchBytes (4 MiB).
 	MaxBatchBytes int
 	// IndexInterval is the number of wal bytes between two entries of the
 	// sparse offset index: smaller means faster seeks and more memory (24

@@ -19,6 +19,7 @@ type result struct {
 type applier struct {
 	prev    *State
 	next    *State // nil until the first change
+	owned   uint64 // bit i: next's topic shard i is a copy of its own
 	index   uint64
 	offsets *offsetTable
 	events  []Event
@@ -72,6 +73,32 @@ func (a *applier) run(c *command) result {
 		return a.commitOffset(c)
 	}
 	return result{err: fmt.Errorf("%w: op %d", ErrInvalidArgument, c.Op)}
+}
+
+// putTopic sets (t non-nil) or deletes a topic in the next State, copying
+// its shard on first write.
+func (a *applier) putTopic(name string, t *Topic) {
+	s := a.st()
+	i := shardOf(name)
+	if a.owned&(1<<i) == 0 {
+		sh := make(map[string]*Topic, len(s.topics.shards[i])+1)
+		for k, v := range s.topics.shards[i] {
+			sh[k] = v
+		}
+		s.topics.shards[i] = sh
+		a.owned |= 1 << i
+	}
+	_, had := s.topics.shards[i][name]
+	switch {
+	case t == nil && had:
+		delete(s.topics.shards[i], name)
+		s.topics.n--
+	case t != nil:
+		s.topics.shards[i][name] = t
+		if !had {
+			s.topics.n++
+		}
+	}
 }
 
 func (a *applier) emit(e Event) { a.events = append(a.events, e) }
@@ -168,7 +195,7 @@ func (a *applier) setFlag(c *command) result {
 func (a *applier) evict(node uint64, leaveISR bool) {
 	s := a.st()
 	for _, name := range sortedTopicNames(s) {
-		t := s.topics[name]
+		t, _ := s.topics.get(name)
 		var nt *Topic
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
@@ -179,7 +206,7 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 			}
 			if nt == nil {
 				nt = cloneTopic(t)
-				s.topics[name] = nt
+				a.putTopic(name, nt)
 			}
 			np := &nt.Partitions[i]
 			if leaveISR && len(np.ISR) > 1 {
@@ -204,7 +231,7 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 func (a *applier) electOffline() {
 	s := a.st()
 	for _, name := range sortedTopicNames(s) {
-		t := s.topics[name]
+		t, _ := s.topics.get(name)
 		var nt *Topic
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
@@ -217,7 +244,7 @@ func (a *applier) electOffline() {
 			}
 			if nt == nil {
 				nt = cloneTopic(t)
-				s.topics[name] = nt
+				a.putTopic(name, nt)
 			}
 			np := &nt.Partitions[i]
 			np.Leader = l
@@ -240,10 +267,8 @@ func pickLeader(s *State, p *Partition, exclude uint64) uint64 {
 }
 
 func sortedTopicNames(s *State) []string {
-	names := make([]string, 0, len(s.topics))
-	for n := range s.topics {
-		names = append(names, n)
-	}
+	names := make([]string, 0, s.topics.n)
+	s.topics.each(func(t *Topic) { names = append(names, t.Name) })
 	slices.Sort(names)
 	return names
 }
@@ -252,7 +277,7 @@ func (a *applier) createTopic(c *command) result {
 	if err := ValidTopicName(c.Topic); err != nil {
 		return result{err: err}
 	}
-	if _, ok := a.prev.topics[c.Topic]; ok {
+	if _, ok := a.prev.topics.get(c.Topic); ok {
 		return result{err: fmt.Errorf("%w: %q", ErrTopicExists, c.Topic)}
 	}
 	if c.Config == nil {
@@ -267,17 +292,17 @@ func (a *applier) createTopic(c *command) result {
 	t := &Topic{Name: c.Topic, ID: a.index, Config: cfg,
 		Partitions: assign(live, cfg.Partitions, cfg.ReplicationFactor, s.created)}
 	s.created++
-	s.topics[c.Topic] = t
+	a.putTopic(c.Topic, t)
 	a.emit(Event{Type: EventTopicCreated, Topic: t.Name, TopicID: t.ID})
 	return result{topic: t}
 }
 
 func (a *applier) deleteTopic(c *command) result {
-	t, ok := a.prev.topics[c.Topic]
+	t, ok := a.prev.topics.get(c.Topic)
 	if !ok {
 		return result{err: fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)}
 	}
-	delete(a.st().topics, c.Topic)
+	a.putTopic(c.Topic, nil)
 	a.offsets.deleteTopic(c.Topic)
 	a.emit(Event{Type: EventTopicDeleted, Topic: t.Name, TopicID: t.ID})
 	return result{topic: t}
@@ -285,7 +310,7 @@ func (a *applier) deleteTopic(c *command) result {
 
 // lookup finds the partition a command names.
 func (a *applier) lookup(c *command) (*Topic, *Partition, error) {
-	t, ok := a.prev.topics[c.Topic]
+	t, ok := a.prev.topics.get(c.Topic)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
 	}
@@ -314,7 +339,7 @@ func (a *applier) electLeader(c *command) result {
 	np.Leader = c.Leader
 	np.LeaderEpoch++
 	np.PartitionEpoch++
-	a.st().topics[t.Name] = nt
+	a.putTopic(t.Name, nt)
 	a.emit(Event{Type: EventPartitionChanged, Topic: t.Name, TopicID: t.ID, Partition: c.Partition})
 	return result{part: *np}
 }
@@ -340,7 +365,7 @@ func (a *applier) alterISR(c *command) result {
 	np := &nt.Partitions[c.Partition]
 	np.ISR = isr
 	np.PartitionEpoch++
-	a.st().topics[t.Name] = nt
+	a.putTopic(t.Name, nt)
 	a.emit(Event{Type: EventPartitionChanged, Topic: t.Name, TopicID: t.ID, Partition: c.Partition})
 	return result{part: *np}
 }

@@ -64,8 +64,10 @@ func (c *controller) alive(n NodeInfo, now int64) bool {
 // nodes whose session expired, unfence fenced ones that heartbeat again,
 // give offline partitions a leader, and hand leadership back to a preferred
 // leader that is eligible and in the ISR. Decisions already proposed less
-// than retryTicks ago are not repeated.
-func (c *controller) decide(s *State, now int64) []*command {
+// than retryTicks ago are not repeated. The partitions are scanned only with
+// scan set: the caller sets it when partitions or nodes changed since the
+// last scan (and now and then to be safe); nodes are checked every time.
+func (c *controller) decide(s *State, now int64, scan bool) []*command {
 	var out []*command
 	propose := func(key string, cmd *command) {
 		if t, ok := c.inflight[key]; ok && now-t < c.retryTicks {
@@ -100,9 +102,12 @@ func (c *controller) decide(s *State, now int64) []*command {
 			fenced[id] = n.Fenced
 		}
 	}
+	if !scan {
+		return out
+	}
 	eligible := func(id uint64) bool { return s.eligible(id) && !fenced[id] }
 	for _, name := range sortedTopicNames(s) {
-		t := s.topics[name]
+		t, _ := s.topics.get(name)
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
 			if slices.ContainsFunc(p.ISR, func(id uint64) bool { return fencing[id] }) {

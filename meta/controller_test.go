@@ -26,7 +26,7 @@ func (s *scenario) run(ticks int, alive ...uint64) {
 		for _, id := range alive {
 			s.c.heartbeat(id, s.inc(id), s.now)
 		}
-		for _, c := range s.c.decide(s.s, s.now) {
+		for _, c := range s.c.decide(s.s, s.now, true) {
 			s.do(c)
 		}
 	}
@@ -130,14 +130,14 @@ func TestControllerNewIncarnationEndsSession(t *testing.T) {
 func TestControllerDoesNotRepeatInflightDecisions(t *testing.T) {
 	s := newScenario(t, 1, 2, 3)
 	s.now = 30
-	first := s.c.decide(s.s, s.now)
+	first := s.c.decide(s.s, s.now, true)
 	if len(first) != 3 {
 		t.Fatalf("want 3 fences, got %d", len(first))
 	}
-	if again := s.c.decide(s.s, s.now+1); len(again) != 0 {
+	if again := s.c.decide(s.s, s.now+1, true); len(again) != 0 {
 		t.Fatalf("repeated %d in-flight decisions", len(again))
 	}
-	if later := s.c.decide(s.s, s.now+20); len(later) != 3 {
+	if later := s.c.decide(s.s, s.now+20, true); len(later) != 3 {
 		t.Fatalf("not retried after retryTicks: %d", len(later))
 	}
 }

@@ -33,6 +33,7 @@ type driver struct {
 
 	ctrl        *controller
 	decidedAt   uint64 // state index the controller last decided on
+	scan        bool   // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
 	lastContact int64 // tick of the last message from the leader
 }
@@ -93,6 +94,7 @@ func (d *driver) restore(snap *pb.Snapshot) error {
 		d.n.inc.Store(me.Incarnation)
 	}
 	d.n.publish([]Event{{Type: EventResync, Index: d.applied, State: s}})
+	d.scan = true
 	return nil
 }
 
@@ -108,6 +110,7 @@ func (d *driver) tick() {
 		case p.ctx.Err() != nil:
 			delete(d.waiters, seq)
 		case d.now-p.last >= retry:
+			d.n.log.Debug("meta: proposal retried", "seq", p.cmd.Seq)
 			d.proposeData(p)
 		}
 	}
@@ -172,12 +175,15 @@ func (d *driver) control() {
 		}
 		d.ctrl = newController(d.n.cfg.sessionTicks(), d.n.cfg.retryTicks())
 		d.ctrl.takeover(s, d.now)
+		d.scan = true
 	}
 	if s.index == d.decidedAt && d.now%d.n.cfg.heartbeatTicks() != 0 {
 		return
 	}
 	d.decidedAt = s.index
-	for _, c := range d.ctrl.decide(s, d.now) {
+	scan := d.scan || d.now%d.n.cfg.sessionTicks() == 0
+	d.scan = false
+	for _, c := range d.ctrl.decide(s, d.now, scan) {
 		_ = d.rn.Propose(encodeCommand(c))
 	}
 }

@@ -17,8 +17,8 @@ import (
 )
 
 // inboxSize bounds the queues between the transport's handlers and the
-// driver. A message that finds its queue full is dropped: raft retries,
-// and so do heartbeats.
+// driver. A raft message that finds its queue full waits; a heartbeat is
+// dropped (the next one follows soon).
 const inboxSize = 1024
 
 // Node is one member of the metadata raft group. Its driver goroutine (run)
@@ -147,7 +147,10 @@ func (n *Node) closedErr() error {
 
 // HandleRaft takes one inbound raft message (payload after the mux tag).
 // It has transport.Handler's signature: register it for mux.TagRaft. It
-// never blocks; it drops what it cannot queue.
+// queues the message for the driver; when the queue is full it waits for
+// room (back-pressure on the sender's link, never a drop: a dropped append
+// can stall a follower until the next heartbeat round), but never past
+// Close.
 func (n *Node) HandleRaft(from uint64, msg []byte) {
 	m := new(pb.Message)
 	if err := proto.Unmarshal(msg, m); err != nil || m.GetFrom() != from || m.GetTo() != n.cfg.ID {
@@ -156,7 +159,7 @@ func (n *Node) HandleRaft(from uint64, msg []byte) {
 	}
 	select {
 	case n.raftIn <- m:
-	default:
+	case <-n.done:
 	}
 }
 

@@ -20,6 +20,7 @@ func (d *driver) handleReady() error {
 			d.lead = rd.SoftState.Lead
 			d.isLeader = rd.SoftState.RaftState == raft.StateLeader
 			d.n.leader.Store(d.lead)
+			d.n.log.Debug("meta: raft state", "lead", d.lead, "state", rd.SoftState.RaftState.String())
 			if !d.isLeader {
 				d.ctrl = nil
 			}
@@ -95,7 +96,7 @@ func (d *driver) applyEntries(ents []*pb.Entry) error {
 	d.pending = d.resolveReads(d.pending)
 	if d.applied-d.snapIndex >= d.n.cfg.SnapshotEntries {
 		data := encodeSnapshot(d.n.state.Load(), d.n.offsets.Load())
-		if err := d.n.st.snapshotAndCompact(d.applied, d.confState, data); err != nil {
+		if err := d.n.st.snapshotAndCompact(d.applied, d.n.cfg.SnapshotEntries/2, d.confState, data); err != nil {
 			return err
 		}
 		d.snapIndex = d.applied
@@ -121,6 +122,11 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 	}
 	if len(evs) > 0 {
 		d.n.publish(evs)
+		for _, e := range evs {
+			if e.Type != EventTopicCreated && e.Type != EventTopicDeleted {
+				d.scan = true
+			}
+		}
 	}
 	if c.From == d.n.cfg.ID && !res.dup {
 		if p, ok := d.waiters[c.Seq]; ok {

@@ -160,7 +160,7 @@ func (s *scenario) script(t *testing.T, c scriptCase) string {
 			for _, id := range alive {
 				s.c.heartbeat(id, s.inc(id), s.now)
 			}
-			for _, cmd := range s.c.decide(s.s, s.now) {
+			for _, cmd := range s.c.decide(s.s, s.now, true) {
 				out = append(out, fmt.Sprintf("t%d: propose %s", s.now, describeCommand(cmd)))
 				if r := s.do(cmd); r.err != nil {
 					out = append(out, "  refused: "+r.err.Error())

@@ -70,6 +70,7 @@ func decodeSnapshot(b []byte) (*State, *offsetTable, error) {
 		}
 		s.nodes[n.ID] = n
 	}
+	a := applier{next: s}
 	for _, t := range body.Topics {
 		if t == nil || ValidTopicName(t.Name) != nil {
 			return nil, nil, fmt.Errorf("%w: snapshot: bad topic", ErrCorrupt)
@@ -79,7 +80,10 @@ func decodeSnapshot(b []byte) (*State, *offsetTable, error) {
 				return nil, nil, fmt.Errorf("%w: snapshot: topic %q partition %d at %d", ErrCorrupt, t.Name, p.Partition, i)
 			}
 		}
-		s.topics[t.Name] = t
+		if _, dup := s.topics.get(t.Name); dup {
+			return nil, nil, fmt.Errorf("%w: snapshot: topic %q twice", ErrCorrupt, t.Name)
+		}
+		a.putTopic(t.Name, t)
 	}
 	offs := newOffsetTable()
 	for _, o := range body.Offsets {

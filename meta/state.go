@@ -71,12 +71,47 @@ type Topic struct {
 type State struct {
 	index   uint64
 	nodes   map[uint64]NodeInfo
-	topics  map[string]*Topic
+	topics  topicMap
 	created uint64 // topics ever created: rotates replica placement
 }
 
+// topicShards is the number of maps the topics are spread over, so that a
+// change copies one small map, not all topics.
+const topicShards = 64
+
+// topicMap maps names to topics in shards by a hash of the name. A State's
+// topicMap is immutable; a new State copies the array and, copy on write,
+// only the shards it changes.
+type topicMap struct {
+	shards [topicShards]map[string]*Topic
+	n      int
+}
+
+// shardOf is FNV-1a of name, reduced to a shard: cheap, deterministic.
+func shardOf(name string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return int(h % topicShards)
+}
+
+func (m *topicMap) get(name string) (*Topic, bool) {
+	t, ok := m.shards[shardOf(name)][name]
+	return t, ok
+}
+
+func (m *topicMap) each(f func(*Topic)) {
+	for _, sh := range m.shards {
+		for _, t := range sh {
+			f(t)
+		}
+	}
+}
+
 func emptyState() *State {
-	return &State{nodes: map[uint64]NodeInfo{}, topics: map[string]*Topic{}}
+	return &State{nodes: map[uint64]NodeInfo{}}
 }
 
 // Index is the raft index of the last command applied into this State.
@@ -84,13 +119,12 @@ func (s *State) Index() uint64 { return s.index }
 
 // Topic returns the named topic. It allocates nothing.
 func (s *State) Topic(name string) (*Topic, bool) {
-	t, ok := s.topics[name]
-	return t, ok
+	return s.topics.get(name)
 }
 
 // Partition returns one partition of a topic.
 func (s *State) Partition(topic string, partition int32) (*Partition, bool) {
-	t, ok := s.topics[topic]
+	t, ok := s.topics.get(topic)
 	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
 		return nil, false
 	}
@@ -99,10 +133,8 @@ func (s *State) Partition(topic string, partition int32) (*Partition, bool) {
 
 // Topics returns every topic, sorted by name, in a new slice the caller owns.
 func (s *State) Topics() []*Topic {
-	out := make([]*Topic, 0, len(s.topics))
-	for _, t := range s.topics {
-		out = append(out, t)
-	}
+	out := make([]*Topic, 0, s.topics.n)
+	s.topics.each(func(t *Topic) { out = append(out, t) })
 	slices.SortFunc(out, func(a, b *Topic) int {
 		if a.Name < b.Name {
 			return -1
@@ -144,16 +176,13 @@ func (s *State) eligible(id uint64) bool {
 	return ok && n.Eligible()
 }
 
-// clone returns a shallow copy: maps are copied, topics shared.
+// clone returns a shallow copy: the nodes map is copied, topic shards are
+// shared until written (see applier.putTopic).
 func (s *State) clone() *State {
-	c := &State{index: s.index, created: s.created,
-		nodes:  make(map[uint64]NodeInfo, len(s.nodes)+1),
-		topics: make(map[string]*Topic, len(s.topics)+1)}
+	c := &State{index: s.index, created: s.created, topics: s.topics,
+		nodes: make(map[uint64]NodeInfo, len(s.nodes)+1)}
 	for k, v := range s.nodes {
 		c.nodes[k] = v
-	}
-	for k, v := range s.topics {
-		c.topics[k] = v
 	}
 	return c
 }

@@ -154,11 +154,18 @@ func (s *storage) save(hs *pb.HardState, ents []*pb.Entry, snap *pb.Snapshot) er
 }
 
 // snapshotAndCompact records a state-machine snapshot at applied index i
-// and discards the log before it.
-func (s *storage) snapshotAndCompact(i uint64, cs *pb.ConfState, data []byte) error {
+// and discards the log up to i-keep, so that a follower a little behind
+// still catches up from the log rather than from a snapshot. (After a
+// reopen the log starts after the snapshot.)
+func (s *storage) snapshotAndCompact(i, keep uint64, cs *pb.ConfState, data []byte) error {
 	snap, err := s.MemoryStorage.CreateSnapshot(i, cs, data)
 	if err != nil {
 		return fmt.Errorf("meta: create snapshot: %w", err)
+	}
+	first, _ := s.MemoryStorage.FirstIndex()
+	compact := uint64(0)
+	if i > keep && i-keep >= first {
+		compact = i - keep
 	}
 	if s.db != nil {
 		err := s.db.Update(func(tx *bolt.Tx) error {
@@ -166,13 +173,16 @@ func (s *storage) snapshotAndCompact(i uint64, cs *pb.ConfState, data []byte) er
 			if err := putProto(b, keySnapshot, snap); err != nil {
 				return err
 			}
-			return deleteEntries(b, 0, i+1)
+			return deleteEntries(b, 0, compact+1)
 		})
 		if err != nil {
 			return fmt.Errorf("meta: save snapshot: %w", err)
 		}
 	}
-	if err := s.MemoryStorage.Compact(i); err != nil {
+	if compact == 0 {
+		return nil
+	}
+	if err := s.MemoryStorage.Compact(compact); err != nil {
 		return fmt.Errorf("meta: compact log: %w", err)
 	}
 	return nil

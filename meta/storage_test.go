@@ -63,7 +63,7 @@ func TestStorageSaveReopen(t *testing.T) {
 	}
 	// Snapshot at 4 and compact: the log starts after it, also after reopen.
 	cs := &pb.ConfState{Voters: []uint64{1, 2, 3}}
-	if err := s.snapshotAndCompact(4, cs, []byte("state")); err != nil {
+	if err := s.snapshotAndCompact(4, 0, cs, []byte("state")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.close(); err != nil {

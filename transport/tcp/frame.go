@@ -15,10 +15,13 @@ const frameHeaderSize = 12
 
 // Messages up to copyLimit bytes are copied into the frameWriter's buffer;
 // larger ones are written straight from the sender's buffer (writev).
-// maxIovecs keeps one writev under the kernel's IOV_MAX of 1024.
+// maxIovecs keeps one writev under the kernel's IOV_MAX of 1024, and
+// maxWriteBytes bounds one writev, so that a write deadline set per flush
+// means something even for a burst of large messages.
 const (
-	copyLimit = 4 << 10
-	maxIovecs = 512
+	copyLimit     = 4 << 10
+	maxIovecs     = 512
+	maxWriteBytes = 4 << 20
 )
 
 // frameWriter writes a burst of frames in as few system calls as it can:
@@ -29,6 +32,11 @@ type frameWriter struct {
 	buf  []byte      // headers and small messages; its capacity never grows
 	iov  net.Buffers // slices of buf and large messages, in order
 	mark int         // buf[mark:] is not in iov yet
+	big  int         // bytes of large messages in iov
+
+	// beforeWrite, if set, runs before each system call, e.g. to set a
+	// write deadline.
+	beforeWrite func() error
 }
 
 func newFrameWriter(size int) *frameWriter {
@@ -39,7 +47,7 @@ func newFrameWriter(size int) *frameWriter {
 func (fw *frameWriter) reset(w io.Writer) {
 	fw.w = w
 	clear(fw.iov)
-	fw.iov, fw.buf, fw.mark = fw.iov[:0], fw.buf[:0], 0
+	fw.iov, fw.buf, fw.mark, fw.big = fw.iov[:0], fw.buf[:0], 0, 0
 }
 
 // add appends msg as one frame, flushing first if the buffer is full. msg
@@ -50,7 +58,8 @@ func (fw *frameWriter) add(msg []byte) error {
 	if small {
 		need += len(msg)
 	}
-	if len(fw.buf)+need > cap(fw.buf) || len(fw.iov) >= maxIovecs-2 {
+	if len(fw.buf)+need > cap(fw.buf) || len(fw.iov) >= maxIovecs-2 ||
+		(!small && fw.big > 0 && fw.big+len(msg) > maxWriteBytes) {
 		if err := fw.flush(); err != nil {
 			return err
 		}
@@ -63,6 +72,7 @@ func (fw *frameWriter) add(msg []byte) error {
 	}
 	fw.iov = append(fw.iov, fw.buf[fw.mark:], msg)
 	fw.mark = len(fw.buf)
+	fw.big += len(msg)
 	return nil
 }
 
@@ -72,7 +82,10 @@ func (fw *frameWriter) flush() error {
 		fw.iov = append(fw.iov, fw.buf[fw.mark:])
 	}
 	var err error
-	if len(fw.iov) > 0 {
+	if len(fw.iov) > 0 && fw.beforeWrite != nil {
+		err = fw.beforeWrite()
+	}
+	if len(fw.iov) > 0 && err == nil {
 		v := fw.iov // WriteTo consumes v
 		_, err = v.WriteTo(fw.w)
 	}

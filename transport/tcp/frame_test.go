@@ -186,3 +186,58 @@ func TestCheckDialler(t *testing.T) {
 		}
 	}
 }
+
+// countingWriter counts Write calls.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// TestFrameWriterSplitsBursts: a burst larger than one writev allows is
+// split, every piece preceded by beforeWrite, and decodes back in order.
+func TestFrameWriterSplitsBursts(t *testing.T) {
+	var msgs [][]byte
+	for i := range 600 {
+		n := []int{10, copyLimit + 1, 64 << 10}[i%3]
+		m := make([]byte, n)
+		binary.BigEndian.PutUint32(m, uint32(i))
+		msgs = append(msgs, m)
+	}
+	var w countingWriter
+	fw := newFrameWriter(64 << 10)
+	fw.reset(&w)
+	calls := 0
+	fw.beforeWrite = func() error { calls++; return nil }
+	for _, m := range msgs {
+		if err := fw.add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	// 200 large messages of 64 KiB: more than 3 writes of maxWriteBytes,
+	// and 400 iovecs for large messages alone.
+	if calls < 4 {
+		t.Fatalf("%d flushes for a burst of %d bytes", calls, w.Len())
+	}
+	r := newFrameReader(&w.Buffer, 0)
+	for i, want := range msgs {
+		got, err := r.next(1 << 20)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	fw.beforeWrite = func() error { return errors.New("deadline") }
+	if err := fw.add(msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.flush(); err == nil || err.Error() != "deadline" {
+		t.Fatalf("flush ignored beforeWrite's error: %v", err)
+	}
+}

@@ -181,7 +181,8 @@ func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) 
 		}
 	}
 	fw.reset(conn)
-	defer fw.reset(nil)
+	fw.beforeWrite = func() error { return conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)) }
+	defer func() { fw.reset(nil); fw.beforeWrite = nil }()
 	for {
 		select {
 		case <-p.notify:
@@ -196,7 +197,7 @@ func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) 
 			return nil, p.ctx.Err()
 		}
 		batch := p.take()
-		err = p.write(conn, fw, batch)
+		err = p.write(fw, batch)
 		n := uint64(len(batch))
 		p.give(batch)
 		if err != nil {
@@ -209,10 +210,7 @@ func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) 
 }
 
 // write sends batch as frames in as few writes as the buffer allows.
-func (p *peer) write(conn net.Conn, fw *frameWriter, batch [][]byte) error {
-	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
-		return err
-	}
+func (p *peer) write(fw *frameWriter, batch [][]byte) error {
 	for _, m := range batch {
 		if err := fw.add(m); err != nil {
 			return err

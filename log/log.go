@@ -108,12 +108,15 @@ func (o *Options) validate() error {
 // Locks, in the order they are taken: dataMu (excludes readers of wal
 // frames from TruncateTo and EnforceRetention, which drop frames), appendMu
 // (puts appends in offset order while they enqueue, which may block on the
-// wal's back-pressure), mu (the state; held briefly, never across IO). mu
-// is separate from appendMu so that HighWatermark, LogEndOffset, Wait and
+// wal's back-pressure; TruncateTo holds it across its IO, so appends wait
+// for a truncation), mu (the state; held briefly, never across IO). mu is
+// separate from appendMu so that HighWatermark, LogEndOffset, Wait and
 // reads never wait behind an Enqueue.
 //
 // A Log owns one checkpoint goroutine, started by Open and stopped (and
-// waited for) by Close.
+// waited for) by Close. Each checkpoint write runs in a short-lived
+// goroutine of its own, waited for up to the sync deadline (see
+// writeCheckpoint).
 type Log struct {
 	opts       Options
 	wal        *wal.Log

@@ -97,9 +97,6 @@ func (l *Log) firstOffset(start, end, scanFrom wal.Pos, next int64, ck *checkpoi
 	if ck != nil && start < wal.Pos(ck.CoverPos) && len(ck.Index) > 0 && ck.Index[0].Pos == int64(start) {
 		return ck.Index[0].Offset, nil
 	}
-	if ck != nil && ck.CoverPos == int64(start) && next >= 0 {
-		return next, nil
-	}
 	b, _, err := l.readBatch(start, nil)
 	if err != nil {
 		return 0, err

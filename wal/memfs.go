@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 )
 
 // ErrCrashed is returned by the files a MemFS handed out before its Crash.
@@ -15,8 +16,10 @@ var ErrCrashed = errors.New("wal: memfs: file handle from before a crash")
 
 // MemFS is an in-memory FS that simulates crashes: Crash keeps only what a
 // real disk would guarantee, the bytes of each file as of its last Sync and
-// the directory entries as of their directory's last SyncDir. Directories
-// themselves (MkdirAll) are durable at once. Safe for concurrent use.
+// the file entries of each directory as of its last SyncDir. Directories
+// themselves are simpler: MkdirAll and Remove of an empty directory are
+// durable at once. ReadDir lists files and subdirectories, like the OS.
+// Safe for concurrent use.
 type MemFS struct {
 	mu struct {
 		sync.Mutex
@@ -184,11 +187,31 @@ func (m *MemFS) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := d.live[base]; !ok {
+	if _, ok := d.live[base]; ok {
+		delete(d.live, base)
+		return nil
+	}
+	dir := filepath.Clean(name)
+	sub, ok := m.mu.dirs[dir]
+	if !ok {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
 	}
-	delete(d.live, base)
+	if len(sub.live) > 0 || len(m.subdirsLocked(dir)) > 0 {
+		return &fs.PathError{Op: "remove", Path: name, Err: syscall.ENOTEMPTY}
+	}
+	delete(m.mu.dirs, dir) // directories come and go durably at once
 	return nil
+}
+
+// subdirsLocked returns the names of dir's subdirectories.
+func (m *MemFS) subdirsLocked(dir string) []string {
+	var names []string
+	for path := range m.mu.dirs {
+		if path != dir && filepath.Dir(path) == dir {
+			names = append(names, filepath.Base(path))
+		}
+	}
+	return names
 }
 
 // Rename implements FS.
@@ -228,7 +251,7 @@ func (m *MemFS) ReadDir(dir string) ([]string, error) {
 	if !ok {
 		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: fs.ErrNotExist}
 	}
-	names := make([]string, 0, len(d.live))
+	names := m.subdirsLocked(filepath.Clean(dir))
 	for name := range d.live {
 		names = append(names, name)
 	}

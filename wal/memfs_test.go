@@ -1,0 +1,109 @@
+package wal
+
+import (
+	"errors"
+	"io/fs"
+	"slices"
+	"testing"
+)
+
+func TestMemFSCrashKeepsOnlySynced(t *testing.T) {
+	m := NewMemFS()
+	if err := m.MkdirAll("/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string, sync bool) File {
+		f, err := m.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte(data), 0); err != nil {
+			t.Fatal(err)
+		}
+		if sync {
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return f
+	}
+	write("/a/synced-entry", "durable", true)
+	if err := m.SyncDir("/a"); err != nil {
+		t.Fatal(err)
+	}
+	old := write("/a/unsynced-entry", "lost: the directory was not synced", true)
+	f := write("/a/b/x", "abc", true)
+	if err := m.SyncDir("/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("defg"), 3); err != nil { // unsynced
+		t.Fatal(err)
+	}
+	if err := m.Rename("/a/synced-entry", "/a/renamed"); err != nil { // unsynced
+		t.Fatal(err)
+	}
+	m.Crash(CrashOptions{})
+	names, _ := m.ReadDir("/a")
+	if !slices.Equal(names, []string{"b", "synced-entry"}) {
+		t.Fatalf("after crash /a holds %v", names)
+	}
+	if b, err := ReadFile(m, "/a/b/x"); err != nil || string(b) != "abc" {
+		t.Fatalf("/a/b/x = %q, %v", b, err)
+	}
+	if _, err := old.ReadAt(make([]byte, 1), 0); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("handle from before the crash: %v", err)
+	}
+	// Torn: part of the unsynced tail may survive, garbage possibly.
+	g := write("/a/b/t", "0123456789", true)
+	if err := m.SyncDir("/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WriteAt([]byte("abcdefghijklmnop"), 10); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for seed := range uint64(200) {
+		// Each crash starts from the same state: rebuild it.
+		h, _ := m.OpenReadWrite("/a/b/t")
+		_ = h.Truncate(10)
+		_ = h.Sync()
+		_, _ = h.WriteAt([]byte("abcdefghijklmnop"), 10)
+		_ = h.Close()
+		m.Crash(CrashOptions{Torn: true, Seed: seed})
+		b, _ := ReadFile(m, "/a/b/t")
+		if len(b) < 10 || len(b) > 26 || string(b[:10]) != "0123456789" {
+			t.Fatalf("seed %d: torn file %q", seed, b)
+		}
+		seen[len(b)] = true
+	}
+	if len(seen) < 5 {
+		t.Fatalf("torn crashes kept only lengths %v", seen)
+	}
+}
+
+func TestMemFSDirectories(t *testing.T) {
+	m := NewMemFS()
+	if err := m.MkdirAll("/d/e"); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := m.Create("/d/e/f")
+	_ = f.Close()
+	if err := m.Remove("/d/e"); err == nil {
+		t.Fatal("removed a directory that is not empty")
+	}
+	if err := m.Remove("/d/e/f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove("/d/e"); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := m.ReadDir("/d"); len(names) != 0 {
+		t.Fatalf("/d holds %v", names)
+	}
+	if _, err := m.Create("/d/e/f"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("create in a removed directory: %v", err)
+	}
+	if _, err := m.Stat("/d/nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat of a missing file: %v", err)
+	}
+}

@@ -1,0 +1,449 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replog/replog"
+	"github.com/replog/replog/internal/history"
+	"github.com/replog/replog/wal"
+)
+
+const (
+	topic = "chaos"
+	// opTimeout bounds one client call.
+	opTimeout = 3 * time.Second
+	// recoverTimeout bounds the final phase's append and each replica's
+	// final read, after healing.
+	recoverTimeout = 30 * time.Second
+	// sessionTimeout and syncTimeout are short so that failovers and
+	// stalls happen many times in a run of seconds.
+	sessionTimeout = 500 * time.Millisecond
+	syncTimeout    = 300 * time.Millisecond
+	segmentSize    = 16 << 10
+)
+
+// runConfig is one run: everything derives from Seed.
+type runConfig struct {
+	Seed       int64
+	Nodes      int
+	Clients    int
+	Duration   time.Duration // workload under faults
+	Durability replog.Durability
+	Kinds      []FaultKind
+	ExpectLoss bool // SyncNever with CrashAll: losses are expected
+}
+
+func (c runConfig) String() string {
+	return fmt.Sprintf("seed %d: %d nodes, %d clients, %v, %v, faults %v, expect loss %v",
+		c.Seed, c.Nodes, c.Clients, c.Duration, c.Durability, c.Kinds, c.ExpectLoss)
+}
+
+// event is one thing the nemesis or the harness did, on the history's
+// time line.
+type event struct {
+	Tick  int64
+	At    time.Duration // since the workload started
+	Fault int           // index in the schedule, -1 for the final phase
+	What  string
+	Err   error
+}
+
+func (e event) String() string {
+	s := fmt.Sprintf("tick %-6d %-10v", e.Tick, e.At.Round(time.Millisecond))
+	if e.Fault >= 0 {
+		s += fmt.Sprintf(" fault %2d:", e.Fault)
+	}
+	s += " " + e.What
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// outcome is what a run found.
+type outcome struct {
+	cfg      runConfig
+	schedule Schedule
+	events   []event
+	hist     history.History
+	finals   map[uint64][]history.Entry
+	result   *history.Result
+	problems []string // harness-level failures: no recovery, unreadable replicas
+	faults   map[FaultKind]int
+	elapsed  time.Duration
+}
+
+func (o *outcome) failed() bool {
+	return len(o.problems) > 0 || o.result == nil || !o.result.OK()
+}
+
+// harness drives one run against a LocalCluster.
+type harness struct {
+	t     testing.TB
+	cfg   runConfig
+	lc    *replog.LocalCluster
+	rec   *history.Recorder
+	start time.Time
+	logs  *boundedBuffer
+
+	mu struct {
+		sync.Mutex
+		mem    map[uint64]*wal.MemFS
+		stall  map[uint64]*wal.StallFS
+		events []event
+		faults map[FaultKind]int
+		probs  []string
+		up     chan struct{} // closed (and replaced) when a node restarts
+	}
+}
+
+// upSignal returns a channel closed at the next restart of a node.
+func (h *harness) upSignal() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mu.up
+}
+
+// restarted wakes the clients waiting for a running node.
+func (h *harness) restarted() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.mu.up)
+	h.mu.up = make(chan struct{})
+}
+
+func newHarness(t testing.TB, cfg runConfig) *harness {
+	h := &harness{t: t, cfg: cfg, rec: history.NewRecorder(), logs: newBoundedBuffer(8 << 20)}
+	h.mu.mem = map[uint64]*wal.MemFS{}
+	h.mu.stall = map[uint64]*wal.StallFS{}
+	h.mu.faults = map[FaultKind]int{}
+	h.mu.up = make(chan struct{})
+	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	lc, err := replog.NewLocalCluster(cfg.Nodes,
+		replog.WithSeed(cfg.Seed),
+		replog.WithFS(func(id replog.NodeID) wal.FS {
+			m := wal.NewMemFS()
+			s := wal.NewStallFS(m)
+			h.mu.Lock()
+			h.mu.mem[id], h.mu.stall[id] = m, s
+			h.mu.Unlock()
+			return s
+		}),
+		replog.WithConfig(func(c *replog.Config) {
+			c.Durability = cfg.Durability
+			c.SessionTimeout = sessionTimeout
+			c.SyncTimeout = syncTimeout
+			c.SegmentSize = segmentSize
+			c.Logger = logger.With("node", c.ID)
+		}))
+	if err != nil {
+		t.Fatalf("%v: NewLocalCluster: %v", cfg, err)
+	}
+	h.lc = lc
+	return h
+}
+
+func (h *harness) memFS(id uint64) *wal.MemFS {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mu.mem[id]
+}
+
+func (h *harness) stallFS(id uint64) *wal.StallFS {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mu.stall[id]
+}
+
+// note records an event on the history's time line.
+func (h *harness) note(fault int, err error, format string, args ...any) {
+	e := event{Tick: h.rec.Tick(), At: time.Since(h.start), Fault: fault, What: fmt.Sprintf(format, args...), Err: err}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mu.events = append(h.mu.events, e)
+}
+
+// problem records a harness-level failure.
+func (h *harness) problem(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	h.note(-1, nil, "PROBLEM: %s", msg)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mu.probs = append(h.mu.probs, msg)
+}
+
+// nodes returns 1..n.
+func (h *harness) nodes() []uint64 {
+	ids := make([]uint64, h.cfg.Nodes)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
+}
+
+// run performs the whole run: topic, workload under the nemesis, healing,
+// final reads, check. It closes the cluster.
+func run(t testing.TB, cfg runConfig) *outcome {
+	began := time.Now()
+	h := newHarness(t, cfg)
+	defer func() {
+		if err := h.lc.Close(); err != nil {
+			t.Errorf("%v: Close: %v", cfg, err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	err := h.lc.Node(1).CreateTopic(ctx, topic, replog.TopicConfig{
+		Partitions: 1, ReplicationFactor: min(3, cfg.Nodes), MinInSyncReplicas: min(2, cfg.Nodes)})
+	cancel()
+	if err != nil {
+		t.Fatalf("%v: CreateTopic: %v", cfg, err)
+	}
+	h.skipWithoutEngine()
+	sched := NewSchedule(cfg.Seed, cfg.Nodes, cfg.Duration, cfg.Kinds, syncTimeout+200*time.Millisecond)
+
+	h.start = time.Now()
+	wctx, stop := context.WithTimeout(context.Background(), cfg.Duration)
+	var wg sync.WaitGroup
+	for c := range cfg.Clients {
+		wg.Go(func() { h.client(wctx, c) })
+	}
+	wg.Go(func() { h.nemesis(wctx, sched) })
+	wg.Wait()
+	stop()
+
+	o := &outcome{cfg: cfg, schedule: sched}
+	h.finish(o)
+	h.mu.Lock()
+	o.events, o.problems, o.faults = h.mu.events, h.mu.probs, h.mu.faults
+	h.mu.Unlock()
+	o.hist = h.rec.History()
+	res, err := history.Check(o.hist, o.finals, history.Options{ExpectLoss: cfg.ExpectLoss, LinearizabilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatalf("%v: Check: %v", cfg, err)
+	}
+	o.result = res
+	o.elapsed = time.Since(began)
+	if o.failed() {
+		h.dump(o)
+	}
+	return o
+}
+
+// skipWithoutEngine skips the test while the replication engine is the
+// API skeleton whose every call returns ErrClosed on a running node.
+// TODO: remove once the engine has landed.
+func (h *harness) skipWithoutEngine() {
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	defer cancel()
+	_, err := h.lc.Node(1).Read(ctx, topic, 0, 0)
+	if errors.Is(err, replog.ErrClosed) && h.lc.Running(1) {
+		h.lc.Close()
+		h.t.Skipf("the replication engine is not there yet: a read on a running node returns %v", err)
+	}
+}
+
+// finish heals every fault, restarts every node (one at a time), appends
+// a last record and reads every replica's log up to it.
+func (h *harness) finish(o *outcome) {
+	h.healAll()
+	for _, id := range h.nodes() {
+		if h.lc.Running(id) {
+			if err := h.lc.Stop(id); err != nil {
+				h.problem("final restart: stop n%d: %v", id, err)
+			}
+		}
+		err := h.lc.Restart(id)
+		h.note(-1, err, "final restart of n%d", id)
+		if err != nil {
+			h.problem("final restart of n%d failed: %v", id, err)
+		}
+	}
+	last, ok := h.finalAppend()
+	if !ok {
+		return
+	}
+	o.finals = map[uint64][]history.Entry{}
+	replicas := h.replicas()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range replicas {
+		wg.Go(func() {
+			log, err := h.readReplica(id, last+1)
+			h.note(-1, err, "final read of n%d: %d records", id, len(log))
+			if err != nil {
+				h.problem("replica n%d did not serve its log up to offset %d within %v: %v", id, last, recoverTimeout, err)
+				return
+			}
+			mu.Lock()
+			o.finals[id] = log
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// healAll ends every fault: the network heals, syncs run, stopped nodes
+// restart.
+func (h *harness) healAll() {
+	h.lc.Network().Heal()
+	for _, id := range h.nodes() {
+		if s := h.stallFS(id); s != nil {
+			s.Release()
+		}
+	}
+	h.note(-1, nil, "healed network and storage")
+}
+
+// finalAppend appends one last record with AcksAll, recorded in the
+// history; once acknowledged the high watermark covers everything the
+// leader held before it.
+func (h *harness) finalAppend() (int64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	defer cancel()
+	const value = "final"
+	id := h.rec.InvokeAppend(h.cfg.Clients, 1, value)
+	res, err := h.lc.Node(1).Append(ctx, topic, 0, []replog.Record{{Value: []byte(value)}})
+	if err != nil {
+		h.rec.CompleteAppend(id, appendOutcome(err), 0, err)
+		h.problem("no append accepted within %v after healing: %v", recoverTimeout, err)
+		return 0, false
+	}
+	h.rec.CompleteAppend(id, history.OK, res.BaseOffset, nil)
+	h.note(-1, nil, "final append acknowledged at offset %d", res.BaseOffset)
+	return res.BaseOffset, true
+}
+
+// replicas returns the partition's replicas as node 1 knows them.
+func (h *harness) replicas() []uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	defer cancel()
+	info, err := h.lc.Node(1).Topic(ctx, topic)
+	if err != nil || len(info.Partitions) != 1 {
+		h.problem("topic info after healing: %v (%d partitions)", err, len(info.Partitions))
+		return h.nodes()
+	}
+	return append([]uint64(nil), info.Partitions[0].Replicas...)
+}
+
+// readReplica reads node id's replica from offset 0 up to end, waiting
+// (event-driven, MaxWait) for its high watermark to get there.
+func (h *harness) readReplica(id uint64, end int64) ([]history.Entry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	defer cancel()
+	var log []history.Entry
+	for int64(len(log)) < end {
+		res, err := h.lc.Node(id).Read(ctx, topic, 0, int64(len(log)), replog.MaxWait(recoverTimeout))
+		if err != nil {
+			return log, err
+		}
+		for _, r := range res.Records {
+			log = append(log, history.Entry{Offset: r.Offset, Value: string(r.Value)})
+		}
+	}
+	return log, nil
+}
+
+// report describes a failed run; dump writes it, the node logs and the
+// whole history to a file and names it.
+func (o *outcome) report() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\nreplay: go test ./chaos -run 'TestChaos$' -seed=%d -chaos.duration=%v -v\n", o.cfg, o.cfg.Seed, o.cfg.Duration)
+	fmt.Fprintf(&b, "%s\n", o.schedule)
+	b.WriteString("events:\n")
+	for _, e := range o.events {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	for _, p := range o.problems {
+		fmt.Fprintf(&b, "PROBLEM: %s\n", p)
+	}
+	if o.result != nil {
+		fmt.Fprintf(&b, "check: %s\n", o.result)
+		shown := 0
+		for _, v := range o.result.Violations {
+			for _, id := range v.Ops {
+				if shown < 40 && id >= 0 && id < len(o.hist) {
+					fmt.Fprintf(&b, "  op %s\n", o.hist[id])
+					shown++
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func (h *harness) dump(o *outcome) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("replog-chaos-seed-%d.txt", o.cfg.Seed))
+	var b bytes.Buffer
+	b.WriteString(o.report())
+	b.WriteString("\nfinal logs:\n")
+	ids := make([]uint64, 0, len(o.finals))
+	for id := range o.finals {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		fmt.Fprintf(&b, "  n%d: %v\n", id, o.finals[id])
+	}
+	b.WriteString("\nhistory:\n")
+	for _, op := range o.hist {
+		fmt.Fprintf(&b, "  %s\n", op)
+	}
+	b.WriteString("\nnode logs (tail):\n")
+	b.Write(h.logs.Bytes())
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		h.t.Logf("writing %s: %v", path, err)
+		return
+	}
+	h.t.Logf("seed %d: full history, schedule and node logs in %s", o.cfg.Seed, path)
+}
+
+// appendOutcome classifies an Append error: Fail only for errors returned
+// before anything is written, Info for all others.
+func appendOutcome(err error) history.Outcome {
+	switch {
+	case errors.Is(err, replog.ErrInvalidArgument), errors.Is(err, replog.ErrUnknownTopic),
+		errors.Is(err, replog.ErrUnknownPartition), errors.Is(err, replog.ErrRecordTooLarge):
+		return history.Fail
+	}
+	return history.Info
+}
+
+// boundedBuffer keeps the last max bytes written to it (the tail of the
+// node logs), safe for concurrent use.
+type boundedBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+var _ io.Writer = (*boundedBuffer)(nil)
+
+func newBoundedBuffer(max int) *boundedBuffer { return &boundedBuffer{max: max} }
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over+b.max/4:]...)
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf...)
+}

@@ -2,85 +2,128 @@ package replication
 
 import "errors"
 
-// Producer sequences make retried appends idempotent. Every batch that crosses
-// the network (forwarded to a leader, or retried after a lost answer or a
-// leader change) carries its producer's ID, epoch and the sequence numbers of
-// its first and last record. A partition leader remembers the last
-// dedupWindow batches of each producer; a batch it has already written is
-// answered with the offsets it got the first time instead of being written
-// again. This is Kafka's idempotent producer, reduced to what replog's own
-// retries need.
+// Producer sequences make retried appends idempotent. Every batch Append
+// writes carries its producer's ID (the node's ID), epoch (the node's meta
+// incarnation) and the sequence numbers of its first and last record, in
+// the log's batch header. Every replica, leader or follower, remembers the
+// last dedupWindow batches of each producer per partition, from the batches
+// it appends (and, after a restart, from the tail of its log); a leader
+// answers a batch it already holds with the offsets it got the first time
+// instead of writing it again. This is Kafka's idempotent producer, reduced
+// to what replog's own retries need.
+//
+// Unlike Kafka, a gap in the sequence is accepted: concurrent Append calls
+// on one node are not ordered with each other, and a call abandoned by its
+// caller leaves a gap for good. A batch is a duplicate only if the window
+// holds it; a producer keeps at most maxInFlight batches of a partition
+// outstanding, half the window, so that a retry is always either in the
+// window or newer than all of it.
 
-// dedupWindow is how many recent batches per producer a leader remembers:
-// a producer must not have more than this many batches in flight to one
-// partition at once.
-const dedupWindow = 5
+// dedupWindow is how many recent batches per producer a replica remembers.
+const dedupWindow = 128
+
+// maxInFlight is how many batches a node keeps outstanding per partition.
+const maxInFlight = dedupWindow / 2
+
+// seqMask: sequences run from 0 to MaxInt32 and wrap to 0.
+const seqMask = 1<<31 - 1
 
 var (
-	// errOutOfOrderSequence: the batch's first sequence is neither the next
-	// one expected nor a batch remembered: an earlier batch was lost and the
-	// producer must not skip it.
-	errOutOfOrderSequence = errors.New("replication: out-of-order producer sequence")
+	// errSequenceTooOld: the batch's sequence is older than every batch
+	// remembered: the replica cannot tell whether it was written.
+	errSequenceTooOld = errors.New("replication: producer sequence too old to deduplicate")
+	// errSequenceConflict: a remembered batch starts at the same sequence
+	// but ends elsewhere.
+	errSequenceConflict = errors.New("replication: producer sequence reused for another batch")
 	// errProducerFenced: the batch comes from an older epoch of a producer
 	// that has since restarted.
 	errProducerFenced = errors.New("replication: producer epoch is fenced")
 )
 
-// seqBatch is one batch a leader wrote for a producer.
+// seqBatch is one batch a replica holds for a producer.
 type seqBatch struct {
 	firstSeq, lastSeq int32
 	baseOffset        int64
 	lastOffset        int64
 }
 
-// producerState is a leader's memory of one producer on one partition.
+// producerState is a replica's memory of one producer on one partition.
 // The zero value knows nothing: the first batch it sees is accepted as is.
 type producerState struct {
 	epoch   int16
-	batches [dedupWindow]seqBatch // ring; batches[(next-1) mod n] is the newest
-	n       int                   // how many entries are valid
-	next    int                   // where the next entry goes
+	batches []seqBatch // ring of up to dedupWindow; batches[(next-1) mod len] is the newest
+	next    int        // where the next entry goes once the ring is full
 }
 
 // nextSeq is the sequence after s; sequences wrap from MaxInt32 to 0.
-func nextSeq(s int32) int32 {
-	if s == 1<<31-1 {
-		return 0
-	}
-	return s + 1
+func nextSeq(s int32) int32 { return int32((int64(s) + 1) & seqMask) }
+
+// lastSeqOf is the last sequence of a batch of count records from first.
+func lastSeqOf(first, count int32) int32 {
+	return int32((int64(first) + int64(count) - 1) & seqMask)
+}
+
+// seqBefore reports whether sequence a comes before b, modulo the wrap: a
+// is before b if b is less than half the sequence space ahead of it.
+func seqBefore(a, b int32) bool {
+	d := (int64(b) - int64(a)) & seqMask
+	return d != 0 && d < 1<<30
 }
 
 // check classifies a batch with the given producer epoch and sequences.
-// It returns (prev, true, nil) for a batch already written, whose offsets
-// are in prev; (_, false, nil) for a batch to write (then call record);
-// and an error for a batch that must be refused.
+// It returns (prev, true, nil) for a batch already held, whose offsets are
+// in prev; (_, false, nil) for a batch to write (then call record); and an
+// error for a batch that must be refused.
 func (p *producerState) check(epoch int16, firstSeq, lastSeq int32) (prev seqBatch, dup bool, err error) {
-	if p.n == 0 || epoch > p.epoch {
+	if len(p.batches) == 0 || epoch > p.epoch {
 		return seqBatch{}, false, nil
 	}
 	if epoch < p.epoch {
 		return seqBatch{}, false, errProducerFenced
 	}
-	for i := range p.n {
-		if b := p.batches[i]; b.firstSeq == firstSeq && b.lastSeq == lastSeq {
+	oldest := p.batches[0].firstSeq
+	for _, b := range p.batches {
+		if b.firstSeq == firstSeq {
+			if b.lastSeq != lastSeq {
+				return seqBatch{}, false, errSequenceConflict
+			}
 			return b, true, nil
 		}
+		if seqBefore(b.firstSeq, oldest) {
+			oldest = b.firstSeq
+		}
 	}
-	newest := p.batches[(p.next+dedupWindow-1)%dedupWindow]
-	if firstSeq != nextSeq(newest.lastSeq) {
-		return seqBatch{}, false, errOutOfOrderSequence
+	if len(p.batches) == dedupWindow && seqBefore(firstSeq, oldest) {
+		return seqBatch{}, false, errSequenceTooOld
 	}
 	return seqBatch{}, false, nil
 }
 
-// record remembers a batch written for the producer at epoch. A newer epoch
+// record remembers a batch held for the producer at epoch. A newer epoch
 // forgets the older epoch's batches.
 func (p *producerState) record(epoch int16, b seqBatch) {
-	if p.n > 0 && epoch > p.epoch {
-		p.n, p.next = 0, 0
+	if len(p.batches) > 0 && epoch > p.epoch {
+		p.batches, p.next = p.batches[:0], 0
 	}
 	p.epoch = epoch
+	if len(p.batches) < dedupWindow {
+		p.batches = append(p.batches, b)
+		return
+	}
 	p.batches[p.next] = b
 	p.next = (p.next + 1) % dedupWindow
-	p.n = min(p.n+1, dedupWindow)
+}
+
+// truncate forgets the batches at or after offset (a follower truncated
+// its log there).
+func (p *producerState) truncate(offset int64) {
+	n := len(p.batches)
+	kept := make([]seqBatch, 0, n)
+	for i := range n {
+		// Oldest first: the ring starts at next once full.
+		if b := p.batches[(p.next+i)%n]; b.baseOffset < offset {
+			kept = append(kept, b)
+		}
+	}
+	p.batches, p.next = kept, 0
 }

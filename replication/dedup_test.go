@@ -22,15 +22,21 @@ func TestProducerStateDedup(t *testing.T) {
 	if err != nil || !dup || prev.baseOffset != 100 || prev.lastOffset != 109 {
 		t.Fatalf("retry of 0..9: %+v dup %v err %v", prev, dup, err)
 	}
-	// A gap is refused: batch 20..29 was lost.
-	if _, _, err := p.check(1, 30, 39); !errors.Is(err, errOutOfOrderSequence) {
-		t.Fatalf("gap: err = %v", err)
+	// A gap is accepted (an abandoned call), and the gap filled later too.
+	write(1, 30, 39, 120)
+	write(1, 20, 29, 130)
+	if _, dup, _ := p.check(1, 20, 29); !dup {
+		t.Fatal("gap-filling batch not remembered")
+	}
+	// The same first sequence with another end is refused.
+	if _, _, err := p.check(1, 0, 5); !errors.Is(err, errSequenceConflict) {
+		t.Fatalf("conflict: err = %v", err)
 	}
 	// An older epoch is fenced; a newer one starts afresh.
 	if _, _, err := p.check(0, 20, 29); !errors.Is(err, errProducerFenced) {
 		t.Fatalf("old epoch: err = %v", err)
 	}
-	write(2, 0, 0, 120)
+	write(2, 0, 0, 140)
 	if _, dup, _ := p.check(2, 0, 9); dup {
 		t.Fatal("batch of the old epoch remembered under the new one")
 	}
@@ -45,9 +51,9 @@ func TestProducerStateWindow(t *testing.T) {
 		p.record(0, seqBatch{i, i, int64(i), int64(i)})
 	}
 	// The two oldest batches fell out of the window: a retry of them is
-	// out of order now, never written twice.
+	// refused, never written twice.
 	for i := range int32(2) {
-		if _, _, err := p.check(0, i, i); !errors.Is(err, errOutOfOrderSequence) {
+		if _, _, err := p.check(0, i, i); !errors.Is(err, errSequenceTooOld) {
 			t.Fatalf("batch %d outside the window: err = %v", i, err)
 		}
 	}
@@ -56,11 +62,40 @@ func TestProducerStateWindow(t *testing.T) {
 			t.Fatalf("batch %d inside the window: %+v dup %v err %v", i, prev, dup, err)
 		}
 	}
+	// Newer than everything: new.
+	if _, dup, err := p.check(0, dedupWindow+10, dedupWindow+10); err != nil || dup {
+		t.Fatalf("new batch: dup %v err %v", dup, err)
+	}
 }
 
-func TestNextSeqWraps(t *testing.T) {
+func TestProducerStateTruncate(t *testing.T) {
 	var p producerState
+	for i := range int32(dedupWindow + 5) {
+		p.record(0, seqBatch{i, i, int64(i), int64(i)})
+	}
+	p.truncate(dedupWindow)
+	if _, dup, _ := p.check(0, dedupWindow-1, dedupWindow-1); !dup {
+		t.Fatal("batch below the truncation point forgotten")
+	}
+	if _, dup, err := p.check(0, dedupWindow, dedupWindow); dup || err != nil {
+		t.Fatalf("truncated batch: dup %v err %v; want new", dup, err)
+	}
+	// Recording after a truncation keeps working.
+	p.record(0, seqBatch{dedupWindow, dedupWindow, 500, 500})
+	if prev, dup, _ := p.check(0, dedupWindow, dedupWindow); !dup || prev.baseOffset != 500 {
+		t.Fatalf("re-recorded batch: %+v dup %v", prev, dup)
+	}
+}
+
+func TestSequenceWrap(t *testing.T) {
 	const maxSeq = 1<<31 - 1
+	if nextSeq(maxSeq) != 0 || lastSeqOf(maxSeq, 3) != 1 {
+		t.Fatal("sequences do not wrap at MaxInt32")
+	}
+	if !seqBefore(maxSeq, 0) || seqBefore(0, maxSeq) || seqBefore(5, 5) {
+		t.Fatal("seqBefore ignores the wrap")
+	}
+	var p producerState
 	p.record(0, seqBatch{maxSeq - 1, maxSeq, 0, 1})
 	if _, dup, err := p.check(0, 0, 4); err != nil || dup {
 		t.Fatalf("sequence after MaxInt32: dup %v err %v", dup, err)

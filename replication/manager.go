@@ -2,9 +2,15 @@ package replication
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
 )
 
 // ReadOptions bound a Read.
@@ -31,8 +37,51 @@ type ReadResult struct {
 
 // Manager runs this node's partition replicas. All methods are safe for
 // concurrent use.
+//
+// Goroutines, all owned by the Manager and stopped and waited for by
+// Close: the watch loop (metadata events), the tick loop (the one timer:
+// retransmissions, ISR changes, retention), one sender per peer node, and
+// short-lived ones started on demand (a replica's worker while it has work,
+// an AlterISR or SetUnhealthy request, a forwarded read).
+//
+// Locks, in the order they may be taken: a producer's or a replica's mu
+// (never both), then Manager.mu, then a peer's mu; spawnMu alone.
 type Manager struct {
-	cfg Config
+	cfg    Config
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Close
+	wg     sync.WaitGroup
+	start  time.Time
+
+	watcher    *meta.Watcher
+	registered chan struct{} // closed once this node's incarnation is known
+	pepoch     atomic.Int32  // producer epoch: the incarnation, 15 bits
+	closed     atomic.Bool
+	draining   atomic.Bool
+	unhealthy  atomic.Bool
+	reqSeq     atomic.Uint64
+
+	spawnMu sync.Mutex
+	closing bool // under spawnMu: no more goroutines
+
+	mu struct {
+		sync.RWMutex
+		replicas  map[pkey]*replica
+		producers map[pkey]*producer
+		peers     map[uint64]*peer
+		calls     map[uint64]*call
+		reads     map[uint64]*readCall
+		orphans   map[pkey][]orphan
+		changed   chan struct{} // closed and replaced on every change waiters may care about
+	}
+}
+
+// orphan is a batch for a partition this node has no replica of yet (its
+// metadata is behind the sender's).
+type orphan struct {
+	req *appendReq
+	at  int64
 }
 
 // Open starts a Manager: it watches cfg.Meta and opens a replica for
@@ -42,40 +91,347 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Manager{cfg: cfg}, nil
+	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.mu.replicas = map[pkey]*replica{}
+	m.mu.producers = map[pkey]*producer{}
+	m.mu.peers = map[uint64]*peer{}
+	m.mu.calls = map[uint64]*call{}
+	m.mu.reads = map[uint64]*readCall{}
+	m.mu.orphans = map[pkey][]orphan{}
+	m.mu.changed = make(chan struct{})
+	m.watcher = cfg.Meta.Watch()
+	m.reconcileAll(cfg.Meta.State())
+	m.checkRegistered()
+	m.wg.Add(2)
+	go m.watchLoop()
+	go m.tickLoop()
+	return m, nil
 }
 
-// HandleReplication takes one inbound mux.TagReplication message (the
-// payload after the tag); it never blocks.
-func (m *Manager) HandleReplication(from uint64, msg []byte) {}
+// spawn runs fn on a goroutine the Manager waits for, unless it is
+// closing.
+func (m *Manager) spawn(fn func()) bool {
+	m.spawnMu.Lock()
+	defer m.spawnMu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+	return true
+}
 
-// HandleForward takes one inbound mux.TagForward message (the payload
-// after the tag); it never blocks.
-func (m *Manager) HandleForward(from uint64, msg []byte) {}
+// mono is the Manager's monotonic time in nanoseconds.
+func (m *Manager) mono() int64 { return int64(time.Since(m.start)) }
+
+func (m *Manager) retryDelay() int64 { return int64(2 * m.cfg.tickInterval()) }
+
+// resendAfter is how long an attempt may go unanswered before it is sent
+// again: four ticks, doubling per attempt, at most twice the lag time (an
+// AcksAll answer may legitimately wait that long for an ISR shrink).
+func (m *Manager) resendAfter(attempt uint64) int64 {
+	d := 4 * m.cfg.tickInterval() << min(attempt-1, 4)
+	return int64(min(d, max(4*m.cfg.tickInterval(), 2*m.cfg.ReplicaLagTime)))
+}
+
+func (m *Manager) producerEpoch() int16 { return int16(m.pepoch.Load()) }
+
+func (m *Manager) checkRegistered() {
+	select {
+	case <-m.registered:
+		return
+	default:
+	}
+	if inc := m.cfg.Meta.Incarnation(); inc != 0 {
+		m.pepoch.Store(int32(inc & 0x7fff))
+		close(m.registered)
+	}
+}
+
+func (m *Manager) replica(key pkey) *replica {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mu.replicas[key]
+}
+
+func (m *Manager) peer(id uint64) *peer {
+	m.mu.RLock()
+	p := m.mu.peers[id]
+	m.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p = m.mu.peers[id]; p == nil {
+		p = &peer{id: id, m: m, kick: make(chan struct{}, 1)}
+		m.spawn(p.run)
+		m.mu.peers[id] = p
+	}
+	return p
+}
+
+func (m *Manager) trackCall(c *call) {
+	m.mu.Lock()
+	m.mu.calls[c.reqID] = c
+	m.mu.Unlock()
+}
+
+func (m *Manager) untrackCall(c *call) {
+	m.mu.Lock()
+	delete(m.mu.calls, c.reqID)
+	m.mu.Unlock()
+}
+
+// orphan holds req until this node opens the partition's replica.
+func (m *Manager) orphan(key pkey, req *appendReq) {
+	m.mu.Lock()
+	if len(m.mu.orphans[key]) < maxParked {
+		m.mu.orphans[key] = append(m.mu.orphans[key], orphan{req, m.mono()})
+		req = nil
+	}
+	m.mu.Unlock()
+	if req != nil {
+		answers{{req: req, code: codeRetry}}.deliver(m)
+	}
+}
+
+// changedCh returns a channel closed at the next change: a metadata event
+// applied, or a producer emptied.
+func (m *Manager) changedCh() <-chan struct{} {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mu.changed
+}
+
+func (m *Manager) notifyChanged() {
+	m.mu.Lock()
+	close(m.mu.changed)
+	m.mu.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// reportUnhealthy tells the controller, once, that this node's storage
+// failed, so that its leaderships move.
+func (m *Manager) reportUnhealthy() {
+	if !m.unhealthy.CompareAndSwap(false, true) {
+		return
+	}
+	m.spawn(func() {
+		for m.ctx.Err() == nil {
+			ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+			err := m.cfg.Meta.SetUnhealthy(ctx, true)
+			cancel()
+			if err == nil || errors.Is(err, meta.ErrClosed) {
+				return
+			}
+			m.cfg.Logger.Warn("replication: cannot report storage failure", "err", err)
+		}
+	})
+}
 
 // Append appends records to a partition as one batch, through its leader,
-// and returns the offsets of the first and last record once acks allows.
+// and returns the offsets of the first and last record once acks allows
+// (AcksNone: at once, with -1, -1). On a node that does not lead the
+// partition the batch is forwarded to the leader the local metadata
+// names. Elections, unknown leaders and lost messages are ridden out
+// within ctx; retries never write a batch twice. Records are encoded
+// before Append returns: the caller may reuse them. Errors:
+// ErrInvalidArgument, ErrRecordTooLarge, ErrNotEnoughReplicas,
+// meta.ErrUnknownTopic, meta.ErrUnknownPartition, wal.ErrStorageStalled
+// (the leader's storage stalled), ErrClosed, ctx's error (the batch may
+// or may not be written).
 func (m *Manager) Append(ctx context.Context, topic string, partition int32, records []log.Record, acks Acks) (base, last int64, err error) {
-	return 0, 0, ErrClosed
+	if m.closed.Load() || m.draining.Load() {
+		return 0, 0, ErrClosed
+	}
+	if acks != AcksNone && acks != AcksLeader && acks != AcksAll {
+		return 0, 0, fmt.Errorf("%w: acks %d", ErrInvalidArgument, acks)
+	}
+	if len(records) == 0 {
+		return 0, 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+	}
+	t, err := m.topic(ctx, topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	select {
+	case <-m.registered:
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("replication: append: %w", ctx.Err())
+	case <-m.done:
+		return 0, 0, ErrClosed
+	}
+	now := m.cfg.Clock()
+	size, err := log.EncodedSize(records, now)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	if size > m.cfg.MaxBatchBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRecordTooLarge, size, m.cfg.MaxBatchBytes)
+	}
+	h := log.BatchHeader{ProducerID: int64(m.cfg.ID), ProducerEpoch: m.producerEpoch()}
+	buf, err := log.EncodeBatch(make([]byte, 0, size), h, records, now)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	p := m.producerFor(t, partition)
+	c := &call{p: p, batch: buf, count: int32(len(records)), acks: acks, reqID: m.reqSeq.Add(1), done: make(chan struct{})}
+	if err := p.submit(c); err != nil {
+		return 0, 0, err
+	}
+	if acks == AcksNone {
+		p.abandon(c)
+		return -1, -1, nil
+	}
+	select {
+	case <-c.done:
+		return c.base, c.last, c.err
+	case <-ctx.Done():
+		p.abandon(c)
+		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", topic, partition, ctx.Err())
+	case <-m.done:
+		return 0, 0, ErrClosed
+	}
 }
 
-// Read returns committed records of a partition from offset on.
-func (m *Manager) Read(ctx context.Context, topic string, partition int32, offset int64, opts ReadOptions) (ReadResult, error) {
-	return ReadResult{}, ErrClosed
+// topic finds a topic in the local metadata, or, if it is missing there,
+// with a lease-checked read (which confirms with the controller before
+// answering ErrUnknownTopic), and checks the partition.
+func (m *Manager) topic(ctx context.Context, name string, partition int32) (*meta.Topic, error) {
+	t, ok := m.cfg.Meta.State().Topic(name)
+	if !ok {
+		var err error
+		if t, err = m.cfg.Meta.Topic(ctx, name); err != nil {
+			return nil, fmt.Errorf("replication: %s: %w", name, err)
+		}
+	}
+	if partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, fmt.Errorf("replication: %s/%d: %w", name, partition, meta.ErrUnknownPartition)
+	}
+	return t, nil
+}
+
+func (m *Manager) producerFor(t *meta.Topic, partition int32) *producer {
+	key := pkey{t.ID, partition}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.mu.producers[key]
+	if p == nil {
+		p = &producer{m: m, key: key, topic: t.Name}
+		part := t.Partitions[partition]
+		p.mu.leader, p.mu.epoch = part.Leader, part.LeaderEpoch
+		m.mu.producers[key] = p
+	}
+	return p
 }
 
 // PartitionState returns the high watermark and log start offset of this
 // node's replica of a partition; ok is false if it holds none.
 func (m *Manager) PartitionState(topic string, partition int32) (hw, logStart int64, ok bool) {
-	return 0, 0, false
+	t, found := m.cfg.Meta.State().Topic(topic)
+	if !found {
+		return 0, 0, false
+	}
+	r := m.replica(pkey{t.ID, partition})
+	if r == nil {
+		return 0, 0, false
+	}
+	hw, logStart = r.state()
+	return hw, logStart, true
 }
 
 // Shutdown is a controlled shutdown: it drains this node in meta so that
 // its leaderships move to other ISR members, and waits, bounded by ctx,
-// until it leads nothing and the appends in flight are answered. Call it
-// before Close.
-func (m *Manager) Shutdown(ctx context.Context) error { return nil }
+// until it leads nothing and the appends in flight are answered. Appends
+// that start after it fail with ErrClosed. Call it before Close.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	m.draining.Store(true)
+	if err := m.cfg.Meta.Drain(ctx); err != nil {
+		return fmt.Errorf("replication: shutdown: %w", err)
+	}
+	for {
+		ch := m.changedCh()
+		if m.leadsNothing() && m.noCalls() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replication: shutdown: %w", ctx.Err())
+		case <-m.done:
+			return ErrClosed
+		}
+	}
+}
+
+func (m *Manager) leadsNothing() bool {
+	st := m.cfg.Meta.State()
+	for _, t := range st.Topics() {
+		for _, p := range t.Partitions {
+			if p.Leader == m.cfg.ID && slices.Contains(p.ISR, m.cfg.ID) && len(p.ISR) > 1 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (m *Manager) noCalls() bool {
+	m.mu.RLock()
+	ps := make([]*producer, 0, len(m.mu.producers))
+	for _, p := range m.mu.producers {
+		ps = append(ps, p)
+	}
+	m.mu.RUnlock()
+	for _, p := range ps {
+		if !p.idle() {
+			return false
+		}
+	}
+	return true
+}
 
 // Close stops every replica and goroutine of the Manager and closes the
-// logs. Calls in flight return ErrClosed.
-func (m *Manager) Close() error { return nil }
+// logs. Calls in flight return ErrClosed. A second Close returns nil.
+func (m *Manager) Close() error {
+	if !m.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	m.spawnMu.Lock()
+	m.closing = true
+	m.spawnMu.Unlock()
+	m.cancel()
+	close(m.done)
+	m.watcher.Close()
+	m.wg.Wait()
+
+	m.mu.Lock()
+	producers := make([]*producer, 0, len(m.mu.producers))
+	for _, p := range m.mu.producers {
+		producers = append(producers, p)
+	}
+	replicas := make([]*replica, 0, len(m.mu.replicas))
+	for _, r := range m.mu.replicas {
+		replicas = append(replicas, r)
+	}
+	m.mu.orphans = map[pkey][]orphan{}
+	m.mu.Unlock()
+	for _, p := range producers {
+		p.fail(ErrClosed)
+	}
+	var errs []error
+	for _, r := range replicas {
+		if err := r.close(false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

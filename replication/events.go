@@ -1,0 +1,231 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/replog/replog/meta"
+)
+
+// watchLoop applies the metadata's events to the replicas and producers.
+// Owned by the Manager; exits on Close.
+func (m *Manager) watchLoop() {
+	defer m.wg.Done()
+	for {
+		ev, err := m.watcher.Next(m.ctx)
+		if err != nil {
+			return
+		}
+		switch ev.Type {
+		case meta.EventResync:
+			m.reconcileAll(ev.State)
+		case meta.EventTopicCreated, meta.EventPartitionChanged:
+			if t, ok := ev.State.Topic(ev.Topic); ok && t.ID == ev.TopicID {
+				m.reconcileTopic(t)
+			}
+		case meta.EventTopicDeleted:
+			m.topicDeleted(ev.TopicID)
+		}
+		m.checkRegistered()
+		m.notifyChanged()
+	}
+}
+
+// reconcileAll brings replicas and producers in line with a whole State.
+func (m *Manager) reconcileAll(st *meta.State) {
+	live := map[uint64]bool{}
+	for _, t := range st.Topics() {
+		live[t.ID] = true
+		m.reconcileTopic(t)
+	}
+	m.mu.RLock()
+	var gone []uint64
+	for key := range m.mu.replicas {
+		if !live[key.topicID] {
+			gone = append(gone, key.topicID)
+		}
+	}
+	for key := range m.mu.producers {
+		if !live[key.topicID] {
+			gone = append(gone, key.topicID)
+		}
+	}
+	m.mu.RUnlock()
+	slices.Sort(gone)
+	for _, id := range slices.Compact(gone) {
+		m.topicDeleted(id)
+	}
+}
+
+// reconcileTopic opens the replicas of t assigned to this node, updates
+// them and the producers from the partition records.
+func (m *Manager) reconcileTopic(t *meta.Topic) {
+	self := m.cfg.ID
+	for i := range t.Partitions {
+		part := t.Partitions[i]
+		key := pkey{t.ID, part.Partition}
+		r := m.replica(key)
+		switch assigned := slices.Contains(part.Replicas, self); {
+		case assigned && r == nil:
+			var err error
+			if r, err = m.openReplica(t.Name, key, t.Config); err != nil {
+				m.cfg.Logger.Error("replication: cannot open replica", "err", err)
+				continue
+			}
+			m.mu.Lock()
+			m.mu.replicas[key] = r
+			orphans := m.mu.orphans[key]
+			delete(m.mu.orphans, key)
+			m.mu.Unlock()
+			r.update(part, t.Config)
+			for _, o := range orphans {
+				r.enqueue(o.req)
+			}
+		case assigned:
+			r.update(part, t.Config)
+		case r != nil:
+			m.dropReplica(key, true)
+		}
+		m.mu.RLock()
+		p := m.mu.producers[key]
+		m.mu.RUnlock()
+		if p != nil {
+			p.setLeader(part.Leader, part.LeaderEpoch)
+		}
+	}
+}
+
+// topicDeleted removes every replica of the topic, with its data, and
+// fails its producers' calls.
+func (m *Manager) topicDeleted(topicID uint64) {
+	m.mu.Lock()
+	var keys []pkey
+	for key := range m.mu.replicas {
+		if key.topicID == topicID {
+			keys = append(keys, key)
+		}
+	}
+	var ps []*producer
+	for key, p := range m.mu.producers {
+		if key.topicID == topicID {
+			ps = append(ps, p)
+			delete(m.mu.producers, key)
+		}
+	}
+	var orphans []orphan
+	for key, os := range m.mu.orphans {
+		if key.topicID == topicID {
+			orphans = append(orphans, os...)
+			delete(m.mu.orphans, key)
+		}
+	}
+	m.mu.Unlock()
+	for _, key := range keys {
+		m.dropReplica(key, true)
+	}
+	for _, p := range ps {
+		p.fail(fmt.Errorf("replication: %s: %w", p.topic, meta.ErrUnknownTopic))
+	}
+	var out answers
+	for _, o := range orphans {
+		out.add(o.req, codeUnknownTopic, 0, 0)
+	}
+	out.deliver(m)
+}
+
+func (m *Manager) dropReplica(key pkey, remove bool) {
+	m.mu.Lock()
+	r := m.mu.replicas[key]
+	delete(m.mu.replicas, key)
+	m.mu.Unlock()
+	if r == nil {
+		return
+	}
+	if err := r.close(remove); err != nil {
+		m.cfg.Logger.Warn("replication: closing replica", "topic", r.topic, "partition", key.partition, "err", err)
+	}
+}
+
+// retentionEvery is how many ticks pass between two retention runs.
+const retentionEvery = 120
+
+// tickLoop is the Manager's one timer: leaders retransmit and probe, ask
+// for ISR changes; producers resend overdue calls; orphans expire;
+// retention runs now and then. Owned by the Manager; exits on Close.
+func (m *Manager) tickLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.tickInterval())
+	defer t.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-m.done:
+			return
+		case <-t.C:
+		}
+		m.tick(n%retentionEvery == 0)
+	}
+}
+
+func (m *Manager) tick(retention bool) {
+	now := m.mono()
+	m.mu.RLock()
+	replicas := make([]*replica, 0, len(m.mu.replicas))
+	for _, r := range m.mu.replicas {
+		replicas = append(replicas, r)
+	}
+	producers := make([]*producer, 0, len(m.mu.producers))
+	for _, p := range m.mu.producers {
+		producers = append(producers, p)
+	}
+	m.mu.RUnlock()
+	retransmit := int64(4 * m.cfg.tickInterval())
+	for _, r := range replicas {
+		r.mu.Lock()
+		r.tickLeaderLocked(now, retransmit)
+		r.mu.Unlock()
+	}
+	for _, p := range producers {
+		p.tick(now)
+	}
+	m.expireOrphans(now)
+	if retention {
+		for _, r := range replicas {
+			if !r.retain || r.log.Err() != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+			if _, err := r.log.EnforceRetention(ctx); err != nil && m.ctx.Err() == nil {
+				m.cfg.Logger.Warn("replication: retention", "topic", r.topic, "partition", r.key.partition, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// orphanTTL is how long a batch waits for its replica to be opened here
+// before its producer is told to retry.
+const orphanTTL = int64(2 * time.Second)
+
+func (m *Manager) expireOrphans(now int64) {
+	var out answers
+	m.mu.Lock()
+	for key, os := range m.mu.orphans {
+		kept := os[:0]
+		for _, o := range os {
+			if now-o.at >= orphanTTL {
+				out.add(o.req, codeRetry, 0, 0)
+			} else {
+				kept = append(kept, o)
+			}
+		}
+		if len(kept) == 0 {
+			delete(m.mu.orphans, key)
+		} else {
+			m.mu.orphans[key] = kept
+		}
+	}
+	m.mu.Unlock()
+	out.deliver(m)
+}

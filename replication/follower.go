@@ -1,0 +1,172 @@
+package replication
+
+import (
+	"errors"
+
+	"github.com/replog/replog/log"
+)
+
+// onPush takes a leader's push for this replica.
+func (r *replica) onPush(from uint64, it *pushItem) {
+	var out answers
+	r.mu.Lock()
+	defer func() {
+		r.mu.Unlock()
+		out.deliver(r.m)
+	}()
+	if r.mu.closed || r.mu.failed != nil {
+		return
+	}
+	if it.epoch < r.mu.epoch || it.epoch == r.mu.epoch && r.mu.role == roleLeader {
+		// A deposed leader: tell it the epoch it lost to.
+		r.m.peer(from).ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: r.mu.epoch,
+			gen: it.gen, status: ackStale, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset()})
+		return
+	}
+	if it.epoch > r.mu.epoch || r.mu.role != roleFollower {
+		// The push arrived before the metadata: only the controller
+		// assigns epochs, so its sender leads that epoch.
+		r.becomeFollowerLocked(from, it.epoch, &out)
+	}
+	if r.mu.leader != from {
+		return
+	}
+	r.mu.fq = append(r.mu.fq, *it)
+	r.kickLocked()
+}
+
+// followerStep applies the queued pushes in order: truncations, batches
+// (contiguous pushes share one log append, and so one sync), high
+// watermarks, and answers each with the durable log end. Called with mu
+// held; returns with it released, and whether to run again.
+func (r *replica) followerStep() bool {
+	items := r.mu.fq
+	r.mu.fq = nil
+	if len(items) == 0 {
+		r.mu.working = false
+		r.mu.Unlock()
+		return false
+	}
+	epoch, leader := r.mu.epoch, r.mu.leader
+	r.mu.Unlock()
+
+	p := r.m.peer(leader)
+	ack := func(gen uint32, status byte) {
+		p.ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch, gen: gen,
+			status: status, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset()})
+	}
+	var badGen uint32
+	bad := false
+	for i := 0; i < len(items); i++ {
+		it := &items[i]
+		if it.epoch != epoch {
+			continue
+		}
+		switch {
+		case it.flags&pushProbe != 0:
+			ack(it.gen, ackHello)
+		case it.flags&pushHWOnly != 0:
+			r.setHW(it.hw)
+		case bad && it.gen == badGen:
+			// Later pushes of a generation that already failed to
+			// continue the log: the leader rematches on the first answer.
+		default:
+			bad = false
+			j, err := r.followerAppend(items, i)
+			if err != nil {
+				if r.storageFailed(err) {
+					return false
+				}
+				bad, badGen = true, it.gen
+				ack(it.gen, ackMismatch)
+				continue
+			}
+			r.setHW(items[j].hw)
+			ack(items[j].gen, ackOK)
+			i = j
+		}
+	}
+	r.mu.Lock()
+	return true
+}
+
+// followerAppend truncates if items[i] says so and appends the batches of
+// items[i] and of the contiguous pushes after it; it returns the index of
+// the last push applied.
+func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
+	it := &items[i]
+	ctx := r.m.ctx
+	end := r.log.LogEndOffset()
+	if it.flags&pushTruncate != 0 && end > it.prevEnd {
+		if err := r.log.TruncateTo(ctx, it.prevEnd); err != nil {
+			return i, err
+		}
+		end = r.log.LogEndOffset()
+		r.mu.Lock()
+		for _, ps := range r.mu.producers {
+			ps.truncate(end)
+		}
+		r.mu.Unlock()
+	}
+	if it.prevEnd != end {
+		return i, errMismatch
+	}
+	if len(it.batches) == 0 {
+		return i, nil
+	}
+	buf := it.batches
+	runEnd := r.batchesEnd(buf)
+	j := i
+	for j+1 < len(items) {
+		n := &items[j+1]
+		if n.epoch != it.epoch || n.gen != it.gen || n.flags != 0 || n.prevEnd != runEnd || len(n.batches) == 0 {
+			break
+		}
+		if j == i {
+			buf = append(make([]byte, 0, len(buf)+len(n.batches)), buf...)
+		}
+		buf = append(buf, n.batches...)
+		runEnd = r.batchesEnd(n.batches)
+		j++
+	}
+	if _, err := r.log.AppendFollower(ctx, buf); err != nil {
+		return i, err
+	}
+	r.mu.Lock()
+	r.recordProducersLocked(buf)
+	r.mu.Unlock()
+	return j, nil
+}
+
+var errMismatch = errors.New("replication: push does not continue the log")
+
+// storageFailed fails the replica if err is a storage failure (not a
+// protocol mismatch, nor the Manager closing) and reports whether it did.
+func (r *replica) storageFailed(err error) bool {
+	switch {
+	case errors.Is(err, errMismatch), errors.Is(err, log.ErrNotContiguous), errors.Is(err, log.ErrStaleEpoch),
+		errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrTruncateBelowHighWatermark),
+		errors.Is(err, log.ErrBatchTooLarge):
+		if errors.Is(err, log.ErrTruncateBelowHighWatermark) || errors.Is(err, log.ErrCorruptBatch) {
+			r.m.cfg.Logger.Error("replication: follower cannot apply push", "topic", r.topic, "partition", r.key.partition, "err", err)
+		}
+		return false
+	}
+	var out answers
+	r.mu.Lock()
+	if r.m.ctx.Err() == nil && !errors.Is(err, log.ErrClosed) {
+		r.failLocked(err, &out)
+	}
+	r.mu.working = false
+	r.mu.Unlock()
+	out.deliver(r.m)
+	return true
+}
+
+// setHW raises the follower's high watermark to the leader's, capped by
+// its own log end.
+func (r *replica) setHW(hw int64) {
+	if hw = min(hw, r.log.LogEndOffset()); hw > r.log.HighWatermark() {
+		_ = r.log.SetHighWatermark(hw) // only ErrClosed or a race with truncation: the next push retries
+	}
+}

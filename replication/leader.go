@@ -1,0 +1,565 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"slices"
+	"time"
+
+	"github.com/replog/replog/log"
+)
+
+// Flow control of the leader's pushes to one follower.
+const (
+	maxPushesInFlight = 32      // pushes sent and not yet acknowledged
+	maxBytesInFlight  = 8 << 20 // their bytes
+	catchUpReadBytes  = 1 << 20 // one catch-up push
+	maxRoundBytes     = 4 << 20 // one leader round (one wal write)
+)
+
+// fstate is what a partition leader knows of one follower in its epoch.
+type fstate struct {
+	st       followerState
+	matched  bool   // the follower's log is known to be a prefix of ours up to sentEnd's start
+	gen      uint32 // bumped at each (re)match; acks of older generations are ignored
+	sentEnd  int64  // offsets before it are sent (or held by the follower)
+	truncate bool   // the next push tells the follower to truncate to sentEnd first
+	inflight []inflightPush
+	inBytes  int
+	// progressAt is the mono time of the last ack that made progress or of
+	// the (re)match: a follower with pushes in flight and no progress for
+	// retransmitAfter is rematched (its pushes or acks were lost).
+	progressAt int64
+	probeAt    int64
+}
+
+type inflightPush struct {
+	end   int64
+	bytes int
+}
+
+func (f *fstate) windowOpen() bool {
+	return len(f.inflight) < maxPushesInFlight && f.inBytes < maxBytesInFlight
+}
+
+func (f *fstate) sent(end int64, n int, now int64) {
+	if len(f.inflight) == 0 {
+		f.progressAt = now
+	}
+	f.sentEnd = end
+	f.inflight = append(f.inflight, inflightPush{end, n})
+	f.inBytes += n
+}
+
+func (f *fstate) acked(end int64) {
+	i := 0
+	for i < len(f.inflight) && f.inflight[i].end <= end {
+		f.inBytes -= f.inflight[i].bytes
+		i++
+	}
+	f.inflight = f.inflight[:copy(f.inflight, f.inflight[i:])]
+}
+
+// target is a follower a round is pushed to, with its generation.
+type target struct {
+	id  uint64
+	gen uint32
+}
+
+// stampBatch writes the base offset and leader epoch into an encoded batch
+// (they lie outside its checksum, see package log) and the producer's base
+// sequence (inside it: the checksum is recomputed).
+func stampBatch(b []byte, base int64, epoch int32) {
+	binary.BigEndian.PutUint64(b[0:8], uint64(base))
+	binary.BigEndian.PutUint32(b[12:16], uint32(epoch))
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Offsets in the batch header (package log's format, version 1).
+const (
+	batchCRCOffset  = 17
+	batchCRCFrom    = 21
+	batchSeqOffset  = 53
+	batchHeaderSize = 61
+)
+
+func stampSequence(b []byte, seq int32) {
+	binary.BigEndian.PutUint32(b[batchSeqOffset:], uint32(seq))
+	binary.BigEndian.PutUint32(b[batchCRCOffset:], crc32.Checksum(b[batchCRCFrom:], castagnoli))
+}
+
+// leaderStep runs one leader round: it takes the queued batches, gives
+// them offsets, pushes them to the followers that are caught up (before
+// its own write, so that their writes and syncs overlap its own), writes
+// them as one wal write, and answers or parks the producers. Then it sends
+// catch-up data to followers that are behind. Called with mu held; returns
+// with it released, and whether to run again.
+func (r *replica) leaderStep() bool {
+	m := r.m
+	epoch := r.mu.epoch
+	if !r.mu.ready {
+		return r.beginEpoch(epoch)
+	}
+	var out answers
+	reqs := r.mu.queue
+	r.mu.queue = nil
+	round, size := r.assignLocked(reqs, &out)
+	if len(round) == 0 {
+		need := r.catchUpNeededLocked()
+		if !need {
+			r.mu.working = false
+		}
+		r.mu.Unlock()
+		out.deliver(m)
+		if need {
+			r.catchUp()
+		}
+		return need
+	}
+	base := round[0].base
+	now := m.mono()
+	var targets []target
+	for id, f := range r.mu.followers {
+		if f.matched && !f.truncate && f.sentEnd == base && f.windowOpen() {
+			f.sent(r.mu.nextOffset, size, now)
+			targets = append(targets, target{id, f.gen})
+		}
+	}
+	hw := r.log.HighWatermark()
+	r.mu.Unlock()
+	out.deliver(m)
+	out = out[:0]
+
+	buf := make([]byte, 0, size)
+	for _, q := range round {
+		start := len(buf)
+		buf = append(buf, q.batch...)
+		stampBatch(buf[start:], q.base, epoch)
+	}
+	for _, t := range targets {
+		m.peer(t.id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
+			gen: t.gen, prevEnd: base, hw: hw, batches: buf})
+	}
+	_, err := r.log.AppendFollower(m.ctx, buf)
+
+	r.mu.Lock()
+	if err != nil {
+		r.roundFailedLocked(round, err, &out)
+		r.mu.working = false
+		r.mu.Unlock()
+		out.deliver(m)
+		return false
+	}
+	for _, q := range round {
+		switch q.acks {
+		case AcksLeader:
+			out.ok(q)
+		case AcksAll:
+			r.mu.hwWaiters = append(r.mu.hwWaiters, q)
+		}
+	}
+	r.advanceHWLocked(&out)
+	r.mu.Unlock()
+	out.deliver(m)
+	r.catchUp()
+	return true
+}
+
+// roundFailedLocked answers a round whose write failed: a storage failure
+// fails the replica; a closing Manager (ctx) just stops.
+func (r *replica) roundFailedLocked(round []*appendReq, err error, out *answers) {
+	code := failureCode(err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, log.ErrClosed) {
+		code = codeRetry
+	} else {
+		r.failLocked(err, out)
+	}
+	for _, q := range round {
+		if q.acks != AcksNone {
+			out.add(q, code, 0, 0)
+		}
+	}
+}
+
+// beginEpoch starts this replica's leadership in its log and probes the
+// followers. Called with mu held; returns with it released.
+func (r *replica) beginEpoch(epoch int32) bool {
+	r.mu.Unlock()
+	err := r.log.BeginEpoch(epoch)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.role != roleLeader || r.mu.epoch != epoch {
+		return true
+	}
+	if err != nil {
+		var out answers
+		r.failLocked(err, &out)
+		r.mu.working = false
+		r.mu.Unlock()
+		out.deliver(r.m)
+		r.mu.Lock()
+		return false
+	}
+	now := r.m.mono()
+	r.mu.ready = true
+	r.mu.nextOffset = r.log.LogEndOffset()
+	r.mu.epochStart = r.mu.nextOffset
+	r.mu.ledSince = now
+	for id, f := range r.mu.followers {
+		f.probeAt = now
+		r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch, flags: pushProbe})
+	}
+	return true
+}
+
+// assignLocked checks and gives offsets to queued batches; it returns
+// those to write and their total size. Duplicates are answered (or parked
+// for the high watermark) with their first offsets.
+func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, int) {
+	var round []*appendReq
+	size := 0
+	isrOK := len(r.mu.part.ISR) >= r.mu.minISR
+	durable := r.log.LogEndOffset()
+	for i, q := range reqs {
+		if q.acks == AcksAll && !isrOK {
+			out.add(q, codeNotEnoughReplicas, 0, 0)
+			continue
+		}
+		if len(round) > 0 && size+len(q.batch) > maxRoundBytes {
+			r.mu.queue = append(reqs[i:len(reqs):len(reqs)], r.mu.queue...)
+			break
+		}
+		ps := r.mu.producers[q.pid]
+		if ps == nil {
+			ps = &producerState{}
+			r.mu.producers[q.pid] = ps
+		}
+		prev, dup, err := ps.check(q.pepoch, q.firstSeq, q.lastSeq)
+		switch {
+		case err != nil:
+			out.add(q, codeSequence, 0, 0)
+			continue
+		case dup:
+			q.base, q.last = prev.baseOffset, prev.lastOffset
+			switch {
+			case q.acks == AcksAll && q.last >= r.log.HighWatermark():
+				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
+			case q.acks == AcksLeader && q.last >= durable:
+				// Written in the round now being synced by no one: the
+				// previous round completed, so this cannot happen; be safe.
+				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
+			default:
+				out.ok(q)
+			}
+			continue
+		}
+		q.base = r.mu.nextOffset
+		q.last = q.base + int64(q.count) - 1
+		r.mu.nextOffset = q.last + 1
+		ps.record(q.pepoch, seqBatch{firstSeq: q.firstSeq, lastSeq: q.lastSeq, baseOffset: q.base, lastOffset: q.last})
+		if q.acks == AcksNone {
+			out.ok(q)
+		}
+		round = append(round, q)
+		size += len(q.batch)
+	}
+	return round, size
+}
+
+// catchUpNeededLocked reports whether a follower waits for data the
+// leader's log holds (or for a truncation order) and may receive it.
+func (r *replica) catchUpNeededLocked() bool {
+	durable := r.log.LogEndOffset()
+	for _, f := range r.mu.followers {
+		if f.matched && (f.truncate || f.sentEnd < durable) && f.windowOpen() {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUp sends followers that are behind what the leader's log holds
+// (durably) the batches they miss, read back from the log, while their
+// windows allow. Called without mu.
+func (r *replica) catchUp() {
+	for range 64 {
+		r.mu.Lock()
+		if r.mu.role != roleLeader || !r.mu.ready || r.mu.closed {
+			r.mu.Unlock()
+			return
+		}
+		durable := r.log.LogEndOffset()
+		var id uint64
+		var f *fstate
+		for fid, ff := range r.mu.followers {
+			if ff.matched && (ff.truncate || ff.sentEnd < durable) && ff.windowOpen() {
+				id, f = fid, ff
+				break
+			}
+		}
+		if f == nil {
+			r.mu.Unlock()
+			return
+		}
+		from, gen, epoch := f.sentEnd, f.gen, r.mu.epoch
+		r.mu.Unlock()
+
+		var data []byte
+		var err error
+		if from < durable {
+			data, err = r.log.ReadBatches(make([]byte, 0, catchUpReadBytes), from, durable, catchUpReadBytes)
+		}
+		end := from
+		if err == nil && len(data) > 0 {
+			b, _, serr := log.SplitBatch(data)
+			if serr != nil || b.BaseOffset() != from {
+				err = errors.New("replication: catch-up read does not start at a batch boundary")
+			} else {
+				end = r.batchesEnd(data)
+			}
+		}
+
+		r.mu.Lock()
+		if f.gen == gen && f.sentEnd == from && r.mu.epoch == epoch && r.mu.role == roleLeader {
+			if err != nil {
+				// Retention removed what the follower needs, or the read
+				// failed: it stays unmatched and is probed again later.
+				r.m.cfg.Logger.Warn("replication: cannot serve follower", "topic", r.topic,
+					"partition", r.key.partition, "follower", id, "from", from, "err", err)
+				f.matched = false
+				r.mu.Unlock()
+				return
+			}
+			flags := byte(0)
+			if f.truncate {
+				flags = pushTruncate
+			}
+			f.truncate = false
+			f.sent(end, len(data), r.m.mono())
+			r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
+				gen: gen, flags: flags, prevEnd: from, hw: r.log.HighWatermark(), batches: data})
+		}
+		r.mu.Unlock()
+	}
+	// More to send than one pass allows: run the worker again.
+	r.mu.Lock()
+	if r.catchUpNeededLocked() {
+		r.kickLocked()
+	}
+	r.mu.Unlock()
+}
+
+// batchesEnd returns the offset after the last batch of raw.
+func (r *replica) batchesEnd(raw []byte) int64 {
+	end := int64(-1)
+	for rest := raw; len(rest) > 0; {
+		b, next, err := log.SplitBatch(rest)
+		if err != nil {
+			break
+		}
+		end = b.NextOffset()
+		rest = next
+	}
+	return end
+}
+
+// onAck takes a follower's acknowledgement.
+func (r *replica) onAck(from uint64, a *ackItem) {
+	var out answers
+	r.mu.Lock()
+	defer func() {
+		r.mu.Unlock()
+		out.deliver(r.m)
+	}()
+	if r.mu.role != roleLeader || r.mu.closed {
+		return
+	}
+	if a.status == ackStale && a.epoch > r.mu.epoch {
+		// A follower knows a newer leader: stop acknowledging; the
+		// metadata will tell who leads.
+		r.mu.superseded = true
+		r.failLeaderWorkLocked(&out, 0, a.epoch)
+		return
+	}
+	f := r.mu.followers[from]
+	if f == nil || a.epoch != r.mu.epoch || !r.mu.ready {
+		return
+	}
+	now := r.m.mono()
+	switch a.status {
+	case ackOK:
+		if !f.matched || a.gen != f.gen {
+			return
+		}
+		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
+		f.acked(a.logEnd)
+		f.progressAt = now
+		r.advanceHWLocked(&out)
+		if !r.inISRLocked(from) {
+			r.maybeAlterISRLocked(now)
+		}
+		if r.catchUpNeededLocked() {
+			r.kickLocked()
+		}
+	case ackHello, ackMismatch:
+		if f.matched && a.gen != f.gen {
+			return
+		}
+		r.matchLocked(from, f, a.lastEpoch, a.logEnd, now)
+		r.advanceHWLocked(&out)
+	}
+}
+
+// matchLocked finds where the follower's log stops agreeing with the
+// leader's (Kafka's OffsetsForLeaderEpoch: the end of the follower's last
+// epoch in the leader's log, capped by the follower's end) and starts
+// sending from there, telling the follower to truncate first if it holds
+// more.
+func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now int64) {
+	t := min(logEnd, r.mu.nextOffset)
+	if lastEpoch != log.UndefinedEpoch {
+		if e, end := r.log.EndOffsetForEpoch(lastEpoch); e != log.UndefinedEpoch {
+			t = min(t, end)
+		}
+	}
+	if t < r.log.LogStartOffset() {
+		r.m.cfg.Logger.Warn("replication: follower is behind the log start; it cannot catch up",
+			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", r.log.LogStartOffset())
+		f.matched = false
+		return
+	}
+	f.gen++
+	f.matched = true
+	f.sentEnd = t
+	f.truncate = logEnd > t
+	f.inflight, f.inBytes = f.inflight[:0], 0
+	f.progressAt = now
+	f.st.logEnd = t
+	f.st.observeFetch(now, t, r.log.LogEndOffset())
+	r.kickLocked()
+}
+
+// advanceHWLocked moves the high watermark to the smallest log end over
+// the ISR, tells the followers, and answers the AcksAll batches it passed.
+func (r *replica) advanceHWLocked(out *answers) {
+	if r.mu.role != roleLeader || !r.mu.ready || r.mu.superseded {
+		return
+	}
+	self := r.m.cfg.ID
+	hw, ok := highWatermark(self, r.log.LogEndOffset(), r.mu.part.ISR, r.mu.minISR, func(id uint64) (int64, bool) {
+		f := r.mu.followers[id]
+		if f == nil || !f.matched {
+			return 0, false
+		}
+		return f.st.logEnd, true
+	})
+	cur := r.log.HighWatermark()
+	if ok && hw > cur {
+		if err := r.log.SetHighWatermark(hw); err == nil {
+			cur = hw
+			for id, f := range r.mu.followers {
+				if f.matched {
+					r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
+						epoch: r.mu.epoch, gen: f.gen, flags: pushHWOnly, hw: hw})
+				}
+			}
+		}
+	}
+	kept := r.mu.hwWaiters[:0]
+	for _, q := range r.mu.hwWaiters {
+		if q.last < cur {
+			out.ok(q)
+		} else {
+			kept = append(kept, q)
+		}
+	}
+	clear(r.mu.hwWaiters[len(kept):])
+	r.mu.hwWaiters = kept
+}
+
+// tickLeaderLocked runs the leader's timed duties: retransmission to
+// followers whose pushes or acks were lost, probes of unmatched followers,
+// and ISR changes.
+func (r *replica) tickLeaderLocked(now, retransmitAfter int64) {
+	if r.mu.role != roleLeader || !r.mu.ready || r.mu.superseded {
+		return
+	}
+	durable := r.log.LogEndOffset()
+	for id, f := range r.mu.followers {
+		switch {
+		case !f.matched:
+			if now-f.probeAt >= retransmitAfter {
+				f.probeAt = now
+				r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
+					epoch: r.mu.epoch, gen: f.gen, flags: pushProbe})
+			}
+		case len(f.inflight) > 0 && now-f.progressAt >= retransmitAfter:
+			// Go back to what the follower acknowledged; if it holds more
+			// (an ack was lost) it answers the next push with a mismatch
+			// and is rematched.
+			f.gen++
+			f.sentEnd = f.st.logEnd
+			f.inflight, f.inBytes = f.inflight[:0], 0
+			f.progressAt = now
+			r.kickLocked()
+		case f.st.logEnd >= durable:
+			// Nothing to send: an idle follower is caught up.
+			f.st.observeFetch(now, f.st.logEnd, durable)
+		}
+	}
+	r.maybeAlterISRLocked(now)
+}
+
+// maybeAlterISRLocked asks the controller to shrink lagging followers out
+// of the ISR and to add caught-up ones back, one request at a time.
+func (r *replica) maybeAlterISRLocked(now int64) {
+	if r.mu.isrBusy || r.mu.superseded || !r.mu.ready {
+		return
+	}
+	part := r.mu.part
+	lag := laggingReplicas(now, int64(r.m.cfg.ReplicaLagTime), r.mu.ledSince, r.m.cfg.ID, part.ISR,
+		func(id uint64) (followerState, bool) {
+			f := r.mu.followers[id]
+			if f == nil || !f.matched {
+				return followerState{}, false
+			}
+			return f.st, true
+		})
+	hw := r.log.HighWatermark()
+	var isr []uint64
+	for _, id := range part.Replicas {
+		in := slices.Contains(part.ISR, id)
+		switch {
+		case id == r.m.cfg.ID:
+			isr = append(isr, id)
+		case in && !slices.Contains(lag, id):
+			isr = append(isr, id)
+		case !in:
+			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart) {
+				isr = append(isr, id)
+			}
+		}
+	}
+	if slices.Equal(isr, part.ISR) {
+		return
+	}
+	r.mu.isrBusy = true
+	epoch, pepoch := part.LeaderEpoch, part.PartitionEpoch
+	ok := r.m.spawn(func() {
+		ctx, cancel := context.WithTimeout(r.m.ctx, 10*r.m.cfg.tickInterval()+time.Second)
+		_, err := r.m.cfg.Meta.AlterISR(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
+		cancel()
+		if err != nil {
+			r.m.cfg.Logger.Info("replication: ISR change refused", "topic", r.topic, "partition", r.key.partition, "isr", isr, "err", err)
+		}
+		r.mu.Lock()
+		r.mu.isrBusy = false
+		r.mu.Unlock()
+	})
+	if !ok {
+		r.mu.isrBusy = false
+	}
+}

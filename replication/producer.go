@@ -1,0 +1,275 @@
+package replication
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
+)
+
+// call is one Append on its way to the partition's leader. It is sent,
+// answered "retry" (not the leader, leader not ready), sent again with a
+// new attempt number, until answered for good; answers to older attempts
+// are ignored. Every attempt carries the same producer sequence, so a
+// leader that already holds the batch answers with its offsets.
+type call struct {
+	p        *producer
+	batch    []byte
+	firstSeq int32
+	lastSeq  int32
+	count    int32
+	acks     Acks
+	reqID    uint64
+
+	// under p.mu
+	attempt   uint64
+	sent      bool
+	sentAt    int64 // mono
+	notBefore int64 // mono: not resent before
+	target    uint64
+	abandoned bool
+	finished  bool
+
+	done       chan struct{}
+	base, last int64
+	err        error
+}
+
+// producer sends this node's appends to one partition: it numbers the
+// batches (the producer sequence), keeps up to maxInFlight of them
+// outstanding with the leader the metadata names, and resends them on a
+// leader change, a "retry" answer or a lost message.
+type producer struct {
+	m     *Manager
+	key   pkey
+	topic string
+	mu    struct {
+		sync.Mutex
+		leader   uint64
+		epoch    int32
+		nextSeq  int32
+		calls    []*call // outstanding, in submission order
+		inflight int
+		dead     error // the topic is gone: fail everything
+	}
+}
+
+// submit stamps the call's sequence and sends it when the window allows.
+func (p *producer) submit(c *call) error {
+	p.mu.Lock()
+	if p.mu.dead != nil {
+		err := p.mu.dead
+		p.mu.Unlock()
+		return err
+	}
+	c.firstSeq = p.mu.nextSeq
+	c.lastSeq = lastSeqOf(c.firstSeq, c.count)
+	p.mu.nextSeq = nextSeq(c.lastSeq)
+	stampSequence(c.batch, c.firstSeq)
+	p.mu.calls = append(p.mu.calls, c)
+	send := p.pickLocked(p.m.mono(), nil)
+	p.mu.Unlock()
+	p.send(send)
+	return nil
+}
+
+// pickLocked marks the calls to send now: unsent ones, in order, while the
+// window allows and a leader is known.
+func (p *producer) pickLocked(now int64, dst []*call) []*call {
+	if p.mu.leader == 0 {
+		return dst
+	}
+	for _, c := range p.mu.calls {
+		if p.mu.inflight >= maxInFlight {
+			break
+		}
+		if c.sent || c.finished || c.notBefore > now {
+			continue
+		}
+		c.sent, c.sentAt, c.target = true, now, p.mu.leader
+		c.attempt++
+		p.mu.inflight++
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// send delivers picked calls to their leader: the local replica, or the
+// leader's node through the forwarding channel.
+func (p *producer) send(calls []*call) {
+	m := p.m
+	for _, c := range calls {
+		p.mu.Lock()
+		target, attempt, epoch := c.target, c.attempt, p.mu.epoch
+		p.mu.Unlock()
+		req := &appendReq{batch: c.batch, pid: int64(m.cfg.ID), pepoch: m.producerEpoch(), firstSeq: c.firstSeq,
+			lastSeq: c.lastSeq, count: c.count, acks: c.acks, epoch: epoch, reqID: c.reqID, attempt: attempt}
+		if target == m.cfg.ID {
+			req.call = c
+			if r := m.replica(p.key); r != nil {
+				r.enqueue(req)
+			} else {
+				m.orphan(p.key, req)
+			}
+			continue
+		}
+		m.trackCall(c)
+		m.peer(target).appendReq(&appendItem{reqID: c.reqID, attempt: attempt, topicID: p.key.topicID,
+			partition: p.key.partition, epoch: epoch, acks: c.acks, batch: c.batch})
+	}
+}
+
+// complete takes the leader's answer to one attempt of c.
+func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, epoch int32, base, last int64) {
+	p.mu.Lock()
+	if c.finished || !c.sent || c.attempt != attempt {
+		p.mu.Unlock()
+		return
+	}
+	c.sent = false
+	p.mu.inflight--
+	now := p.m.mono()
+	switch code {
+	case codeNotLeader, codeRetry:
+		if leader != 0 && epoch > p.mu.epoch {
+			// The leader knows better than our metadata: go there.
+			p.mu.leader, p.mu.epoch = leader, epoch
+		} else {
+			// Wait for the metadata to change (an event resends at once)
+			// or for the retry delay.
+			c.notBefore = now + p.m.retryDelay()
+		}
+	default:
+		p.finishLocked(c, code, base, last)
+	}
+	send := p.pickLocked(now, nil)
+	p.mu.Unlock()
+	p.send(send)
+}
+
+// finishLocked ends c with the outcome of code.
+func (p *producer) finishLocked(c *call, code byte, base, last int64) {
+	p.finishErrLocked(c, base, last, codeError2(code, p.topic, p.key.partition))
+}
+
+// finishErrLocked ends c with err.
+func (p *producer) finishErrLocked(c *call, base, last int64, err error) {
+	c.finished = true
+	if c.sent {
+		c.sent = false
+		p.mu.inflight--
+	}
+	c.base, c.last = base, last
+	c.err = err
+	p.mu.calls = slices.DeleteFunc(p.mu.calls, func(x *call) bool { return x == c })
+	p.m.untrackCall(c)
+	close(c.done)
+	if len(p.mu.calls) == 0 {
+		p.m.notifyChanged()
+	}
+}
+
+// codeError2 turns a result code into the error Append returns.
+func codeError2(code byte, topic string, partition int32) error {
+	switch code {
+	case codeOK:
+		return nil
+	case codeNotEnoughReplicas:
+		return fmt.Errorf("%w: %s/%d", ErrNotEnoughReplicas, topic, partition)
+	case codeTooLarge:
+		return fmt.Errorf("%w: %s/%d", ErrRecordTooLarge, topic, partition)
+	case codeStorageStalled:
+		return fmt.Errorf("replication: append to %s/%d: %w", topic, partition, wal.ErrStorageStalled)
+	case codeUnknownTopic:
+		return fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
+	case codeSequence:
+		return fmt.Errorf("replication: append to %s/%d refused: %w", topic, partition, errSequenceTooOld)
+	default:
+		return fmt.Errorf("replication: append to %s/%d failed on the leader (code %d)", topic, partition, code)
+	}
+}
+
+// abandon is called when c's caller gave up: an unsent call is dropped
+// (its sequence stays a gap, which leaders accept); a sent one is left to
+// its answer.
+func (p *producer) abandon(c *call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.finished {
+		return
+	}
+	c.abandoned = true
+	if !c.sent {
+		p.finishLocked(c, codeRetry, -1, -1)
+	}
+}
+
+// setLeader takes the partition's leader from the metadata: calls sent to
+// another node are sent again to this one.
+func (p *producer) setLeader(leader uint64, epoch int32) {
+	p.mu.Lock()
+	if epoch < p.mu.epoch || epoch == p.mu.epoch && leader == p.mu.leader {
+		p.mu.Unlock()
+		return
+	}
+	p.mu.leader, p.mu.epoch = leader, epoch
+	for _, c := range p.mu.calls {
+		c.notBefore = 0
+		if c.sent && c.target != leader {
+			c.sent = false
+			p.mu.inflight--
+		}
+	}
+	send := p.pickLocked(p.m.mono(), nil)
+	p.mu.Unlock()
+	p.send(send)
+}
+
+// tick resends calls whose answer is overdue (a lost message: the leader
+// deduplicates) and calls whose retry delay passed. Abandoned calls are
+// given up after a few attempts.
+func (p *producer) tick(now int64) {
+	p.mu.Lock()
+	if len(p.mu.calls) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	for _, c := range slices.Clone(p.mu.calls) {
+		if !c.sent {
+			if c.abandoned {
+				p.finishLocked(c, codeRetry, -1, -1)
+			}
+			continue
+		}
+		if now-c.sentAt >= p.m.resendAfter(c.attempt) {
+			if c.abandoned && c.attempt >= 4 {
+				p.finishLocked(c, codeRetry, -1, -1)
+				continue
+			}
+			c.sent = false
+			p.mu.inflight--
+		}
+	}
+	send := p.pickLocked(now, nil)
+	p.mu.Unlock()
+	p.send(send)
+}
+
+// fail ends every outstanding call with err (topic deleted, Manager
+// closed); later submits fail with it too.
+func (p *producer) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.dead = err
+	for _, c := range slices.Clone(p.mu.calls) {
+		p.finishErrLocked(c, -1, -1, err)
+	}
+}
+
+func (p *producer) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.mu.calls) == 0
+}

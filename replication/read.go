@@ -1,0 +1,370 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+)
+
+// Read bounds.
+const (
+	defaultReadBytes = 1 << 20
+	maxReadWait      = 30 * time.Second // a forwarded read waits at most this on the leader
+)
+
+// readCall is a read forwarded to the leader, waiting for its answer.
+type readCall struct {
+	done chan struct{}
+	resp readResp
+}
+
+// Read returns committed records of a partition from offset on: from this
+// node's replica if it holds one (up to the high watermark it knows), else
+// from the leader. With opts.MaxWait it waits, without polling, for a
+// first record. Errors: log.ErrOffsetOutOfRange, meta.ErrUnknownTopic,
+// meta.ErrUnknownPartition, ErrClosed, ctx's error.
+func (m *Manager) Read(ctx context.Context, topic string, partition int32, offset int64, opts ReadOptions) (ReadResult, error) {
+	if m.closed.Load() {
+		return ReadResult{}, ErrClosed
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = defaultReadBytes
+	}
+	t, err := m.topic(ctx, topic, partition)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	key := pkey{t.ID, partition}
+	if r := m.replica(key); r != nil {
+		res, err := r.read(ctx, offset, opts)
+		if errors.Is(err, log.ErrClosed) {
+			if m.closed.Load() {
+				return ReadResult{}, ErrClosed
+			}
+			return ReadResult{}, fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
+		}
+		return res, err
+	}
+	return m.forwardRead(ctx, key, topic, offset, opts)
+}
+
+// waitFor waits up to the read's deadline for the high watermark to pass
+// offset. It reports false when the wait is over.
+func (r *replica) waitFor(ctx context.Context, offset int64, deadline time.Time) (bool, error) {
+	if deadline.IsZero() || !time.Now().Before(deadline) {
+		return false, nil
+	}
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	err := r.log.Wait(wctx, offset)
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("replication: read: %w", ctx.Err())
+	case wctx.Err() != nil:
+		return false, nil
+	}
+	return false, err
+}
+
+// read serves a read from this replica.
+func (r *replica) read(ctx context.Context, offset int64, opts ReadOptions) (ReadResult, error) {
+	var deadline time.Time
+	if opts.MaxWait > 0 {
+		deadline = time.Now().Add(opts.MaxWait)
+	}
+	for {
+		hw, start := r.log.HighWatermark(), r.log.LogStartOffset()
+		if offset < start || offset > r.log.LogEndOffset() {
+			return ReadResult{HighWatermark: hw, LogStartOffset: start}, fmt.Errorf("replication: read %s/%d at %d: %w",
+				r.topic, r.key.partition, offset, log.ErrOffsetOutOfRange)
+		}
+		recs, err := r.log.Read(offset, hw, opts.MaxBytes)
+		if err != nil {
+			return ReadResult{}, err
+		}
+		if len(recs) > 0 {
+			if opts.MaxRecords > 0 && len(recs) > opts.MaxRecords {
+				recs = recs[:opts.MaxRecords]
+			}
+			return ReadResult{Records: recs, HighWatermark: hw, LogStartOffset: start}, nil
+		}
+		more, err := r.waitFor(ctx, offset, deadline)
+		if err != nil || !more {
+			return ReadResult{HighWatermark: hw, LogStartOffset: start}, err
+		}
+	}
+}
+
+// readRaw serves a forwarded read: raw batches below the high watermark.
+func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
+	resp := readResp{reqID: q.reqID}
+	var deadline time.Time
+	if q.maxWait > 0 {
+		deadline = time.Now().Add(min(q.maxWait, maxReadWait))
+	}
+	maxBytes := int(min(max(q.maxBytes, 1), 16<<20))
+	for {
+		resp.hw, resp.logStart = r.log.HighWatermark(), r.log.LogStartOffset()
+		if q.offset < resp.logStart || q.offset > r.log.LogEndOffset() {
+			resp.code = codeOffsetOutOfRange
+			return resp
+		}
+		b, err := r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
+		if err != nil {
+			resp.code = codeError
+			if errors.Is(err, log.ErrOffsetOutOfRange) {
+				resp.code = codeOffsetOutOfRange
+			}
+			return resp
+		}
+		if len(b) > 0 {
+			resp.batches = b
+			return resp
+		}
+		more, err := r.waitFor(ctx, q.offset, deadline)
+		if err != nil {
+			resp.code = codeRetry
+			return resp
+		}
+		if !more {
+			return resp
+		}
+	}
+}
+
+// forwardRead sends a read to the partition's leader and waits for its
+// answer, riding out leader changes and lost messages within ctx.
+func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offset int64, opts ReadOptions) (ReadResult, error) {
+	for {
+		changed := m.changedCh()
+		if r := m.replica(key); r != nil {
+			return r.read(ctx, offset, opts)
+		}
+		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
+		if !ok {
+			return ReadResult{}, fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
+		}
+		if part.Leader == 0 {
+			if err := m.waitChange(ctx, changed, 0); err != nil {
+				return ReadResult{}, err
+			}
+			continue
+		}
+		rc := &readCall{done: make(chan struct{})}
+		id := m.reqSeq.Add(1)
+		m.mu.Lock()
+		m.mu.reads[id] = rc
+		m.mu.Unlock()
+		m.peer(part.Leader).read(&readItem{reqID: id, topicID: key.topicID, partition: key.partition, offset: offset,
+			maxBytes: int64(opts.MaxBytes), maxRecords: int64(opts.MaxRecords), maxWait: opts.MaxWait})
+		timer := time.NewTimer(opts.MaxWait + time.Duration(m.resendAfter(1)))
+		var err error
+		select {
+		case <-rc.done:
+		case <-timer.C:
+			rc.resp.code = codeRetry
+		case <-ctx.Done():
+			err = fmt.Errorf("replication: read: %w", ctx.Err())
+		case <-m.done:
+			err = ErrClosed
+		}
+		timer.Stop()
+		m.mu.Lock()
+		delete(m.mu.reads, id)
+		m.mu.Unlock()
+		if err != nil {
+			return ReadResult{}, err
+		}
+		// rc.done closed or the timer fired: rc.resp is ours now (the
+		// handler only writes it before closing done, under m.mu).
+		m.mu.Lock()
+		resp := rc.resp
+		m.mu.Unlock()
+		switch resp.code {
+		case codeOK:
+			return readResult(resp, offset, opts.MaxRecords)
+		case codeOffsetOutOfRange:
+			return ReadResult{HighWatermark: resp.hw, LogStartOffset: resp.logStart},
+				fmt.Errorf("replication: read %s/%d at %d: %w", topic, key.partition, offset, log.ErrOffsetOutOfRange)
+		case codeUnknownTopic:
+			return ReadResult{}, fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
+		}
+		if err := m.waitChange(ctx, changed, m.retryDelay()); err != nil {
+			return ReadResult{}, err
+		}
+	}
+}
+
+// waitChange waits for the next metadata change, or at most d (0: no
+// bound) before a retry.
+func (m *Manager) waitChange(ctx context.Context, changed <-chan struct{}, d int64) error {
+	var tc <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(time.Duration(d))
+		defer t.Stop()
+		tc = t.C
+	}
+	select {
+	case <-changed:
+	case <-tc:
+	case <-ctx.Done():
+		return fmt.Errorf("replication: %w", ctx.Err())
+	case <-m.done:
+		return ErrClosed
+	}
+	return nil
+}
+
+// readResult turns a forwarded read's batches into records from offset
+// on, below the high watermark.
+func readResult(resp readResp, offset int64, maxRecords int) (ReadResult, error) {
+	res := ReadResult{HighWatermark: resp.hw, LogStartOffset: resp.logStart}
+	for rest := resp.batches; len(rest) > 0; {
+		b, next, err := log.SplitBatch(rest)
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("replication: forwarded read: %w", err)
+		}
+		rest = next
+		if err := b.Validate(); err != nil {
+			return ReadResult{}, fmt.Errorf("replication: forwarded read: %w", err)
+		}
+		recs, err := b.Records(nil)
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("replication: forwarded read: %w", err)
+		}
+		for _, rec := range recs {
+			if rec.Offset >= offset && rec.Offset < resp.hw && (maxRecords <= 0 || len(res.Records) < maxRecords) {
+				res.Records = append(res.Records, rec)
+			}
+		}
+	}
+	return res, nil
+}
+
+// HandleReplication takes one inbound mux.TagReplication message (the
+// payload after the tag): leader pushes and follower acks. It never
+// blocks: log writes happen on the replicas' workers.
+func (m *Manager) HandleReplication(from uint64, msg []byte) {
+	if m.closed.Load() {
+		return
+	}
+	err := forEachItem(msg, func(kind byte, body []byte) error {
+		switch kind {
+		case kindPush:
+			var it pushItem
+			if err := decodePush(body, &it); err != nil {
+				return err
+			}
+			if r := m.replica(pkey{it.topicID, it.partition}); r != nil {
+				r.onPush(from, &it)
+			}
+		case kindAck:
+			var a ackItem
+			if err := decodeAck(body, &a); err != nil {
+				return err
+			}
+			if r := m.replica(pkey{a.topicID, a.partition}); r != nil {
+				r.onAck(from, &a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.cfg.Logger.Warn("replication: bad replication message", "from", from, "err", err)
+	}
+}
+
+// HandleForward takes one inbound mux.TagForward message (the payload
+// after the tag): forwarded appends and reads, and their answers. It never
+// blocks.
+func (m *Manager) HandleForward(from uint64, msg []byte) {
+	if m.closed.Load() {
+		return
+	}
+	err := forEachItem(msg, func(kind byte, body []byte) error {
+		switch kind {
+		case kindAppend:
+			var a appendItem
+			if err := decodeAppend(body, &a); err != nil {
+				return err
+			}
+			m.onForwardedAppend(from, &a)
+		case kindAppendResp:
+			var a appendResp
+			if err := decodeAppendResp(body, &a); err != nil {
+				return err
+			}
+			m.mu.RLock()
+			c := m.mu.calls[a.reqID]
+			m.mu.RUnlock()
+			if c != nil {
+				c.p.complete(c, a.attempt, a.code, a.leader, a.epoch, a.base, a.last)
+			}
+		case kindRead:
+			var q readItem
+			if err := decodeReadItem(body, &q); err != nil {
+				return err
+			}
+			m.serveRead(from, q)
+		case kindReadResp:
+			var q readResp
+			if err := decodeReadResp(body, &q); err != nil {
+				return err
+			}
+			m.mu.Lock()
+			if rc := m.mu.reads[q.reqID]; rc != nil {
+				delete(m.mu.reads, q.reqID)
+				rc.resp = q
+				close(rc.done)
+			}
+			m.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		m.cfg.Logger.Warn("replication: bad forwarding message", "from", from, "err", err)
+	}
+}
+
+// onForwardedAppend checks a forwarded batch and queues it on the
+// partition's replica.
+func (m *Manager) onForwardedAppend(from uint64, a *appendItem) {
+	req := &appendReq{from: from, reqID: a.reqID, attempt: a.attempt, acks: a.acks, epoch: a.epoch, batch: a.batch}
+	b, rest, err := log.SplitBatch(a.batch)
+	switch {
+	case len(a.batch) > m.cfg.MaxBatchBytes:
+		answers{{req: req, code: codeTooLarge}}.deliver(m)
+		return
+	case err != nil || len(rest) != 0 || b.Validate() != nil || b.ProducerID() < 0:
+		answers{{req: req, code: codeInvalid}}.deliver(m)
+		return
+	}
+	req.pid, req.pepoch, req.firstSeq, req.count = b.ProducerID(), b.ProducerEpoch(), b.BaseSequence(), b.Count()
+	req.lastSeq = lastSeqOf(req.firstSeq, req.count)
+	key := pkey{a.topicID, a.partition}
+	if r := m.replica(key); r != nil {
+		r.enqueue(req)
+		return
+	}
+	m.orphan(key, req)
+}
+
+// serveRead answers a forwarded read on a goroutine of its own (it may
+// wait up to its MaxWait).
+func (m *Manager) serveRead(from uint64, q readItem) {
+	r := m.replica(pkey{q.topicID, q.partition})
+	if r == nil {
+		m.peer(from).readResp(&readResp{reqID: q.reqID, code: codeRetry})
+		return
+	}
+	m.spawn(func() {
+		resp := r.readRaw(m.ctx, &q)
+		m.peer(from).readResp(&resp)
+	})
+}

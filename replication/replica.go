@@ -1,0 +1,433 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
+)
+
+// pkey names a partition: the topic's ID (not its name: a topic deleted
+// and created again is another topic) and the partition number.
+type pkey struct {
+	topicID   uint64
+	partition int32
+}
+
+type role uint8
+
+const (
+	roleNone     role = iota // no leader known, or leader 0 (offline)
+	roleFollower             // following mu.leader in mu.epoch
+	roleLeader               // leading mu.epoch
+)
+
+// appendReq is one batch on its way into a leader's log, from a local
+// producer (call set) or a remote one (from, reqID, attempt).
+type appendReq struct {
+	batch    []byte // encoded log batch; the leader stamps offset and epoch into its copy
+	pid      int64
+	pepoch   int16
+	firstSeq int32
+	lastSeq  int32
+	count    int32
+	acks     Acks
+	epoch    int32 // the leader epoch the producer believed current
+
+	call    *call // local producer
+	from    uint64
+	reqID   uint64
+	attempt uint64
+
+	base, last int64 // assigned offsets
+}
+
+// answer is an outcome to deliver to a producer once the replica's lock
+// is released (a local producer's completion may call back into replicas).
+type answer struct {
+	req        *appendReq
+	code       byte
+	leader     uint64
+	epoch      int32
+	base, last int64
+}
+
+type answers []answer
+
+func (a *answers) add(req *appendReq, code byte, leader uint64, epoch int32) {
+	*a = append(*a, answer{req: req, code: code, leader: leader, epoch: epoch, base: req.base, last: req.last})
+}
+
+func (a *answers) ok(req *appendReq) {
+	*a = append(*a, answer{req: req, code: codeOK, base: req.base, last: req.last})
+}
+
+// deliver sends the answers; call it without any replica lock held.
+func (a answers) deliver(m *Manager) {
+	for _, x := range a {
+		if c := x.req.call; c != nil {
+			c.p.complete(c, x.req.attempt, x.code, x.leader, x.epoch, x.base, x.last)
+			continue
+		}
+		m.peer(x.req.from).appendResp(&appendResp{reqID: x.req.reqID, attempt: x.req.attempt,
+			code: x.code, leader: x.leader, epoch: x.epoch, base: x.base, last: x.last})
+	}
+}
+
+// replica is this node's replica of one partition: its log and, by role,
+// the leader's or the follower's state. Its worker goroutine (at most one at
+// a time, started on demand by kickLocked and exiting when idle) does the
+// log writes: leader rounds and catch-up reads, or follower appends and
+// truncations. Handlers and the Manager's loops only change state under mu
+// and queue items.
+type replica struct {
+	m     *Manager
+	key   pkey
+	topic string
+	dir   string
+	log   *log.Log
+	// retain: the topic has a retention bound; the tick loop enforces it.
+	retain bool
+
+	mu struct {
+		sync.Mutex
+		closed  bool
+		failed  error // sticky storage failure: no more writes
+		part    meta.Partition
+		minISR  int
+		role    role
+		epoch   int32  // the epoch of role
+		leader  uint64 // with roleFollower
+		working bool   // a worker goroutine runs
+
+		// leader
+		ready      bool  // BeginEpoch done, followers probed
+		superseded bool  // a follower knows a newer epoch: acknowledge nothing
+		ledSince   int64 // mono time leadership began
+		epochStart int64 // log end when the epoch began
+		nextOffset int64 // offsets handed out
+		queue      []*appendReq
+		parked     []*appendReq // for an epoch this replica has not learned yet
+		hwWaiters  []*appendReq // AcksAll, written, waiting for the high watermark
+		followers  map[uint64]*fstate
+		isrBusy    bool // an AlterISR is in flight
+
+		// follower
+		fq []pushItem
+
+		producers map[int64]*producerState
+	}
+}
+
+// replicaDir is the directory of a partition replica under Dir.
+func replicaDir(base, topic string, topicID uint64, partition int32) string {
+	return filepath.Join(base, fmt.Sprintf("%s-%d-%d", topic, topicID, partition))
+}
+
+func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*replica, error) {
+	dir := replicaDir(m.cfg.Dir, topic, key.topicID, key.partition)
+	if err := m.cfg.FS.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("replication: create %s: %w", dir, err)
+	}
+	l, err := log.Open(log.Options{
+		WAL: wal.Options{FS: m.cfg.FS, Dir: dir, SegmentSize: m.cfg.SegmentSize,
+			Durability: m.cfg.Durability, SyncInterval: m.cfg.SyncInterval, SyncTimeout: m.cfg.SyncTimeout},
+		MaxBatchBytes:  m.cfg.MaxBatchBytes,
+		RetentionBytes: cfg.RetentionBytes,
+		RetentionTime:  cfg.RetentionTime,
+		Clock:          m.cfg.Clock,
+		Logger:         m.cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
+	}
+	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0}
+	r.mu.producers = map[int64]*producerState{}
+	r.mu.epoch = -1
+	r.rebuildProducers()
+	return r, nil
+}
+
+// rebuildRecords is how far back from its end a reopened log is read to
+// rebuild producer state: enough for every batch a producer may still
+// retry (maxInFlight per producer).
+const (
+	rebuildRecords = 1 << 16
+	rebuildBytes   = 16 << 20
+)
+
+// rebuildProducers reads the tail of the log to remember recent producer
+// batches, so that a replica that restarts and becomes leader still
+// deduplicates retries of batches it holds.
+func (r *replica) rebuildProducers() {
+	from := max(r.log.LogStartOffset(), r.log.LogEndOffset()-rebuildRecords)
+	end := r.log.LogEndOffset()
+	read := 0
+	for from < end && read < rebuildBytes {
+		b, err := r.log.ReadBatches(nil, from, end, 1<<20)
+		if err != nil || len(b) == 0 {
+			break
+		}
+		read += len(b)
+		next := r.recordProducersLocked(b)
+		if next <= from {
+			break
+		}
+		from = next
+	}
+}
+
+// recordProducersLocked remembers the producer batches in raw (batches as
+// stored) and returns the end offset of the last one.
+func (r *replica) recordProducersLocked(raw []byte) int64 {
+	end := int64(-1)
+	for rest := raw; len(rest) > 0; {
+		b, next, err := log.SplitBatch(rest)
+		if err != nil {
+			break
+		}
+		rest = next
+		end = b.NextOffset()
+		if b.ProducerID() < 0 {
+			continue
+		}
+		ps := r.mu.producers[b.ProducerID()]
+		if ps == nil {
+			ps = &producerState{}
+			r.mu.producers[b.ProducerID()] = ps
+		}
+		first := b.BaseSequence()
+		ps.record(b.ProducerEpoch(), seqBatch{firstSeq: first, lastSeq: lastSeqOf(first, b.Count()),
+			baseOffset: b.BaseOffset(), lastOffset: b.LastOffset()})
+	}
+	return end
+}
+
+// kickLocked makes sure a worker runs.
+func (r *replica) kickLocked() {
+	if r.mu.working || r.mu.closed {
+		return
+	}
+	if r.m.spawn(r.work) {
+		r.mu.working = true
+	}
+}
+
+func (r *replica) work() {
+	for {
+		r.mu.Lock()
+		if r.mu.closed || r.mu.failed != nil {
+			r.mu.working = false
+			r.mu.fq = nil
+			r.mu.Unlock()
+			return
+		}
+		var more bool
+		switch r.mu.role {
+		case roleLeader:
+			more = r.leaderStep()
+		case roleFollower:
+			more = r.followerStep()
+		default:
+			r.mu.fq = nil
+			r.mu.working = false
+			r.mu.Unlock()
+			return
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// update applies a partition record from the metadata.
+func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
+	var out answers
+	r.mu.Lock()
+	if r.mu.closed || part.LeaderEpoch < r.mu.epoch {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.part = part
+	r.mu.minISR = cfg.MinInSyncReplicas
+	self := r.m.cfg.ID
+	switch {
+	case part.LeaderEpoch > r.mu.epoch || r.mu.role == roleNone && part.Leader != 0:
+		if part.Leader == self {
+			r.becomeLeaderLocked(part.LeaderEpoch, &out)
+		} else {
+			r.becomeFollowerLocked(part.Leader, part.LeaderEpoch, &out)
+		}
+	case r.mu.role == roleLeader:
+		// The ISR changed: the high watermark may move, AcksAll may no
+		// longer be possible.
+		if len(part.ISR) < r.mu.minISR {
+			for _, q := range r.mu.hwWaiters {
+				out.add(q, codeNotEnoughReplicas, 0, 0)
+			}
+			r.mu.hwWaiters = nil
+		}
+		r.advanceHWLocked(&out)
+	}
+	r.mu.Unlock()
+	out.deliver(r.m)
+}
+
+func (r *replica) becomeLeaderLocked(epoch int32, out *answers) {
+	r.mu.role, r.mu.epoch, r.mu.leader = roleLeader, epoch, r.m.cfg.ID
+	r.mu.ready, r.mu.superseded = false, false
+	r.mu.followers = map[uint64]*fstate{}
+	for _, id := range r.mu.part.Replicas {
+		if id != r.m.cfg.ID {
+			r.mu.followers[id] = &fstate{}
+		}
+	}
+	parked := r.mu.parked[:0]
+	for _, q := range r.mu.parked {
+		if q.epoch <= epoch {
+			r.mu.queue = append(r.mu.queue, q)
+		} else {
+			parked = append(parked, q)
+		}
+	}
+	r.mu.parked = parked
+	r.kickLocked()
+}
+
+func (r *replica) becomeFollowerLocked(leader uint64, epoch int32, out *answers) {
+	r.failLeaderWorkLocked(out, leader, epoch)
+	r.mu.role, r.mu.epoch, r.mu.leader = roleFollower, epoch, leader
+	if leader == 0 {
+		r.mu.role = roleNone
+	}
+	r.mu.ready, r.mu.superseded, r.mu.followers = false, false, nil
+	if leader != 0 && r.mu.failed == nil {
+		r.m.peer(leader).ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
+			status: ackHello, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset()})
+	}
+}
+
+// failLeaderWorkLocked answers everything waiting on this replica as a
+// leader with "not leader", naming the leader of epoch: the producers
+// retry with that leader, which deduplicates what this one wrote.
+func (r *replica) failLeaderWorkLocked(out *answers, leader uint64, epoch int32) {
+	for _, q := range r.mu.queue {
+		out.add(q, codeNotLeader, leader, epoch)
+	}
+	for _, q := range r.mu.hwWaiters {
+		out.add(q, codeNotLeader, leader, epoch)
+	}
+	parked := r.mu.parked[:0]
+	for _, q := range r.mu.parked {
+		if q.epoch <= epoch {
+			out.add(q, codeNotLeader, leader, epoch)
+		} else {
+			parked = append(parked, q)
+		}
+	}
+	r.mu.queue, r.mu.hwWaiters, r.mu.parked = nil, nil, parked
+}
+
+// maxParked bounds the requests a replica holds for an epoch it has not
+// learned yet.
+const maxParked = 4096
+
+// enqueue takes a batch for this replica as leader.
+func (r *replica) enqueue(q *appendReq) {
+	var out answers
+	r.mu.Lock()
+	switch {
+	case r.mu.closed:
+		out.add(q, codeRetry, 0, 0)
+	case r.mu.failed != nil:
+		out.add(q, failureCode(r.mu.failed), 0, 0)
+	case q.epoch > r.mu.epoch:
+		if len(r.mu.parked) >= maxParked {
+			out.add(q, codeRetry, 0, 0)
+			break
+		}
+		r.mu.parked = append(r.mu.parked, q)
+	case r.mu.role != roleLeader || r.mu.superseded:
+		out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
+	default:
+		r.mu.queue = append(r.mu.queue, q)
+		r.kickLocked()
+	}
+	r.mu.Unlock()
+	out.deliver(r.m)
+}
+
+// failureCode maps a storage failure to its wire code.
+func failureCode(err error) byte {
+	if errors.Is(err, wal.ErrStorageStalled) {
+		return codeStorageStalled
+	}
+	return codeError
+}
+
+// failLocked records a storage failure: the replica takes no more writes,
+// the node reports itself unhealthy so that leadership moves.
+func (r *replica) failLocked(err error, out *answers) {
+	if r.mu.failed != nil {
+		return
+	}
+	r.mu.failed = err
+	r.m.cfg.Logger.Error("replication: replica storage failed", "topic", r.topic, "partition", r.key.partition, "err", err)
+	code := failureCode(err)
+	for _, q := range r.mu.queue {
+		out.add(q, code, 0, 0)
+	}
+	for _, q := range r.mu.parked {
+		out.add(q, code, 0, 0)
+	}
+	r.mu.queue, r.mu.parked = nil, nil
+	r.m.reportUnhealthy()
+}
+
+// close stops the replica: waiting producers are told to retry (the
+// Manager fails them itself when it closes), the log is closed, and with
+// remove the replica's files are deleted.
+func (r *replica) close(remove bool) error {
+	var out answers
+	r.mu.Lock()
+	if r.mu.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.closed = true
+	r.failLeaderWorkLocked(&out, 0, 1<<31-1)
+	r.mu.Unlock()
+	out.deliver(r.m)
+	err := r.log.Close()
+	if errors.Is(err, log.ErrClosed) {
+		err = nil
+	}
+	if remove {
+		names, derr := r.m.cfg.FS.ReadDir(r.dir)
+		for _, n := range names {
+			if e := r.m.cfg.FS.Remove(filepath.Join(r.dir, n)); e != nil && derr == nil {
+				derr = e
+			}
+		}
+		_ = r.m.cfg.FS.Remove(r.dir) // an FS without directory removal keeps it, empty
+		if derr != nil {
+			return fmt.Errorf("replication: remove %s: %w", r.dir, derr)
+		}
+		return nil
+	}
+	return err
+}
+
+// state reports the replica's high watermark and log start offset.
+func (r *replica) state() (hw, logStart int64) {
+	return r.log.HighWatermark(), r.log.LogStartOffset()
+}
+
+// inISR reports whether id is in the replica's view of the ISR.
+func (r *replica) inISRLocked(id uint64) bool { return slices.Contains(r.mu.part.ISR, id) }
+

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/replog/replog/wal"
 )
@@ -176,6 +177,9 @@ func TestCrashWithConcurrentAppends(t *testing.T) {
 				}
 			})
 		}
+		// A bound, not a synchronisation: a bug fails the test instead of
+		// hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		for {
 			mu.Lock()
 			n := len(acked)
@@ -183,10 +187,11 @@ func TestCrashWithConcurrentAppends(t *testing.T) {
 			if n >= 100 {
 				break
 			}
-			if err := l.WaitEnd(context.Background(), int64(n)); err != nil {
+			if err := l.WaitEnd(ctx, int64(n)); err != nil {
 				t.Fatal(err)
 			}
 		}
+		cancel()
 		crash(l, ffs, fsys, wal.CrashOptions{Torn: true, Seed: seed})
 		close(stop)
 		wg.Wait()

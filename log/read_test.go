@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/replog/replog/wal"
 )
@@ -90,7 +91,10 @@ func TestConcurrentUse(t *testing.T) {
 	opts.CheckpointInterval = 4 << 10
 	l := mustOpen(t, opts)
 	defer l.Close()
-	ctx := context.Background()
+	// A bound, not a synchronisation: a bug fails the test instead of
+	// hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	const appends = 300
 	var wg sync.WaitGroup
 	for w := range 3 {

@@ -430,4 +430,3 @@ func (r *replica) state() (hw, logStart int64) {
 
 // inISR reports whether id is in the replica's view of the ISR.
 func (r *replica) inISRLocked(id uint64) bool { return slices.Contains(r.mu.part.ISR, id) }
-

@@ -26,10 +26,14 @@
 //     own term; on a follower while it heard from the leader within the
 //     lease. Otherwise, and whenever the topic is missing locally, they
 //     first run a Barrier. A topic whose CreateTopic returned is therefore
-//     found on every node; a follower's lease read may still show, for at
-//     most the time a change takes to reach it, a topic just deleted or an
-//     older partition record. LinearizableTopic and Barrier always take the
-//     ReadIndex path and are linearizable.
+//     found on every node. A follower's lease read is not linearizable: it
+//     may show a topic just deleted or an older partition record, by at
+//     most what is in flight to it, and in the worst case (its leader cut
+//     off from the majority, still sending heartbeats until CheckQuorum
+//     makes it step down) by ElectionTicks + ElectionTicks/2 ticks, 1.5 s by
+//     default. Partition leadership itself is protected by epochs, not by
+//     this read. LinearizableTopic and Barrier always take the ReadIndex
+//     path and are linearizable.
 //   - Barrier is one ReadIndex round trip (raft's ReadOnlySafe: the leader
 //     confirms its leadership with a quorum), then a wait until this node
 //     has applied that index. On a node cut off from the quorum it returns
@@ -41,7 +45,8 @@
 // granted by the old one lasts, provided clocks tick at rates within a
 // factor of two of each other and a message is delivered within the other
 // half of the election timeout. Leases are counted in ticks of each node's
-// own clock.
+// own clock. This makes the leader's lease reads linearizable under those
+// assumptions; a follower's are bounded-stale, as said above.
 //
 // Writes (CreateTopic, DeleteTopic, AlterISR, CommitOffset, Drain,
 // SetUnhealthy) are raft proposals. A follower's proposal is forwarded to
@@ -103,6 +108,10 @@
 // applies, then advances. A storage error stops the node: Err reports it,
 // every call returns ErrClosed. Nothing polls: an idle group costs raft's
 // heartbeats (one per tick per follower) and the controller heartbeats.
+//
+// HandleRaft queues inbound raft messages for the driver; when the queue
+// (1024) is full it waits for room instead of dropping, which pushes back on
+// the sending link. HandleMeta drops heartbeats that find the queue full.
 //
 // Locks: the watcher set's mutex is taken before a Watcher's own mutex,
 // never the other way round; the offset table has its own RWMutex, taken

@@ -308,3 +308,57 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead measures sequential reads of 1 KiB frames on the OS file
+// system (page cache): a Reader (read-ahead) and ReadAt (two reads a frame).
+func BenchmarkRead(b *testing.B) {
+	l, err := Open(Options{Dir: filepath.Join(b.TempDir(), "wal"), Durability: SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	payload := make([]byte, 1<<10)
+	const frames = 16 << 10
+	for range frames {
+		if _, _, err := l.Enqueue(context.Background(), payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Sync(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Reader", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		b.ReportAllocs()
+		var r *Reader
+		for i := 0; b.Loop(); i++ {
+			if i%frames == 0 {
+				if r != nil {
+					r.Close()
+				}
+				if r, err = l.NewReader(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := r.Next(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		r.Close()
+	})
+	b.Run("ReadAt", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		b.ReportAllocs()
+		var buf []byte
+		pos := Pos(0)
+		for b.Loop() {
+			if pos == l.WrittenEnd() {
+				pos = 0
+			}
+			buf, pos, err = l.ReadAt(pos, buf)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -417,9 +417,10 @@ func (l *Log) Close() error {
 // returns the sticky failure.
 func (l *Log) fail(err error) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.mu.err != nil {
-		return l.mu.err
+		err := l.mu.err
+		l.mu.Unlock()
+		return err
 	}
 	l.mu.err = err
 	close(l.failed)
@@ -427,6 +428,7 @@ func (l *Log) fail(err error) error {
 		close(l.stalled)
 	}
 	l.notifyLocked()
+	l.mu.Unlock()
 	l.logger.Error("wal failed", "err", err)
 	return err
 }

@@ -31,22 +31,45 @@ func (l *Log) ReadAt(pos Pos, buf []byte) (payload []byte, next Pos, err error) 
 	}
 	defer l.release(s)
 	off := SegmentHeaderSize + int64(pos-s.start)
-	var h [FrameHeaderSize]byte
-	if _, err := s.f.ReadAt(h[:], off); err != nil {
+	// One read for the header and as much of the payload as buf holds
+	// (at least 4 KiB): a second read only for a frame larger than that.
+	first := min(int64(max(cap(buf), 4<<10)), int64(segEnd-pos))
+	if first < FrameHeaderSize {
+		return nil, 0, &CorruptError{Segment: s.name, Offset: off, Reason: "no frame fits before the segment's end"}
+	}
+	buf = slices.Grow(buf[:0], int(first))[:first]
+	if err := readFull(s.f, buf, off); err != nil {
 		return nil, 0, fmt.Errorf("wal: read %s at %d: %w", s.name, off, err)
 	}
-	n, sum, ok := decodeHeader(h[:], pos)
+	n, sum, ok := decodeHeader(buf, pos)
 	if !ok || pos+Pos(frameSize(n)) > segEnd {
 		return nil, 0, &CorruptError{Segment: s.name, Offset: off, Reason: "no valid frame header at this position"}
 	}
-	buf = slices.Grow(buf[:0], n)[:n]
-	if _, err := s.f.ReadAt(buf, off+FrameHeaderSize); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-		return nil, 0, fmt.Errorf("wal: read %s at %d: %w", s.name, off, err)
+	if frameSize(n) <= first {
+		copy(buf, buf[FrameHeaderSize:frameSize(n)])
+		buf = buf[:n]
+	} else {
+		buf = slices.Grow(buf[:0], n)[:n]
+		if err := readFull(s.f, buf, off+FrameHeaderSize); err != nil {
+			return nil, 0, fmt.Errorf("wal: read %s at %d: %w", s.name, off, err)
+		}
 	}
 	if xxhash.Sum64(buf) != sum {
 		return nil, 0, &CorruptError{Segment: s.name, Offset: off, Reason: "payload checksum mismatch"}
 	}
 	return buf, pos + Pos(frameSize(n)), nil
+}
+
+// readFull reads len(b) bytes at off; io.EOF after all of them is fine.
+func readFull(f File, b []byte, off int64) error {
+	n, err := f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // Reader reads consecutive frames from a position, with read-ahead: a read

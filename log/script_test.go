@@ -77,7 +77,7 @@ func parseScript(t *testing.T, file string) (blocks []scriptBlock, comments map[
 
 func runScript(t *testing.T, file string) {
 	blocks, comments := parseScript(t, file)
-	env := &scriptEnv{t: t, fsys: wal.NewMemFS(), logs: map[string]*Log{}, clock: newClock()}
+	env := &scriptEnv{t: t, disks: map[string]*scriptDisk{}, logs: map[string]*Log{}, clock: newClock()}
 	defer env.closeAll()
 	var out strings.Builder
 	for i := range blocks {
@@ -105,13 +105,24 @@ func runScript(t *testing.T, file string) {
 
 type scriptEnv struct {
 	t     *testing.T
-	fsys  *wal.MemFS
+	disks map[string]*scriptDisk // each log has its own, so a crash hits one
 	logs  map[string]*Log
 	clock *fakeClock
 }
 
+type scriptDisk struct {
+	mem *wal.MemFS
+	ffs *wal.FaultFS
+}
+
 func (e *scriptEnv) open(name string) *Log {
-	l, err := Open(Options{WAL: wal.Options{FS: e.fsys, Dir: "/" + name, SegmentSize: 1024}, IndexInterval: 64, Clock: e.clock.Now})
+	d, ok := e.disks[name]
+	if !ok {
+		d = &scriptDisk{mem: wal.NewMemFS()}
+		d.ffs = wal.NewFaultFS(d.mem)
+		e.disks[name] = d
+	}
+	l, err := Open(Options{WAL: wal.Options{FS: d.ffs, Dir: "/" + name, SegmentSize: 1024}, IndexInterval: 64, Clock: e.clock.Now})
 	if err != nil {
 		e.t.Fatalf("open %s: %v", name, err)
 	}
@@ -152,6 +163,7 @@ func (e *scriptEnv) int(s string) int64 {
 //	truncate NAME OFFSET           TruncateTo
 //	become-follower NAME LEADER    EndOffsetForEpoch(own latest) on LEADER, then TruncateTo
 //	reopen NAME                    Close and Open
+//	crash NAME                     the process dies and the disk loses what was not synced; Open
 //	state NAME                     offsets and epoch cache
 //	records NAME                   every record: offset, batch epoch, value
 func (e *scriptEnv) run(args []string) string {
@@ -207,6 +219,11 @@ func (e *scriptEnv) run(args []string) string {
 		if err := e.log(args[1]).Close(); err != nil {
 			return res(err)
 		}
+		e.open(args[1])
+		return "ok\n"
+	case "crash":
+		d := e.disks[args[1]]
+		crash(e.log(args[1]), d.ffs, d.mem, wal.CrashOptions{})
 		e.open(args[1])
 		return "ok\n"
 	case "state":

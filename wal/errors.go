@@ -36,6 +36,10 @@ var (
 
 	// ErrInvalidOptions is returned by Open for options that fail validation.
 	ErrInvalidOptions = errors.New("wal: invalid options")
+
+	// ErrCrashed is returned (inside a *fs.PathError) by the files a MemFS
+	// handed out before its Crash.
+	ErrCrashed = errors.New("wal: memfs: file handle from before a crash")
 )
 
 // CorruptError reports where damage was found. It matches ErrCorrupt with

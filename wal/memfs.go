@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"errors"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -10,9 +9,6 @@ import (
 	"sync"
 	"syscall"
 )
-
-// ErrCrashed is returned by the files a MemFS handed out before its Crash.
-var ErrCrashed = errors.New("wal: memfs: file handle from before a crash")
 
 // MemFS is an in-memory FS that simulates crashes: Crash keeps only what a
 // real disk would guarantee, the bytes of each file as of its last Sync and

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -223,4 +224,32 @@ func (c *cluster) ready(ctx context.Context, n *Node) {
 			c.t.Fatal(err)
 		}
 	}
+}
+
+// converged waits until every running node holds byte-identical state (the
+// same command sequence applied), failing after a bounded wait.
+func (c *cluster) converged(what string) {
+	c.t.Helper()
+	var diff string
+	same := func() bool {
+		var want []byte
+		var wantID uint64
+		for id, n := range c.nodes {
+			got := encodeSnapshot(n.State(), n.offsets.Load())
+			if want == nil {
+				want, wantID = got, id
+			} else if !bytes.Equal(got, want) {
+				diff = fmt.Sprintf("node %d:\n%s\nnode %d:\n%s", id, got, wantID, want)
+				return false
+			}
+		}
+		return true
+	}
+	for range 300 {
+		if same() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // under synctest: advances the fake clock
+	}
+	c.t.Fatalf("%s: states differ after 300 ticks:\n%s", what, diff)
 }

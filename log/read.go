@@ -104,14 +104,19 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint i
 	if cap(*dst) == 0 && hint > 0 {
 		*dst = make([]byte, 0, min(int64(hint), int64(endPos)-e.Pos))
 	}
+	// wal.ReadAt reads as many bytes as the buffer's capacity in one call,
+	// so offer it about one frame: the size of the previous one.
+	guess := 16 << 10
 	for pos := wal.Pos(e.Pos); pos < endPos; {
-		b, next, err := l.readBatch(pos, (*dst)[len(*dst):])
+		spare := (*dst)[len(*dst):]
+		b, next, err := l.readBatch(pos, spare[:0:min(cap(spare), guess)])
 		if err != nil {
 			if errors.Is(err, wal.ErrOutOfRange) {
 				return fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
 			}
 			return err
 		}
+		guess = max(4<<10, int(next-pos))
 		pos = next
 		if b.LastOffset() < from {
 			continue

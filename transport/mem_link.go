@@ -10,7 +10,7 @@ import (
 // Sent = Delivered + Dropped() + messages still queued.
 type MemStats struct {
 	Sent      uint64 // Send calls that reached the network (open, started endpoint)
-	Delivered uint64 // Handler calls made
+	Delivered uint64 // messages handed to a Handler (counted as their Handler calls begin)
 
 	DroppedFault       uint64 // lost to a link's Drop rate
 	DroppedCut         uint64 // lost to isolation or a partition, at Send or at delivery
@@ -213,7 +213,9 @@ func (l *memLink) deliver(batch []memMsg, timer **time.Timer) bool {
 }
 
 // deliverRun calls the receiver's Handler for each message of run, or drops
-// them all if the link is cut or the receiver is not there.
+// them all if the link is cut or the receiver is not there. The counters
+// move before the Handler calls, so that a Handler that sees a message sees
+// it counted; the queue's room is given back after them.
 func (l *memLink) deliverRun(run []memMsg) {
 	var st MemStats
 	bytes := 0
@@ -221,23 +223,27 @@ func (l *memLink) deliverRun(run []memMsg) {
 		bytes += len(m.msg)
 	}
 	n := uint64(len(run))
+	var h Handler
+	var ep *MemEndpoint
 	if l.net.faults.Load().cut(l.k.from, l.k.to) {
 		st.DroppedCut = n
-	} else if ep := l.net.endpoint(l.k.to); ep == nil {
+	} else if ep = l.net.endpoint(l.k.to); ep == nil {
+		st.DroppedUnreachable = n
+	} else if h = ep.enter(); h == nil {
 		st.DroppedUnreachable = n
 	} else {
-		if h := ep.enter(); h == nil {
-			st.DroppedUnreachable = n
-		} else {
-			for _, m := range run {
-				h(l.k.from, m.msg)
-			}
-			ep.exit()
-			st.Delivered = n
-		}
+		st.Delivered = n
 	}
 	l.mu.Lock()
 	l.mu.stats.add(st)
+	l.mu.Unlock()
+	if h != nil {
+		for _, m := range run {
+			h(l.k.from, m.msg)
+		}
+		ep.exit()
+	}
+	l.mu.Lock()
 	l.mu.n -= len(run)
 	l.mu.bytes -= bytes
 	l.mu.Unlock()

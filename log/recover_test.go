@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 
 	"github.com/replog/replog/wal"
 )
@@ -151,5 +152,45 @@ func TestFaultLoop(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestBackgroundCheckpointsBoundTheScan: with background checkpoints every
+// CheckpointInterval bytes, a crash makes Open scan at most about that
+// much (SyncAlways), or that plus one segment (SyncNever, where a
+// checkpoint covers only what segment rolls synced: it never syncs the
+// wal itself).
+func TestBackgroundCheckpointsBoundTheScan(t *testing.T) {
+	for _, d := range []wal.Durability{wal.SyncAlways, wal.SyncNever} {
+		t.Run(d.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mem := wal.NewMemFS()
+				ffs := wal.NewFaultFS(mem)
+				opts := testOptions(ffs, newClock())
+				opts.WAL.Durability = d
+				opts.WAL.SegmentSize = 32 << 10
+				opts.CheckpointInterval = 8 << 10
+				l := mustOpen(t, opts)
+				value := string(make([]byte, 500))
+				for i := range 400 {
+					appendLeader(t, l, 1, value)
+					if i%10 == 0 {
+						synctest.Wait() // let the checkpoint goroutine run
+					}
+				}
+				synctest.Wait()
+				crash(l, ffs, mem, wal.CrashOptions{})
+				l = mustOpen(t, opts)
+				defer l.Close()
+				bound := opts.CheckpointInterval + 1024
+				if d == wal.SyncNever {
+					bound += opts.WAL.SegmentSize
+				}
+				if l.scanned > bound {
+					t.Fatalf("crash reopen scanned %d bytes, bound %d", l.scanned, bound)
+				}
+				checkInvariants(t, l)
+			})
+		})
 	}
 }

@@ -85,16 +85,23 @@ func (n *MemNetwork) Endpoint(id uint64) *MemEndpoint {
 }
 
 // Close closes every endpoint, stops every delivery goroutine and waits for
-// them. Messages still queued are discarded. Close is idempotent; a second
-// call returns ErrClosed.
+// them. Messages still queued are discarded, uncounted. A second call
+// returns ErrClosed. A Handler must not call it.
 func (n *MemNetwork) Close() error {
+	n.mu.Lock()
 	if n.closed.Swap(true) {
+		n.mu.Unlock()
 		return ErrClosed
 	}
+	var eps []*MemEndpoint
 	n.endpoints.Range(func(_, v any) bool {
-		_ = v.(*MemEndpoint).Close() // ErrClosed for endpoints already closed
+		eps = append(eps, v.(*MemEndpoint))
 		return true
 	})
+	n.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close() // ErrClosed for endpoints already closed
+	}
 	close(n.done)
 	n.wg.Wait()
 	return nil

@@ -152,6 +152,9 @@ func (p *peer) run() {
 		var err error
 		next, err = p.serve(conn, fw)
 		if p.ctx.Err() != nil {
+			if next != nil {
+				next.Close()
+			}
 			return
 		}
 		log.Info("tcp: connection lost", "err", err)

@@ -136,8 +136,10 @@
 //
 // The directory holds the wal's segments (see package wal) and one
 // checkpoint file, "log.checkpoint", written with wal.WriteFileAtomic by
-// Close and every Options.CheckpointInterval bytes of appends (after a wal
-// sync), and before a truncation:
+// Close (after a wal sync, covering everything), by a background goroutine
+// every Options.CheckpointInterval bytes of appends (covering only what
+// the wal has already made durable: it never syncs the wal itself), and
+// by TruncateTo before it truncates (covering the truncated log):
 //
 //	+------------------+---------+-----------+--------------+------------+
 //	| "RLOGCKP\0"      | ver u32 | cover pos | cover offset | high water |
@@ -149,7 +151,8 @@
 //	+--------------+-----------+-----------+----------------+-------------------------+--------+
 //
 // The checkpoint describes the log up to the wal position "cover pos"
-// (log end offset "cover offset" there). Open loads it and scans only the
+// (log end offset "cover offset" there), all of it durable when the file
+// is written; its high watermark is at most cover offset. Open loads it and scans only the
 // wal frames after cover pos, validating each batch and rebuilding the
 // index and the epoch cache for them; a missing or unusable checkpoint
 // means a scan from the wal's start. After a clean Close the tail is

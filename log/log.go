@@ -46,9 +46,11 @@ type Options struct {
 	// bytes per entry, in RAM and in the checkpoint). Default 16 KiB.
 	IndexInterval int
 	// CheckpointInterval is how many bytes of appends trigger a background
-	// checkpoint (which syncs the wal first, even under wal.SyncNever). It
-	// bounds how much of the wal Open scans after a crash. Negative: only
-	// Close and TruncateTo write checkpoints. Default 64 MiB.
+	// checkpoint of what the wal has made durable. It bounds how much of
+	// the wal Open scans after a crash: about CheckpointInterval under
+	// wal.SyncAlways, plus up to one segment otherwise (a SyncNever wal
+	// syncs at segment rolls). Negative: only Close and TruncateTo write
+	// checkpoints. Default 64 MiB.
 	CheckpointInterval int64
 	// RetentionBytes, if positive, is the size EnforceRetention trims the
 	// log to (by whole segments; at least this much is kept).

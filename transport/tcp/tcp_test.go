@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,5 +385,41 @@ func TestAddRemovePeer(t *testing.T) {
 	mustSend(t, n1, 2, 3)
 	if err := n2.rec.waitFor(ctx, 1, 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseWaitsForHandler: Close returns only after a running Handler
+// call has returned.
+func TestCloseWaitsForHandler(t *testing.T) {
+	ln1, ln2 := listen(t), listen(t)
+	peers := map[uint64]string{1: ln1.Addr().String(), 2: ln2.Addr().String()}
+	n1 := startNode(t, testConfig(1, ln1, peers, newLogSink()))
+	t2, err := New(testConfig(2, ln2, peers, newLogSink()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var returned atomic.Bool
+	if err := t2.Start(func(uint64, []byte) {
+		close(entered)
+		<-release
+		returned.Store(true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, n1, 2, 1)
+	select {
+	case <-entered:
+	case <-ctxT(t).Done():
+		t.Fatal("message not delivered")
+	}
+	closed := make(chan error)
+	go func() { closed <- t2.Close() }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if !returned.Load() {
+		t.Fatal("Close returned while the Handler was running")
 	}
 }

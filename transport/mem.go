@@ -186,7 +186,9 @@ func (e *MemEndpoint) Start(h Handler) error {
 // is dropped silently, as a real network would: Send returns nil. A message
 // that finds the link's queue full is dropped too, and Send returns
 // ErrQueueFull. Send returns ErrClosed after Close and ErrNotStarted before
-// Start. The network owns msg afterwards.
+// Start. The network owns msg afterwards. A node may send to itself here;
+// transport/tcp refuses that (ErrUnknownPeer), so portable code handles
+// its own messages without the transport.
 func (e *MemEndpoint) Send(to uint64, msg []byte) error {
 	if e.closed.Load() {
 		return ErrClosed

@@ -17,12 +17,22 @@
 // Per peer, Send appends to a bounded queue (Config.QueueLen messages,
 // Config.QueueBytes bytes) and returns; a full queue refuses the message
 // with transport.ErrQueueFull. A writer goroutine takes the whole queue at
-// each wake-up and writes it as frames through one buffer, so a burst of
-// small messages costs one system call (TCP_NODELAY is on). A reader
-// goroutine per connection decodes frames and calls the Handler, in order.
+// each wake-up and writes it with as few system calls as it can: headers
+// and small messages are copied into one buffer, large messages are passed
+// by reference, and the lot goes out in one writev (up to 512 pieces or
+// 4 MiB of large messages per call, each call under Config.WriteTimeout).
+// TCP_NODELAY is on. A reader goroutine per connection decodes frames and
+// calls the Handler, in order, one call at a time; it reads many small
+// frames per system call and reads large payloads straight into the
+// message's buffer, which is the only allocation per message.
+//
 // Messages queued while a peer is unreachable wait for the connection (up
-// to the queue's bounds); a batch whose write fails is lost, never resent,
-// so nothing is duplicated.
+// to the queue's bounds); a burst whose write fails is lost, never resent,
+// so nothing is duplicated. Stats counts what was sent, received, refused
+// and lost.
+//
+//	Send ──► [peer queue] ──► writer ──writev──► conn ──► reader ──► Handler
+//	          bounded          one per peer              one per connection
 //
 // # Handshake
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -196,6 +197,7 @@ func (h *harness) nodes() []uint64 {
 // run performs the whole run: topic, workload under the nemesis, healing,
 // final reads, check. It closes the cluster.
 func run(t testing.TB, cfg runConfig) *outcome {
+	skipKnownBug(t)
 	began := time.Now()
 	h := newHarness(t, cfg)
 	defer func() {
@@ -214,6 +216,8 @@ func run(t testing.TB, cfg runConfig) *outcome {
 	sched := NewSchedule(cfg.Seed, cfg.Nodes, cfg.Duration, cfg.Kinds, syncTimeout+200*time.Millisecond)
 
 	h.start = time.Now()
+	watchdog := time.AfterFunc(cfg.Duration+watchdogSlack, func() { h.hung() })
+	defer watchdog.Stop()
 	wctx, stop := context.WithTimeout(context.Background(), cfg.Duration)
 	var wg sync.WaitGroup
 	for c := range cfg.Clients {
@@ -239,6 +243,39 @@ func run(t testing.TB, cfg runConfig) *outcome {
 		h.dump(o)
 	}
 	return o
+}
+
+// watchdogSlack is how long a run may take beyond its workload before it
+// is declared hung: more than the final phase's bounded waits (restarts
+// of a minute at most each, recoverTimeout for the last append and the
+// final reads).
+const watchdogSlack = 5 * time.Minute
+
+// hung reports a run that is stuck (a deadlock in replog, or a wait
+// without a deadline): it writes the goroutines, the events and the
+// history so far to the seed's file and panics, since a stuck goroutine
+// cannot be stopped.
+func (h *harness) hung() {
+	buf := make([]byte, 64<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("replog-chaos-seed-%d-hung.txt", h.cfg.Seed))
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%v\nrun hung: still going %v after its workload ended\n", h.cfg, watchdogSlack)
+	h.mu.Lock()
+	for _, e := range h.mu.events {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	h.mu.Unlock()
+	b.WriteString("\ngoroutines:\n")
+	b.Write(buf)
+	b.WriteString("\nhistory so far:\n")
+	for _, op := range h.rec.History() {
+		fmt.Fprintf(&b, "  %s\n", op)
+	}
+	b.WriteString("\nnode logs (tail):\n")
+	b.Write(h.logs.Bytes())
+	err := os.WriteFile(path, b.Bytes(), 0o644)
+	panic(fmt.Sprintf("chaos: %v: the run is hung (a deadlock in replog?); goroutines, events and history in %s (write error: %v)", h.cfg, path, err))
 }
 
 // skipWithoutEngine skips the test while the replication engine is the

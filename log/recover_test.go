@@ -96,29 +96,41 @@ func TestBadCheckpointFallsBack(t *testing.T) {
 	}
 }
 
-// TestFaultLoop fails the i-th FS operation of a short life (open, appends,
-// a truncation, close) for every i: no panic, no hang; what was
-// acknowledged before the fault is there after a clean reopen.
+// TestFaultLoop fails the i-th FS operation of a short life (open,
+// appends, a truncation, retention, close) for every i: no panic, no hang;
+// what was acknowledged before the fault, and not given up by truncation
+// or retention, is there after a clean reopen.
 func TestFaultLoop(t *testing.T) {
+	value := string(make([]byte, 300)) // ~10 frames per 4 KiB segment
 	life := func(fsys wal.FS) (acked []string, err error) {
 		opts := testOptions(fsys, newClock())
 		opts.CheckpointInterval = -1
+		opts.RetentionBytes = 1
 		l, err := Open(opts)
 		if err != nil {
 			return nil, err
 		}
 		defer func() { _ = l.Close() }()
-		for i := range 12 {
-			v := fmt.Sprint(i)
-			if _, _, err := l.AppendLeader(context.Background(), 1, vals(v)); err != nil {
+		ctx := context.Background()
+		for i := range 30 {
+			v := fmt.Sprint(i) + value
+			if _, _, err := l.AppendLeader(ctx, 1, vals(v)); err != nil {
 				return acked, err
 			}
 			acked = append(acked, v)
-			if i == 8 {
+			switch i {
+			case 8:
 				// Failed or not, the records from 7 on are no longer
 				// promised.
 				acked = acked[:7]
-				if err := l.TruncateTo(context.Background(), 7); err != nil {
+				if err := l.TruncateTo(ctx, 7); err != nil {
+					return acked, err
+				}
+			case 25:
+				if err := l.SetHighWatermark(20); err != nil {
+					return acked, err
+				}
+				if _, err := l.EnforceRetention(ctx); err != nil {
 					return acked, err
 				}
 			}
@@ -130,6 +142,9 @@ func TestFaultLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := counter.Count()
+	if l := mustOpen(t, testOptions(counter, newClock())); l.LogStartOffset() == 0 || l.Close() != nil {
+		t.Fatal("the fault-free life must end with retention having moved the start")
+	}
 	for i := range total {
 		mem := wal.NewMemFS()
 		ffs := wal.NewFaultFS(mem)
@@ -139,13 +154,13 @@ func TestFaultLoop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fault %d of %d: reopen: %v", i, total, err)
 		}
-		got := readAll(t, l, 0, l.LogEndOffset())
-		if len(got) < len(acked) {
-			t.Fatalf("fault %d: %d records, %d acknowledged", i, len(got), len(acked))
+		start, end := l.LogStartOffset(), l.LogEndOffset()
+		if end < int64(len(acked)) || start > 20 {
+			t.Fatalf("fault %d: log [%d, %d), %d acknowledged", i, start, end, len(acked))
 		}
-		for j, v := range acked {
-			if string(got[j].Value) != v {
-				t.Fatalf("fault %d: offset %d holds %q, acknowledged %q", i, j, got[j].Value, v)
+		for _, r := range readAll(t, l, start, int64(len(acked))) {
+			if string(r.Value) != acked[r.Offset] {
+				t.Fatalf("fault %d: offset %d holds %.4q, acknowledged %.4q", i, r.Offset, r.Value, acked[r.Offset])
 			}
 		}
 		checkInvariants(t, l)

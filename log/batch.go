@@ -70,7 +70,7 @@ const (
 	offProducerEpoch  = 51
 	offBaseSequence   = 53
 	offRecordCount    = 57
-	batchHeaderSize   = 61
+	batchHeaderSize   = BatchHeaderSize
 	lengthFieldEnd    = offLength + 4
 	minRecordSize     = 7 // length, attributes, ts delta, offset delta, key, value, header count: one byte each at least
 	compressionMask   = 0x7
@@ -79,7 +79,7 @@ const (
 
 // BatchHeaderSize is the size of a batch header in bytes; the smallest
 // valid batch is this plus one record.
-const BatchHeaderSize = batchHeaderSize
+const BatchHeaderSize = 61
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -86,7 +86,6 @@ func (r *replica) followerStep() bool {
 			i = j
 		}
 	}
-	r.mu.Lock()
 	return true
 }
 

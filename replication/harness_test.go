@@ -1,0 +1,237 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/replog/replog/internal/mux"
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/transport"
+	"github.com/replog/replog/wal"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tcluster runs nodes of meta + replication over one MemNetwork, each
+// node's logs in its own FS (kept across restarts).
+type tcluster struct {
+	t     testing.TB
+	net   *transport.MemNetwork
+	ids   []uint64
+	nodes map[uint64]*tnode
+	mem   map[uint64]*meta.MemStore
+	fs    map[uint64]wal.FS
+	dir   string
+	cfg   func(id uint64, c *Config)
+}
+
+type tnode struct {
+	ep   *transport.MemEndpoint
+	meta *meta.Node
+	rep  *Manager
+}
+
+func newTCluster(t testing.TB, n int, cfg func(id uint64, c *Config)) *tcluster {
+	c := &tcluster{t: t, net: transport.NewMemNetwork(1), nodes: map[uint64]*tnode{},
+		mem: map[uint64]*meta.MemStore{}, fs: map[uint64]wal.FS{}, cfg: cfg}
+	for i := 1; i <= n; i++ {
+		c.ids = append(c.ids, uint64(i))
+	}
+	for _, id := range c.ids {
+		c.mem[id] = meta.NewMemStore()
+		c.fs[id] = wal.NewMemFS()
+		c.start(id)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *tcluster) start(id uint64) *tnode {
+	c.t.Helper()
+	ep := c.net.Endpoint(id)
+	mx := mux.New(ep)
+	mn, err := meta.Open(meta.Config{ID: id, Peers: c.ids, MemStore: c.mem[id],
+		Raft: mx.Sender(mux.TagRaft), Meta: mx.Sender(mux.TagMeta)})
+	if err != nil {
+		c.t.Fatalf("meta open %d: %v", id, err)
+	}
+	cfg := Config{ID: id, Meta: mn, Replication: mx.Sender(mux.TagReplication), Forward: mx.Sender(mux.TagForward),
+		FS: c.fs[id], Dir: "/data", SyncTimeout: time.Second}
+	if c.dir != "" {
+		cfg.Dir = fmt.Sprintf("%s/%d", c.dir, id)
+	}
+	if c.cfg != nil {
+		c.cfg(id, &cfg)
+	}
+	rm, err := Open(cfg)
+	if err != nil {
+		c.t.Fatalf("replication open %d: %v", id, err)
+	}
+	for _, err := range []error{
+		mx.Handle(mux.TagRaft, mn.HandleRaft), mx.Handle(mux.TagMeta, mn.HandleMeta),
+		mx.Handle(mux.TagReplication, rm.HandleReplication), mx.Handle(mux.TagForward, rm.HandleForward),
+		mx.Start(),
+	} {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	n := &tnode{ep: ep, meta: mn, rep: rm}
+	c.nodes[id] = n
+	return n
+}
+
+func (c *tcluster) stop(id uint64) {
+	c.t.Helper()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	if err := n.ep.Close(); err != nil {
+		c.t.Errorf("close endpoint %d: %v", id, err)
+	}
+	if err := n.rep.Close(); err != nil && !errors.Is(err, wal.ErrStorageStalled) {
+		c.t.Errorf("close replication %d: %v", id, err)
+	}
+	if err := n.meta.Close(); err != nil {
+		c.t.Errorf("close meta %d: %v", id, err)
+	}
+}
+
+func (c *tcluster) close() {
+	for _, id := range c.ids {
+		if c.nodes[id] != nil {
+			c.stop(id)
+		}
+	}
+	if err := c.net.Close(); err != nil {
+		c.t.Errorf("close network: %v", err)
+	}
+}
+
+// waitFor advances time in small steps until cond holds, at most limit.
+// Under synctest the steps are the bubble's fake clock.
+func (c *tcluster) waitFor(what string, limit time.Duration, cond func() bool) {
+	c.t.Helper()
+	for waited := time.Duration(0); waited < limit; waited += 10 * time.Millisecond {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !cond() {
+		c.t.Fatalf("%s: not within %v", what, limit)
+	}
+}
+
+// createTopic creates a topic once the cluster can, and waits until every
+// running node has its replicas open and knows a leader.
+func (c *tcluster) createTopic(name string, cfg meta.TopicConfig) *meta.Topic {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var t *meta.Topic
+	c.waitFor("topic created", 60*time.Second, func() bool {
+		var err error
+		for _, n := range c.nodes {
+			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			t, err = n.meta.CreateTopic(cctx, name, cfg)
+			ccancel()
+			return err == nil
+		}
+		return false
+	})
+	c.waitFor("replicas open", 30*time.Second, func() bool {
+		for _, n := range c.nodes {
+			for p := range t.Partitions {
+				part, ok := n.meta.State().Partition(name, int32(p))
+				if !ok || part.Leader == 0 {
+					return false
+				}
+				if _, _, ok := n.rep.PartitionState(name, int32(p)); !ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return t
+}
+
+// leader is the partition's leader as some running node's metadata says.
+func (c *tcluster) leader(topic string, partition int32) uint64 {
+	for _, id := range c.ids {
+		if n := c.nodes[id]; n != nil {
+			if p, ok := n.meta.State().Partition(topic, partition); ok {
+				return p.Leader
+			}
+		}
+	}
+	return 0
+}
+
+// logBytes returns node id's replica's raw batches below end.
+func (c *tcluster) logBytes(id uint64, topic string, partition int32) ([]byte, int64) {
+	c.t.Helper()
+	n := c.nodes[id]
+	t, ok := n.meta.State().Topic(topic)
+	if !ok {
+		c.t.Fatalf("node %d: no topic %s", id, topic)
+	}
+	r := n.rep.replica(pkey{t.ID, partition})
+	if r == nil {
+		c.t.Fatalf("node %d: no replica of %s/%d", id, topic, partition)
+	}
+	end := r.log.LogEndOffset()
+	b, err := r.log.ReadBatches(nil, r.log.LogStartOffset(), end, 1<<30)
+	if err != nil {
+		c.t.Fatalf("node %d: read log: %v", id, err)
+	}
+	return b, end
+}
+
+// converged waits until every running node's replica holds the same bytes
+// with the high watermark at the end, and returns the decoded records.
+func (c *tcluster) converged(topic string, partition int32) []log.Record {
+	c.t.Helper()
+	var ref []byte
+	c.waitFor("replicas converge", 60*time.Second, func() bool {
+		ref = nil
+		first := true
+		for _, id := range c.ids {
+			n := c.nodes[id]
+			if n == nil {
+				continue
+			}
+			b, end := c.logBytes(id, topic, partition)
+			if hw, _, _ := n.rep.PartitionState(topic, partition); hw != end {
+				return false
+			}
+			if first {
+				ref, first = b, false
+			} else if !bytes.Equal(ref, b) {
+				return false
+			}
+		}
+		return true
+	})
+	var recs []log.Record
+	for rest := ref; len(rest) > 0; {
+		b, next, err := log.SplitBatch(rest)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		recs, err = b.Records(recs)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rest = next
+	}
+	return recs
+}
+
+func rec(s string) []log.Record { return []log.Record{{Value: []byte(s)}} }

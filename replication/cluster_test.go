@@ -11,7 +11,6 @@ import (
 	"github.com/replog/replog/meta"
 )
 
-
 func TestAppendThroughEveryNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)

@@ -53,7 +53,7 @@ func (r *replica) followerStep() bool {
 	p := r.m.peer(leader)
 	ack := func(gen uint32, status byte) {
 		p.ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch, gen: gen,
-			status: status, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset()})
+			status: status, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset(), hw: r.log.HighWatermark()})
 	}
 	var badGen uint32
 	bad := false
@@ -66,7 +66,10 @@ func (r *replica) followerStep() bool {
 		case it.flags&pushProbe != 0:
 			ack(it.gen, ackHello)
 		case it.flags&pushHWOnly != 0:
-			r.setHW(it.hw)
+			r.setHW(it.hw, epoch)
+			if i == len(items)-1 || items[i+1].flags&pushHWOnly == 0 {
+				ack(it.gen, ackOK) // the leader resends the high watermark until acknowledged
+			}
 		case bad && it.gen == badGen:
 			// Later pushes of a generation that already failed to
 			// continue the log: the leader rematches on the first answer.
@@ -81,7 +84,7 @@ func (r *replica) followerStep() bool {
 				ack(it.gen, ackMismatch)
 				continue
 			}
-			r.setHW(items[j].hw)
+			r.setHW(items[j].hw, epoch)
 			ack(items[j].gen, ackOK)
 			i = j
 		}
@@ -111,6 +114,7 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		return i, errMismatch
 	}
 	if len(it.batches) == 0 {
+		r.confirmed(it.epoch, end)
 		return i, nil
 	}
 	buf := it.batches
@@ -128,12 +132,14 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		runEnd = r.batchesEnd(n.batches)
 		j++
 	}
-	if _, err := r.log.AppendFollower(ctx, buf); err != nil {
+	end, err := r.log.AppendFollower(ctx, buf)
+	if err != nil {
 		return i, err
 	}
 	r.mu.Lock()
 	r.recordProducersLocked(buf)
 	r.mu.Unlock()
+	r.confirmed(it.epoch, end)
 	return j, nil
 }
 
@@ -162,10 +168,28 @@ func (r *replica) storageFailed(err error) bool {
 	return true
 }
 
+// confirmed records that the follower's log agrees with the leader of
+// epoch up to end.
+func (r *replica) confirmed(epoch int32, end int64) {
+	r.mu.Lock()
+	if r.mu.epoch == epoch && r.mu.role == roleFollower {
+		r.mu.agreed = end
+	}
+	r.mu.Unlock()
+}
+
 // setHW raises the follower's high watermark to the leader's, capped by
-// its own log end.
-func (r *replica) setHW(hw int64) {
-	if hw = min(hw, r.log.LogEndOffset()); hw > r.log.HighWatermark() {
+// how far its log is known to agree with the leader's: never over records
+// of an older epoch that a truncation may still remove.
+func (r *replica) setHW(hw int64, epoch int32) {
+	r.mu.Lock()
+	if r.mu.epoch == epoch && r.mu.role == roleFollower {
+		hw = min(hw, r.mu.agreed)
+	} else {
+		hw = -1
+	}
+	r.mu.Unlock()
+	if hw > r.log.HighWatermark() {
 		_ = r.log.SetHighWatermark(hw) // only ErrClosed or a race with truncation: the next push retries
 	}
 }

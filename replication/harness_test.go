@@ -124,6 +124,18 @@ func (c *tcluster) waitFor(what string, limit time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !cond() {
+		for _, id := range c.ids {
+			if n := c.nodes[id]; n != nil {
+				n.rep.mu.RLock()
+				for k, r := range n.rep.mu.replicas {
+					r.mu.Lock()
+					c.t.Logf("node %d %v: role %d epoch %d leader %d end %d hw %d isr %v followers %s", id, k, r.mu.role, r.mu.epoch,
+						r.mu.leader, r.log.LogEndOffset(), r.log.HighWatermark(), r.mu.part.ISR, fmtFollowers(r.mu.followers))
+					r.mu.Unlock()
+				}
+				n.rep.mu.RUnlock()
+			}
+		}
 		c.t.Fatalf("%s: not within %v", what, limit)
 	}
 }
@@ -174,24 +186,25 @@ func (c *tcluster) leader(topic string, partition int32) uint64 {
 	return 0
 }
 
-// logBytes returns node id's replica's raw batches below end.
-func (c *tcluster) logBytes(id uint64, topic string, partition int32) ([]byte, int64) {
+// logBytes returns node id's replica's raw batches below end; ok is false
+// while the node has no replica.
+func (c *tcluster) logBytes(id uint64, topic string, partition int32) (b []byte, end int64, ok bool) {
 	c.t.Helper()
 	n := c.nodes[id]
 	t, ok := n.meta.State().Topic(topic)
 	if !ok {
-		c.t.Fatalf("node %d: no topic %s", id, topic)
+		return nil, 0, false
 	}
 	r := n.rep.replica(pkey{t.ID, partition})
 	if r == nil {
-		c.t.Fatalf("node %d: no replica of %s/%d", id, topic, partition)
+		return nil, 0, false
 	}
-	end := r.log.LogEndOffset()
+	end = r.log.LogEndOffset()
 	b, err := r.log.ReadBatches(nil, r.log.LogStartOffset(), end, 1<<30)
 	if err != nil {
 		c.t.Fatalf("node %d: read log: %v", id, err)
 	}
-	return b, end
+	return b, end, true
 }
 
 // converged waits until every running node's replica holds the same bytes
@@ -207,7 +220,10 @@ func (c *tcluster) converged(topic string, partition int32) []log.Record {
 			if n == nil {
 				continue
 			}
-			b, end := c.logBytes(id, topic, partition)
+			b, end, ok := c.logBytes(id, topic, partition)
+			if !ok {
+				return false
+			}
 			if hw, _, _ := n.rep.PartitionState(topic, partition); hw != end {
 				return false
 			}
@@ -235,3 +251,11 @@ func (c *tcluster) converged(topic string, partition int32) []log.Record {
 }
 
 func rec(s string) []log.Record { return []log.Record{{Value: []byte(s)}} }
+
+func fmtFollowers(fs map[uint64]*fstate) string {
+	var b bytes.Buffer
+	for id, f := range fs {
+		fmt.Fprintf(&b, "[%d: matched %v gen %d sent %d acked %d infl %d trunc %v] ", id, f.matched, f.gen, f.sentEnd, f.st.logEnd, len(f.inflight), f.truncate)
+	}
+	return b.String()
+}

@@ -33,6 +33,8 @@ type fstate struct {
 	// retransmitAfter is rematched (its pushes or acks were lost).
 	progressAt int64
 	probeAt    int64
+	hw         int64 // the follower's high watermark, as its last ack showed
+	hwAt       int64 // mono time the high watermark was last pushed
 }
 
 type inflightPush struct {
@@ -396,6 +398,7 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 		}
 		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
 		f.acked(a.logEnd)
+		f.hw = max(f.hw, a.hw)
 		f.progressAt = now
 		r.advanceHWLocked(&out)
 		if !r.inISRLocked(from) {
@@ -460,8 +463,10 @@ func (r *replica) advanceHWLocked(out *answers) {
 	if ok && hw > cur {
 		if err := r.log.SetHighWatermark(hw); err == nil {
 			cur = hw
+			now := r.m.mono()
 			for id, f := range r.mu.followers {
 				if f.matched {
+					f.hwAt = now
 					r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
 						epoch: r.mu.epoch, gen: f.gen, flags: pushHWOnly, hw: hw})
 				}
@@ -506,8 +511,14 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64) {
 			f.progressAt = now
 			r.kickLocked()
 		case f.st.logEnd >= durable:
-			// Nothing to send: an idle follower is caught up.
+			// Nothing to send: an idle follower is caught up. Make sure it
+			// learned the high watermark (the push may have been lost).
 			f.st.observeFetch(now, f.st.logEnd, durable)
+			if hw := r.log.HighWatermark(); f.hw < hw && now-f.hwAt >= retransmitAfter {
+				f.hwAt = now
+				r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
+					epoch: r.mu.epoch, gen: f.gen, flags: pushHWOnly, hw: hw})
+			}
 		}
 	}
 	r.maybeAlterISRLocked(now)

@@ -118,7 +118,8 @@ type replica struct {
 		isrBusy    bool // an AlterISR is in flight
 
 		// follower
-		fq []pushItem
+		fq     []pushItem
+		agreed int64 // the log agrees with the leader's below it (-1: not known yet)
 
 		producers map[int64]*producerState
 	}
@@ -302,6 +303,7 @@ func (r *replica) becomeLeaderLocked(epoch int32, out *answers) {
 func (r *replica) becomeFollowerLocked(leader uint64, epoch int32, out *answers) {
 	r.failLeaderWorkLocked(out, leader, epoch)
 	r.mu.role, r.mu.epoch, r.mu.leader = roleFollower, epoch, leader
+	r.mu.agreed = -1
 	if leader == 0 {
 		r.mu.role = roleNone
 	}

@@ -69,6 +69,7 @@ type ackItem struct {
 	status    byte
 	lastEpoch int32 // latest epoch in the follower's log
 	logEnd    int64 // durable (per the durability policy) log end offset
+	hw        int64 // the follower's high watermark
 }
 
 // Result codes of forwarded appends and reads.
@@ -166,6 +167,7 @@ func appendAck(dst []byte, a *ackItem) []byte {
 	dst = append(dst, a.status)
 	dst = binary.AppendVarint(dst, int64(a.lastEpoch))
 	dst = binary.AppendVarint(dst, a.logEnd)
+	dst = binary.AppendVarint(dst, a.hw)
 	return endItem(dst, s)
 }
 
@@ -319,6 +321,7 @@ func decodeAck(body []byte, a *ackItem) error {
 	a.status = r.byte("status")
 	a.lastEpoch = r.int32("last epoch")
 	a.logEnd = r.varint("log end")
+	a.hw = r.varint("high watermark")
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}

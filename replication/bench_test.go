@@ -1,0 +1,98 @@
+package replication
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/transport"
+	"github.com/replog/replog/wal"
+)
+
+// benchCluster starts 3 nodes on disk (the OS file system, SyncAlways)
+// with a topic of 6 partitions, RF 3.
+func benchCluster(b *testing.B, durability wal.Durability) (*tcluster, *meta.Topic) {
+	c := &tcluster{t: b, dir: b.TempDir(), nodes: map[uint64]*tnode{}, mem: map[uint64]*meta.MemStore{},
+		fs: map[uint64]wal.FS{}, cfg: func(id uint64, cfg *Config) { cfg.Durability = durability }}
+	c.net = transport.NewMemNetwork(1)
+	for i := 1; i <= 3; i++ {
+		c.ids = append(c.ids, uint64(i))
+	}
+	for _, id := range c.ids {
+		c.mem[id] = meta.NewMemStore()
+		c.fs[id] = wal.OSFS{}
+		c.start(id)
+	}
+	b.Cleanup(c.close)
+	t := c.createTopic("bench", meta.TopicConfig{Partitions: 6, ReplicationFactor: 3})
+	return c, t
+}
+
+// runProducers runs producers appending batches of batch records of size
+// bytes to the topic's partitions, through the leader (forward false) or
+// a node that is not the leader, for b.N batches in all.
+func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, size int, forward bool) {
+	recs := make([]log.Record, batch)
+	for i := range recs {
+		recs[i].Value = make([]byte, size)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			part := int32(p % len(t.Partitions))
+			leader := c.leader("bench", part)
+			via := leader
+			if forward {
+				via = c.other(leader)
+			}
+			n := c.nodes[via].rep
+			for next.Add(1) <= int64(b.N) {
+				if _, _, err := n.Append(ctx, "bench", part, recs, AcksAll); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, bc := range []struct {
+		name                   string
+		producers, batch, size int
+		forward                bool
+		durability             wal.Durability
+	}{
+		{"16x100/direct", 16, 100, 100, false, wal.SyncAlways},
+		{"16x100/forwarded", 16, 100, 100, true, wal.SyncAlways},
+		{"16x100/direct/SyncNever", 16, 100, 100, false, wal.SyncNever},
+		{"256x1/direct", 256, 1, 100, false, wal.SyncAlways},
+		{"256x1/forwarded", 256, 1, 100, true, wal.SyncAlways},
+		{"1x1/direct", 1, 1, 100, false, wal.SyncAlways},
+		{"1x1/forwarded", 1, 1, 100, true, wal.SyncAlways},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, t := benchCluster(b, bc.durability)
+			runProducers(b, c, t, bc.producers, bc.batch, bc.size, bc.forward)
+			if bc.producers == 1 {
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/append")
+			}
+		})
+	}
+}
+
+

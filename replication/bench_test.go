@@ -94,5 +94,3 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
-
-

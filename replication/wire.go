@@ -3,7 +3,6 @@ package replication
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 )
@@ -222,11 +221,11 @@ func appendReadResp(dst []byte, r *readResp) []byte {
 // version byte).
 func splitItem(msg []byte) (kind byte, body, rest []byte, err error) {
 	if len(msg) < itemHeaderSize {
-		return 0, nil, nil, fmt.Errorf("%w: item header truncated", errBadMessage)
+		return 0, nil, nil, errBadMessage
 	}
 	n := binary.BigEndian.Uint32(msg[1:5])
 	if uint64(n) > uint64(len(msg)-itemHeaderSize) {
-		return 0, nil, nil, fmt.Errorf("%w: item of %d bytes, %d left", errBadMessage, n, len(msg)-itemHeaderSize)
+		return 0, nil, nil, errBadMessage
 	}
 	end := itemHeaderSize + int(n)
 	return msg[0], msg[itemHeaderSize:end:end], msg[end:], nil
@@ -238,10 +237,10 @@ type reader struct {
 	err error
 }
 
-func (r *reader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: bad %s", errBadMessage, what)
-	}
+// fail records a malformed field. The error is the bare sentinel: a
+// decoder of hostile input allocates nothing, not even an error.
+func (r *reader) fail(string) {
+	r.err = errBadMessage
 	r.b = nil
 }
 
@@ -391,7 +390,7 @@ func decodeReadResp(body []byte, q *readResp) error {
 // tag). It stops at the first malformed item or error of fn.
 func forEachItem(msg []byte, fn func(kind byte, body []byte) error) error {
 	if len(msg) == 0 || msg[0] != wireVersion {
-		return fmt.Errorf("%w: unknown version", errBadMessage)
+		return errBadMessage
 	}
 	for rest := msg[1:]; len(rest) > 0; {
 		kind, body, r, err := splitItem(rest)

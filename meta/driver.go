@@ -7,6 +7,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -225,9 +226,29 @@ func (d *driver) step(m *pb.Message) {
 			d.lastContact = d.now
 		}
 	}
+	if m.GetType() == pb.MsgAppResp && m.GetReject() && d.isLeader && m.GetRejectHint() < d.match(m.GetFrom()) {
+		// The follower's log ends before entries it acknowledged: it lost
+		// its log (a wiped disk, or Dir "" without a MemStore). Raft cannot
+		// probe below the match it recorded and would resend the same
+		// append at once, forever; drop the reply instead. The follower
+		// then stops on the commit index of the next heartbeat.
+		d.n.log.Error("meta: follower lost its raft log", "node", m.GetFrom(), "hint", m.GetRejectHint())
+		return
+	}
 	if err := d.rn.Step(m); err != nil {
 		d.n.log.Debug("meta: raft step", "err", err)
 	}
+}
+
+// match returns the leader's recorded match index of follower id.
+func (d *driver) match(id uint64) uint64 {
+	var m uint64
+	d.rn.WithProgress(func(pid uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if pid == id {
+			m = pr.Match
+		}
+	})
+	return m
 }
 
 // propose starts a caller's proposal.

@@ -1,20 +1,178 @@
 // Package replication keeps the replicas of each partition in step, with
-// Kafka's protocol: one leader per partition and leader epoch, followers
-// that fetch from it, an in-sync replica set (ISR) that the controller
-// changes, and a high watermark below which records are committed.
+// Kafka's protocol: one leader per partition and leader epoch (assigned by
+// the controller in package meta), followers that copy its log, an in-sync
+// replica set (ISR) that the controller changes at the leader's request, and
+// a high watermark below which records are committed.
 //
-// This package is being built in pieces. What is here now are the pure
-// rules the leader applies, each a small function over plain values:
+// # Using a Manager
 //
-//   - highWatermark: the smallest log end offset over the ISR; it does not
-//     move while the ISR is smaller than MinInSyncReplicas.
-//   - observeFetch, laggingReplicas: Kafka's lastCaughtUpTime; an ISR member
-//     not caught up for longer than the lag bound is shrunk out.
-//   - canJoinISR: a follower rejoins once it holds everything below the high
-//     watermark and everything before the leader's epoch began.
-//   - producerState: per-producer sequence windows, so that the library's own
-//     retries of a forwarded or replicated batch never write it twice.
+// One Manager per node, beside its meta.Node, sharing the node's transport
+// through internal/mux:
 //
-// Fetch, acknowledgement and truncation by leader epoch, and the per
-// partition state machine that drives them, arrive with the Cluster API.
+//	m, err := replication.Open(replication.Config{ID: id, Meta: node,
+//		Replication: mx.Sender(mux.TagReplication), Forward: mx.Sender(mux.TagForward),
+//		Dir: dir})
+//	mx.Handle(mux.TagReplication, m.HandleReplication)
+//	mx.Handle(mux.TagForward, m.HandleForward)
+//	base, last, err := m.Append(ctx, "orders", 0, records, replication.AcksAll)
+//	res, err := m.Read(ctx, "orders", 0, base, replication.ReadOptions{MaxWait: time.Second})
+//	...
+//	m.Shutdown(ctx) // controlled shutdown: leaderships move first
+//	m.Close()
+//
+// The Manager watches the metadata: it opens a replica (a log.Log in
+// Dir/<topic>-<topic ID>-<partition>) for every partition assigned to this
+// node, makes it leader or follower as the partition record says, and
+// deletes a replica's files when its topic is deleted. An EventResync is
+// handled by diffing against the State it carries.
+//
+// # Guarantees
+//
+//   - Offsets of a partition are dense from 0; every replica's log is a
+//     byte-for-byte copy of its leader's below the high watermark.
+//   - AcksAll returns once the high watermark passed the batch while the
+//     ISR had at least MinInSyncReplicas members: every ISR member holds it
+//     (durably under wal.SyncAlways), so no clean election loses it.
+//     AcksLeader returns once the leader holds it durably; AcksNone at once.
+//   - An Append is written at most once, whatever the retries (below).
+//   - Reads never return a record at or above the high watermark the
+//     serving replica knows.
+//   - A leader whose epoch is superseded cannot acknowledge AcksAll: its
+//     followers answer its pushes with the newer epoch, and it stops; an
+//     isolated leader's followers never confirm anything, so its high
+//     watermark cannot pass what they held.
+//   - Nothing polls: pushes, acks, metadata events and log waiters drive
+//     everything. One timer per Manager (an eighth of ReplicaLagTime,
+//     10–250 ms) does retransmissions, ISR changes and retention; an idle
+//     replica costs a few comparisons per tick.
+//
+// # Replication protocol: push, windowed, epoch-matched
+//
+// The leader pushes; followers acknowledge. A leader round takes every
+// batch queued for the partition, gives them offsets, pushes them to every
+// follower that is caught up (before the leader's own write, so that the
+// followers' writes and syncs overlap its own), and writes them to its log
+// as one wal write (one sync: group commit). Up to 32 pushes (8 MiB) per
+// follower are in flight. A follower that is behind gets catch-up pushes
+// read back from the leader's log. Pushes of many partitions to one node
+// share a message: each node has one sender goroutine per peer that sends
+// whatever accumulated as one message per burst.
+//
+// A follower appends each push's raw batches unchanged (contiguous pushes
+// share one append and one sync) and acknowledges with its log end offset,
+// counting only what its log acknowledged (synced under SyncAlways), its
+// latest epoch and its high watermark. The leader's high watermark is the
+// smallest log end over the ISR, its own durable end included, and does
+// not move while the ISR is smaller than MinInSyncReplicas; it reaches the
+// followers in the next push or in a push of its own, resent until
+// acknowledged. A follower takes the leader's high watermark only up to
+// what it has confirmed agrees with that leader's log.
+//
+// Epoch matching (Kafka's OffsetsForLeaderEpoch, driven by the leader): a
+// new leader begins its epoch in its log and probes its followers; a
+// follower answers a probe (or, unasked, a leader it learns of) with its
+// latest epoch E and log end L. The leader sends from
+// T = min(L, end of E in its own log) and tells the follower to truncate
+// to T first if it holds more. A push that does not continue the
+// follower's log (a lost push) is answered "mismatch" with the same
+// (E, L), and the leader rematches. Each match starts a new generation;
+// answers of older generations are ignored. A follower with pushes in
+// flight and no progress for four ticks is rematched from what it
+// acknowledged (lost pushes or acks).
+//
+// The leader asks the controller (meta.AlterISR, with its leader and
+// partition epochs, one request at a time) to shrink an ISR member that
+// has not caught up for ReplicaLagTime and to add back a follower that
+// holds everything below the high watermark and everything before the
+// leader's epoch began. An idle follower that holds all the leader has is
+// caught up.
+//
+// # Forwarding and idempotence
+//
+// Append on any node goes through a producer for the partition on that
+// node: the batch is encoded there (zero timestamps get that node's
+// clock), with the node's ID as producer ID, its meta incarnation (15
+// bits) as producer epoch and a per-partition sequence. The producer sends
+// it to the leader the local metadata names: the local replica, or the
+// leader node over mux.TagForward, coalesced with other forwarded appends
+// to that node into one message per burst, up to 64 batches per partition
+// in flight. A leader change (metadata event), a "not leader"/"retry"
+// answer (with the answering node's newer leader, if it knows one) or an
+// answer overdue for four ticks (doubling, at most twice ReplicaLagTime)
+// sends it again, with a new attempt number; answers to older attempts are
+// ignored. A leader asked for an epoch it has not learned yet parks the
+// batch until it does.
+//
+// Every replica, leader or follower, remembers the last 128 batches of
+// each producer from the batch headers it appends, and a reopened replica
+// rebuilds that memory from the tail of its log (up to 64 Ki records,
+// 16 MiB). A leader answers a batch it already holds with its first
+// offsets instead of writing it again, so a retry after a lost answer or a
+// leader change is never written twice. A retry older than everything
+// remembered is refused rather than risked. Gaps in the sequence are
+// accepted (concurrent Appends are not ordered with each other).
+//
+// # Failure
+//
+// A replica whose log fails (wal.ErrStorageStalled past SyncTimeout, an IO
+// error) fails the affected appends with that error, takes no more writes
+// and no more pushes, and the Manager calls meta.SetUnhealthy(true) once:
+// the controller moves its leaderships to healthy ISR members, and the
+// leader of its follower replicas shrinks them out. The replica stays
+// failed until the node restarts.
+//
+// # Wire format
+//
+// Every message, after the mux tag, is a version byte and items:
+//
+//	message: +-----+------+------+-----+
+//	         | 0x01| item | item | ... |
+//	         +-----+------+------+-----+
+//	item:    +------+------------+--------------------+
+//	         | kind | length u32 | body (length bytes)|
+//	         +------+------------+--------------------+
+//
+// Integers in bodies are varints (encoding/binary: zig-zag for signed, u
+// for unsigned); a trailing "bytes" field is the rest of the body.
+//
+//	push (1, leader → follower, TagReplication):
+//	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | batches
+//	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only
+//	ack (2, follower → leader, TagReplication):
+//	    topicID u | partition | epoch | gen u | status u8 | lastEpoch | logEnd | hw
+//	    status: 0 ok, 1 hello, 2 mismatch, 3 stale epoch (epoch is the newer one)
+//	append (3, producer node → leader, TagForward):
+//	    reqID u | attempt u | topicID u | partition | epoch | acks i8 | batch
+//	append answer (4, TagForward):
+//	    reqID u | attempt u | code u8 | leader u | epoch | base | last
+//	read (5, reader node → leader, TagForward):
+//	    reqID u | topicID u | partition | offset | maxBytes | maxRecords | maxWait ns
+//	read answer (6, TagForward):
+//	    reqID u | code u8 | leader u | hw | logStart | batches
+//
+// batches are log batches as package log stores them; a forwarded append's
+// batch has its producer fields set, and the leader stamps its base offset
+// and epoch (outside the batch checksum). Decoders check every length
+// before slicing, allocate nothing, and ignore items of unknown kinds.
+//
+// # Caller's duties
+//
+//   - Register HandleReplication and HandleForward before the transport
+//     starts; give every node the same ReplicaLagTime, about the cluster's
+//     SessionTimeout.
+//   - Call Shutdown before Close for a controlled shutdown.
+//   - Close the Manager before its meta.Node.
+//
+// # Caveats
+//
+//   - A follower behind the leader's log start (retention removed what it
+//     lacks) cannot catch up: it stays out of the ISR, logged. Replicas
+//     created after retention ran on their leader have the same problem.
+//   - A replica directory of a topic deleted while this node was down is
+//     not removed at the next start.
+//   - The producer epoch is the incarnation modulo 2^15: after 32768
+//     restarts of a node, its retries may be refused as fenced for a while.
+//   - Under wal.SyncNever and SyncInterval a follower acknowledges data its
+//     OS has not synced: an OS crash of a majority can lose acknowledged
+//     records, as the durability policy says.
 package replication

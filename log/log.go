@@ -129,6 +129,7 @@ type Log struct {
 	bufs       chan *[]byte // free encode buffers; a channel, not a sync.Pool, so GC does not empty it
 
 	ckptKick chan struct{} // cap 1: wakes the checkpoint goroutine
+	ckptBusy chan struct{} // cap 1: full while a checkpoint file is being written
 	stop     chan struct{} // closed by Close
 	done     chan struct{} // closed when the checkpoint goroutine exits
 
@@ -215,6 +216,7 @@ func Open(opts Options) (*Log, error) {
 		logger:     opts.Logger.With("log", opts.WAL.Dir),
 		syncAlways: opts.WAL.Durability == wal.SyncAlways,
 		ckptKick:   make(chan struct{}, 1),
+		ckptBusy:   make(chan struct{}, 1),
 		bufs:       make(chan *[]byte, encodeBuffers),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),

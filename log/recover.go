@@ -255,10 +255,22 @@ func (l *Log) snapshotLocked(pos, off int64) *checkpoint {
 // returns an error wrapping wal.ErrStorageStalled at once. The goroutine
 // doing the write is then left blocked in the FS and exits when the FS
 // returns (as the wal's writer does); it touches nothing of the Log's.
+// Until it does, every later checkpoint write fails the same way at once:
+// an abandoned write that lands late must not replace a newer checkpoint
+// (TruncateTo, which needs one, then refuses to truncate).
 func (l *Log) writeCheckpoint(ck *checkpoint) error {
+	select {
+	case l.ckptBusy <- struct{}{}:
+	default:
+		return fmt.Errorf("log: checkpoint: an earlier checkpoint write is still blocked: %w", wal.ErrStorageStalled)
+	}
 	data := encodeCheckpoint(ck)
 	done := make(chan error, 1)
-	go func() { done <- wal.WriteFileAtomic(l.fs, l.ckptPath, data) }()
+	go func() {
+		err := wal.WriteFileAtomic(l.fs, l.ckptPath, data)
+		<-l.ckptBusy
+		done <- err
+	}()
 	timer := time.NewTimer(l.syncTimeout())
 	defer timer.Stop()
 	select {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/replog/replog/wal"
 )
@@ -179,4 +180,39 @@ type stallSyncFile struct {
 func (f stallSyncFile) Sync() error {
 	<-f.release
 	return f.File.Sync()
+}
+
+// TestTruncateRefusedWhileACheckpointWriteIsStuck: a checkpoint write
+// abandoned on a stalled disk must not land after a newer one, so
+// TruncateTo (which writes one first) fails until it has returned, and
+// works again after.
+func TestTruncateRefusedWhileACheckpointWriteIsStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fsys := &checkpointStallFS{FS: wal.NewMemFS(), release: make(chan struct{})}
+		opts := testOptions(fsys, newClock())
+		opts.WAL.SyncTimeout = 2e9
+		opts.CheckpointInterval = 1 // a background checkpoint after every append
+		l := mustOpen(t, opts)
+		defer l.Close()
+		for range 4 {
+			appendLeader(t, l, 1, "a")
+		}
+		synctest.Wait() // the background checkpoint is stuck in its sync
+		// Let the fake clock pass the sync deadline: the background
+		// checkpoint gives up (its write stays stuck).
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+		if err := l.TruncateTo(ctx, 2); !errors.Is(err, wal.ErrStorageStalled) {
+			t.Fatalf("TruncateTo with a stuck checkpoint write: %v", err)
+		}
+		if l.LogEndOffset() != 4 {
+			t.Fatalf("a refused truncation changed the log: end %d", l.LogEndOffset())
+		}
+		close(fsys.release)
+		synctest.Wait()
+		if err := l.TruncateTo(ctx, 2); err != nil || l.LogEndOffset() != 2 {
+			t.Fatalf("TruncateTo after the disk came back: %v, end %d", err, l.LogEndOffset())
+		}
+	})
 }

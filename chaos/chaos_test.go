@@ -20,13 +20,20 @@ var (
 	bugsFlag     = flag.Bool("chaos.known-bugs", false, "run the runs that knownBug skips")
 )
 
-// knownBug, when not empty, is a bug in replog that hangs or breaks every
-// run; the runs skip with it (so that CI stays usable) unless
-// -chaos.known-bugs is given. Clear it once the bug is fixed.
-const knownBug = "bug: replication: a follower's worker deadlocks on its first push: followerStep " +
-	"(replication/follower.go) returns true with r.mu held, and replica.work locks r.mu again; " +
-	"the replica's lock is then held forever, handlers block on it, and LocalCluster.Stop hangs " +
-	"in MemEndpoint.Close (reproduce: go test ./chaos -run TestNoFaults -chaos.known-bugs -timeout 2m)"
+// knownBug, when not empty, names bugs in replog that make the random
+// runs (TestChaos, TestSoak) fail; they skip with it, so that CI stays
+// usable, unless -chaos.known-bugs is given. Clear it once the bugs are
+// fixed. Found at commit 522006c (timing-dependent: under -race on a busy
+// machine, seeds 104, 116 and 149 of the short suite hit them):
+const knownBug = "bug: replication: (1) a deposed leader, isolated while it took appends, " +
+	"raises its high watermark over its divergent uncommitted tail once the network heals, " +
+	"serves those records as committed (reads saw c3-140@398, the final log holds it @418, " +
+	"seed 104), then refuses the truncation (\"truncation below the high watermark\") and " +
+	"never catches up; (2) a restarted node's replica fails for good with \"leader epoch below " +
+	"the log's latest epoch: epoch 1 after epoch 2\" (a replayed older partition record " +
+	"taken for a storage failure) and never catches up (seeds 116, 149), logging \"cannot " +
+	"report storage failure\" in a hot loop. Run them: go test ./chaos -run 'TestChaos$' " +
+	"-chaos.known-bugs -race -v"
 
 // skipKnownBug skips t while knownBug stands, unless -chaos.known-bugs.
 func skipKnownBug(t testing.TB) {
@@ -78,8 +85,9 @@ func without(kinds []FaultKind, drop FaultKind) []FaultKind {
 	return out
 }
 
-// shortSeeds are the runs of the short suite: one per configuration.
-var shortSeeds = []int64{100, 101, 102, 103}
+// shortSeeds are the runs of the short suite: each configuration, and
+// among them every fault kind within a run of 5s (see configFor).
+var shortSeeds = []int64{116, 104, 149, 102, 147}
 
 // TestChaos is the short suite: a few fixed seeds, one per configuration,
 // each a run of -chaos.duration. With -seed=N it runs seed N only: a
@@ -88,6 +96,7 @@ var shortSeeds = []int64{100, 101, 102, 103}
 //
 //	go test ./chaos -run 'TestChaos$' -seed=N -v
 func TestChaos(t *testing.T) {
+	skipKnownBug(t)
 	seeds := shortSeeds
 	if *seedFlag != 0 {
 		seeds = []int64{*seedFlag}
@@ -96,6 +105,9 @@ func TestChaos(t *testing.T) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			o := run(t, configFor(seed, *durationFlag))
 			t.Logf("%v\n%s\nfaults %v, %d ops in %v", o.cfg, o.result, o.faults, len(o.hist), o.elapsed.Round(time.Millisecond))
+			for _, g := range o.gaps {
+				t.Logf("known %s: %s", knownCorruptionGap, g)
+			}
 			if o.failed() {
 				t.Errorf("FAILED: %s", o.report())
 			}
@@ -111,6 +123,7 @@ func TestSoak(t *testing.T) {
 	if *soakFlag <= 0 {
 		t.Skip("soak disabled; enable with -soak=10m (and -timeout=0)")
 	}
+	skipKnownBug(t)
 	end := time.Now().Add(*soakFlag)
 	if dl, ok := t.Deadline(); ok && dl.Add(-2*time.Minute).Before(end) {
 		end = dl.Add(-2 * time.Minute)
@@ -134,7 +147,7 @@ func TestSoak(t *testing.T) {
 
 type soakStats struct {
 	histories, ops, appendsOK, reads, records int
-	expectedLosses                            int
+	expectedLosses, gaps                      int
 	failed                                    []int64
 	faults                                    map[FaultKind]int
 }
@@ -148,6 +161,7 @@ func (s *soakStats) add(o *outcome) {
 		s.records += o.result.Stats.FinalLen
 		s.expectedLosses += len(o.result.Expected)
 	}
+	s.gaps += len(o.gaps)
 	for k, n := range o.faults {
 		s.faults[k] += n
 	}
@@ -168,8 +182,8 @@ func (s soakStats) String() string {
 	for _, k := range kinds {
 		fs = append(fs, fmt.Sprintf("%v %d", k, s.faults[k]))
 	}
-	return fmt.Sprintf("%d histories, %d operations (%d acknowledged appends, %d reads, %d records in final logs), %d faults injected (%s), %d expected losses (SyncNever + crash of every node), %d failed seeds %v",
-		s.histories, s.ops, s.appendsOK, s.reads, s.records, total, strings.Join(fs, ", "), s.expectedLosses, len(s.failed), s.failed)
+	return fmt.Sprintf("%d histories, %d operations (%d acknowledged appends, %d reads, %d records in final logs), %d faults injected (%s), %d expected losses (SyncNever + crash of every node), %d replicas left unrecovered after corruption (known gap), %d failed seeds %v",
+		s.histories, s.ops, s.appendsOK, s.reads, s.records, total, strings.Join(fs, ", "), s.expectedLosses, s.gaps, len(s.failed), s.failed)
 }
 
 // TestNoFaults is the baseline: the same workload and checks without a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/replog/replog"
 	"github.com/replog/replog/internal/history"
+	"github.com/replog/replog/log"
 	"github.com/replog/replog/wal"
 )
 
@@ -82,6 +83,7 @@ type outcome struct {
 	finals   map[uint64][]history.Entry
 	result   *history.Result
 	problems []string // harness-level failures: no recovery, unreadable replicas
+	gaps     []string // known gaps of replog met in the run (not failures)
 	faults   map[FaultKind]int
 	elapsed  time.Duration
 }
@@ -106,7 +108,10 @@ type harness struct {
 		events []event
 		faults map[FaultKind]int
 		probs  []string
-		up     chan struct{} // closed (and replaced) when a node restarts
+		gaps   []string
+		// corrupted holds the nodes whose segment the nemesis damaged.
+		corrupted map[uint64]bool
+		up        chan struct{} // closed (and replaced) when a node restarts
 	}
 }
 
@@ -131,6 +136,7 @@ func newHarness(t testing.TB, cfg runConfig) *harness {
 	h.mu.stall = map[uint64]*wal.StallFS{}
 	h.mu.faults = map[FaultKind]int{}
 	h.mu.up = make(chan struct{})
+	h.mu.corrupted = map[uint64]bool{}
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	lc, err := replog.NewLocalCluster(cfg.Nodes,
 		replog.WithSeed(cfg.Seed),
@@ -176,6 +182,32 @@ func (h *harness) note(fault int, err error, format string, args ...any) {
 	h.mu.events = append(h.mu.events, e)
 }
 
+// knownCorruptionGap is what replog does not do yet with a corrupted
+// segment: it reports it (Restart or Read fail with wal.ErrCorrupt) and
+// never serves the damaged record, but the replica does not recover from
+// its peers. Clear it once it does: runs then fail on it.
+const knownCorruptionGap = "gap: a replica with a corrupted wal segment reports it and serves nothing " +
+	"from it, but does not recover from its peers"
+
+// failure records a failure of node id in the final phase: a known gap if
+// id's segment was corrupted and err reports the corruption, a problem
+// otherwise.
+func (h *harness) failure(id uint64, format string, args ...any) {
+	err, _ := args[len(args)-1].(error)
+	h.mu.Lock()
+	corrupted := h.mu.corrupted[id]
+	h.mu.Unlock()
+	if knownCorruptionGap != "" && corrupted && errors.Is(err, wal.ErrCorrupt) {
+		msg := fmt.Sprintf(format, args...)
+		h.note(-1, nil, "%s: %s", knownCorruptionGap, msg)
+		h.mu.Lock()
+		h.mu.gaps = append(h.mu.gaps, msg)
+		h.mu.Unlock()
+		return
+	}
+	h.problem(format, args...)
+}
+
 // problem records a harness-level failure.
 func (h *harness) problem(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -197,7 +229,6 @@ func (h *harness) nodes() []uint64 {
 // run performs the whole run: topic, workload under the nemesis, healing,
 // final reads, check. It closes the cluster.
 func run(t testing.TB, cfg runConfig) *outcome {
-	skipKnownBug(t)
 	began := time.Now()
 	h := newHarness(t, cfg)
 	defer func() {
@@ -230,9 +261,15 @@ func run(t testing.TB, cfg runConfig) *outcome {
 	o := &outcome{cfg: cfg, schedule: sched}
 	h.finish(o)
 	h.mu.Lock()
-	o.events, o.problems, o.faults = h.mu.events, h.mu.probs, h.mu.faults
+	o.events, o.problems, o.faults, o.gaps = h.mu.events, h.mu.probs, h.mu.faults, h.mu.gaps
 	h.mu.Unlock()
 	o.hist = h.rec.History()
+	o.elapsed = time.Since(began)
+	if o.finals == nil {
+		// No final logs to judge against: the problems say why.
+		h.dump(o)
+		return o
+	}
 	res, err := history.Check(o.hist, o.finals, history.Options{ExpectLoss: cfg.ExpectLoss, LinearizabilityTimeout: time.Minute})
 	if err != nil {
 		t.Fatalf("%v: Check: %v", cfg, err)
@@ -297,38 +334,93 @@ func (h *harness) finish(o *outcome) {
 	h.healAll()
 	for _, id := range h.nodes() {
 		if h.lc.Running(id) {
-			if err := h.lc.Stop(id); err != nil {
-				h.problem("final restart: stop n%d: %v", id, err)
-			}
+			// A node whose storage failed (a stall) reports it on Stop:
+			// an event, not a failure.
+			err := h.lc.Stop(id)
+			h.note(-1, err, "final stop of n%d", id)
 		}
 		err := h.lc.Restart(id)
 		h.note(-1, err, "final restart of n%d", id)
 		if err != nil {
-			h.problem("final restart of n%d failed: %v", id, err)
+			h.failure(id, "final restart of n%d failed: %v", id, err)
 		}
 	}
 	last, ok := h.finalAppend()
 	if !ok {
 		return
 	}
-	o.finals = map[uint64][]history.Entry{}
-	replicas := h.replicas()
-	var mu sync.Mutex
+	// What a consumer sees through each node, recorded as reads: each
+	// must be a prefix of the final log, and waiting for it (MaxWait)
+	// brings each replica up to the final append.
 	var wg sync.WaitGroup
-	for _, id := range replicas {
+	for _, id := range h.nodes() {
 		wg.Go(func() {
-			log, err := h.readReplica(id, last+1)
-			h.note(-1, err, "final read of n%d: %d records", id, len(log))
+			op := h.rec.InvokeRead(h.cfg.Clients+1+int(id), id, 0)
+			got, err := h.readThrough(id, last+1)
+			h.note(-1, err, "final read through n%d: %d records", id, len(got))
 			if err != nil {
-				h.problem("replica n%d did not serve its log up to offset %d within %v: %v", id, last, recoverTimeout, err)
+				h.rec.CompleteRead(op, history.Fail, nil, err)
+				h.failure(id, "n%d did not serve the log up to offset %d within %v: %v", id, last, recoverTimeout, err)
 				return
 			}
-			mu.Lock()
-			o.finals[id] = log
-			mu.Unlock()
+			h.rec.CompleteRead(op, history.OK, got, nil)
 		})
 	}
 	wg.Wait()
+	// The replicas' own logs, read from their file systems once the
+	// cluster is closed: not what a node serves (a node whose replica
+	// failed to open forwards reads to the leader), but what it holds.
+	if err := h.lc.Close(); err != nil {
+		h.note(-1, err, "close the cluster")
+	}
+	o.finals = map[uint64][]history.Entry{}
+	for _, id := range h.nodes() {
+		held, found, err := readRawLog(h.memFS(id))
+		switch {
+		case err != nil:
+			h.failure(id, "n%d's replica cannot be read from its files: %v", id, err)
+		case found:
+			o.finals[id] = held
+			h.note(-1, nil, "n%d's replica holds %d records", id, len(held))
+		}
+	}
+}
+
+// readRawLog opens the partition's replica on fsys, if there is one, and
+// returns all it holds, up to its log end (committed or not).
+func readRawLog(fsys *wal.MemFS) (entries []history.Entry, found bool, err error) {
+	dirs, err := fsys.ReadDir("/partitions")
+	if err != nil {
+		return nil, false, nil // no replica on this node
+	}
+	var dir string
+	for _, d := range dirs {
+		if strings.HasPrefix(d, topic+"-") && strings.HasSuffix(d, "-0") {
+			dir = "/partitions/" + d
+		}
+	}
+	if dir == "" {
+		return nil, false, nil
+	}
+	l, err := log.Open(log.Options{WAL: wal.Options{FS: fsys, Dir: dir}})
+	if err != nil {
+		return nil, true, err
+	}
+	defer func() { err = errors.Join(err, l.Close()) }()
+	for from, end := l.LogStartOffset(), l.LogEndOffset(); from < end; {
+		recs, err := l.Read(from, end, 1<<20)
+		if err != nil {
+			return entries, true, err
+		}
+		if len(recs) == 0 {
+			return entries, true, fmt.Errorf("chaos: raw read at %d of %d returned nothing", from, end)
+		}
+		for _, r := range recs {
+			entries = append(entries, history.Entry{Offset: r.Offset, Value: string(r.Value)})
+		}
+		from = recs[len(recs)-1].Offset + 1
+	}
+	return entries, true, nil
 }
 
 // healAll ends every fault: the network heals, syncs run, stopped nodes
@@ -345,51 +437,54 @@ func (h *harness) healAll() {
 
 // finalAppend appends one last record with AcksAll, recorded in the
 // history; once acknowledged the high watermark covers everything the
-// leader held before it.
+// leader held before it. Attempts that fail (the ISR below
+// MinInSyncReplicas while restarted replicas catch up, an election under
+// way) are retried, each with a new value, every finalRetry until
+// recoverTimeout: a bounded poll, as replog offers no event for "the ISR
+// is whole again".
 func (h *harness) finalAppend() (int64, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
-	defer cancel()
-	const value = "final"
-	id := h.rec.InvokeAppend(h.cfg.Clients, 1, value)
-	res, err := h.lc.Node(1).Append(ctx, topic, 0, []replog.Record{{Value: []byte(value)}})
-	if err != nil {
+	deadline := time.Now().Add(recoverTimeout)
+	var err error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		node := h.nodes()[attempt%h.cfg.Nodes]
+		value := fmt.Sprintf("final-%d", attempt)
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		id := h.rec.InvokeAppend(h.cfg.Clients, node, value)
+		var res replog.AppendResult
+		res, err = h.lc.Node(node).Append(ctx, topic, 0, []replog.Record{{Value: []byte(value)}})
+		cancel()
+		if err == nil {
+			h.rec.CompleteAppend(id, history.OK, res.BaseOffset, nil)
+			h.note(-1, nil, "final append %q acknowledged at offset %d", value, res.BaseOffset)
+			return res.BaseOffset, true
+		}
 		h.rec.CompleteAppend(id, appendOutcome(err), 0, err)
-		h.problem("no append accepted within %v after healing: %v", recoverTimeout, err)
-		return 0, false
+		pause(context.Background(), finalRetry)
 	}
-	h.rec.CompleteAppend(id, history.OK, res.BaseOffset, nil)
-	h.note(-1, nil, "final append acknowledged at offset %d", res.BaseOffset)
-	return res.BaseOffset, true
+	h.problem("no append accepted within %v after healing: %v", recoverTimeout, err)
+	return 0, false
 }
 
-// replicas returns the partition's replicas as node 1 knows them.
-func (h *harness) replicas() []uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
-	defer cancel()
-	info, err := h.lc.Node(1).Topic(ctx, topic)
-	if err != nil || len(info.Partitions) != 1 {
-		h.problem("topic info after healing: %v (%d partitions)", err, len(info.Partitions))
-		return h.nodes()
-	}
-	return append([]uint64(nil), info.Partitions[0].Replicas...)
-}
+// finalRetry is the pause between two attempts of the final append.
+const finalRetry = 50 * time.Millisecond
 
-// readReplica reads node id's replica from offset 0 up to end, waiting
-// (event-driven, MaxWait) for its high watermark to get there.
-func (h *harness) readReplica(id uint64, end int64) ([]history.Entry, error) {
+// readThrough reads the partition through node id from offset 0 up to
+// end, waiting (event-driven, MaxWait) for the high watermark node id knows
+// to get there. A node that holds a replica answers from it.
+func (h *harness) readThrough(id uint64, end int64) ([]history.Entry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
 	defer cancel()
-	var log []history.Entry
-	for int64(len(log)) < end {
-		res, err := h.lc.Node(id).Read(ctx, topic, 0, int64(len(log)), replog.MaxWait(recoverTimeout))
+	var got []history.Entry
+	for int64(len(got)) < end {
+		res, err := h.lc.Node(id).Read(ctx, topic, 0, int64(len(got)), replog.MaxWait(recoverTimeout))
 		if err != nil {
-			return log, err
+			return got, err
 		}
 		for _, r := range res.Records {
-			log = append(log, history.Entry{Offset: r.Offset, Value: string(r.Value)})
+			got = append(got, history.Entry{Offset: r.Offset, Value: string(r.Value)})
 		}
 	}
-	return log, nil
+	return got, nil
 }
 
 // report describes a failed run; dump writes it, the node logs and the
@@ -404,6 +499,9 @@ func (o *outcome) report() string {
 	}
 	for _, p := range o.problems {
 		fmt.Fprintf(&b, "PROBLEM: %s\n", p)
+	}
+	for _, g := range o.gaps {
+		fmt.Fprintf(&b, "known %s: %s\n", knownCorruptionGap, g)
 	}
 	if o.result != nil {
 		fmt.Fprintf(&b, "check: %s\n", o.result)

@@ -96,6 +96,11 @@ func (h *harness) inject(i int, f Fault) (heal func()) {
 		h.stopNodes(i, "stop before corruption", f.Nodes)
 		where, err := flipBit(h.memFS(id), f.Seed)
 		h.note(i, err, "flip a bit of n%d: %s", id, where)
+		if err == nil {
+			h.mu.Lock()
+			h.mu.corrupted[id] = true
+			h.mu.Unlock()
+		}
 		return func() { h.restartNodes(i, f.Nodes) }
 	}
 	panic(fmt.Sprintf("chaos: unknown fault %v", f.Kind))
@@ -159,24 +164,34 @@ func flipBit(fsys *wal.MemFS, seed uint64) (string, error) {
 	rng := rand.New(rand.NewPCG(seed, 0xb17))
 	rng.Shuffle(len(segs), func(i, j int) { segs[i], segs[j] = segs[j], segs[i] })
 	for _, name := range segs {
-		data, err := wal.ReadFile(fsys, name)
-		if err != nil {
-			return "", err
+		if where, err := flipBitIn(fsys, name, rng); !errors.Is(err, errTooFewFrames) {
+			return where, err
 		}
-		frames := frameOffsets(data) // frame starts, then the end
-		if len(frames) < 3 {
-			continue // fewer than two frames
-		}
-		k := rng.IntN(len(frames) - 2) // a frame another frame follows
-		start, end := frames[k]+wal.FrameHeaderSize, frames[k+1]
-		off := start + rng.Int64N(end-start)
-		bit := byte(1) << rng.IntN(8)
-		if err := writeByte(fsys, name, off, data[off]^bit); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s offset %d (frame %d of %d) bit %#x", name, off, k, len(frames)-1, bit), nil
 	}
 	return "", errors.New("chaos: no segment with two frames to corrupt")
+}
+
+var errTooFewFrames = errors.New("chaos: segment has fewer than two frames")
+
+// flipBitIn flips one bit, chosen by rng, in the payload of a frame of
+// segment name that another frame follows.
+func flipBitIn(fsys wal.FS, name string, rng *rand.Rand) (string, error) {
+	data, err := wal.ReadFile(fsys, name)
+	if err != nil {
+		return "", err
+	}
+	frames := frameOffsets(data) // frame starts, then the end
+	if len(frames) < 3 {
+		return "", errTooFewFrames
+	}
+	k := rng.IntN(len(frames) - 2) // a frame another frame follows
+	start, end := frames[k]+wal.FrameHeaderSize, frames[k+1]
+	off := start + rng.Int64N(end-start)
+	bit := byte(1) << rng.IntN(8)
+	if err := writeByte(fsys, name, off, data[off]^bit); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s offset %d (frame %d of %d) bit %#x", name, off, k, len(frames)-1, bit), nil
 }
 
 // segments lists the .wal files under dir, recursively.

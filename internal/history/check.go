@@ -115,13 +115,28 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "appends %d (ok %d, fail %d, info %d), reads %d (ok %d, %d entries), final log %d records on %d replicas (reference n%d), linearizable: %s, %d violations, %d expected losses",
 		s.Appends, s.AppendsOK, s.AppendsFailed, s.AppendsInfo, s.Reads, s.ReadsOK, s.ReadEntries,
 		s.FinalLen, s.Replicas, r.Reference, r.Linearizable, len(r.Violations), len(r.Expected))
-	for _, v := range r.Violations {
-		fmt.Fprintf(&b, "\n  %s", v)
-	}
-	for _, v := range r.Expected {
-		fmt.Fprintf(&b, "\n  expected %s", v)
-	}
+	writeCapped(&b, "", r.Violations)
+	writeCapped(&b, "expected ", r.Expected)
 	return b.String()
+}
+
+// maxShownPerKind bounds the violations of one kind that String lists.
+const maxShownPerKind = 10
+
+// writeCapped lists vs, at most maxShownPerKind of each kind, and counts
+// the rest.
+func writeCapped(b *strings.Builder, prefix string, vs []Violation) {
+	shown := map[Kind]int{}
+	for _, v := range vs {
+		if shown[v.Kind]++; shown[v.Kind] <= maxShownPerKind {
+			fmt.Fprintf(b, "\n  %s%s", prefix, v)
+		}
+	}
+	for k := Lost; k <= NotLinearizable; k++ {
+		if n := shown[k] - maxShownPerKind; n > 0 {
+			fmt.Fprintf(b, "\n  ... and %d more %s%s", n, prefix, k)
+		}
+	}
 }
 
 // checker holds what every check needs.

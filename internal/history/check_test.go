@@ -346,3 +346,18 @@ func TestResultString(t *testing.T) {
 		t.Errorf("read prints as %q", got)
 	}
 }
+
+func TestResultStringCapsEachKind(t *testing.T) {
+	var b builder
+	for i := range 25 {
+		b.ok(0, int64(2*i+1), int64(2*i+2), itoa(i), int64(i))
+	}
+	res := check(t, b.h, same(1), Options{SkipLinearizability: true})
+	s := res.String()
+	if got := strings.Count(s, "\n  lost:"); got != maxShownPerKind {
+		t.Errorf("%d lost lines shown, want %d:\n%s", got, maxShownPerKind, s)
+	}
+	if !strings.Contains(s, "... and 15 more lost") {
+		t.Errorf("no count of the lost violations not shown:\n%s", s)
+	}
+}

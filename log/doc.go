@@ -73,7 +73,8 @@
 //     Close and Open again to recover from what is on disk.
 //   - Checkpoint files are written under the wal's SyncTimeout: one still
 //     blocked past it is abandoned with wal.ErrStorageStalled, and the
-//     goroutine writing it exits when the file system returns.
+//     goroutine writing it exits when the file system returns. Until then
+//     later checkpoints, and so TruncateTo, fail with ErrStorageStalled.
 //
 // # Memory ownership
 //

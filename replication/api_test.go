@@ -1,0 +1,166 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+)
+
+func TestBadInput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.MaxBatchBytes = 1 << 10 })
+		c.createTopic("t", meta.TopicConfig{Partitions: 2, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		m := c.nodes[1].rep
+		for _, tc := range []struct {
+			name string
+			err  error
+			call func() error
+		}{
+			{"empty batch", ErrInvalidArgument, func() error { _, _, err := m.Append(ctx, "t", 0, nil, AcksAll); return err }},
+			{"bad acks", ErrInvalidArgument, func() error { _, _, err := m.Append(ctx, "t", 0, rec("x"), 7); return err }},
+			{"too large", ErrRecordTooLarge, func() error {
+				_, _, err := m.Append(ctx, "t", 0, []log.Record{{Value: make([]byte, 2<<10)}}, AcksAll)
+				return err
+			}},
+			{"unknown topic", meta.ErrUnknownTopic, func() error { _, _, err := m.Append(ctx, "nope", 0, rec("x"), AcksAll); return err }},
+			{"unknown partition", meta.ErrUnknownPartition, func() error { _, _, err := m.Append(ctx, "t", 2, rec("x"), AcksAll); return err }},
+			{"negative partition", meta.ErrUnknownPartition, func() error { _, err := m.Read(ctx, "t", -1, 0, ReadOptions{}); return err }},
+			{"offset out of range", log.ErrOffsetOutOfRange, func() error { _, err := m.Read(ctx, "t", 0, 5, ReadOptions{}); return err }},
+			{"cancelled ctx", context.Canceled, func() error {
+				cctx, ccancel := context.WithCancel(ctx)
+				ccancel()
+				_, err := m.Read(cctx, "t", 0, 0, ReadOptions{MaxWait: time.Second})
+				return err
+			}},
+		} {
+			if err := tc.call(); !errors.Is(err, tc.err) {
+				t.Errorf("%s: err = %v, want %v", tc.name, err, tc.err)
+			}
+		}
+		// MaxWait waits for a record and returns what arrives.
+		got := make(chan ReadResult, 1)
+		go func() {
+			res, err := c.nodes[2].rep.Read(ctx, "t", 0, 0, ReadOptions{MaxWait: 10 * time.Second})
+			if err != nil {
+				t.Errorf("waiting read: %v", err)
+			}
+			got <- res
+		}()
+		if _, _, err := m.Append(ctx, "t", 0, rec("late"), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-got; len(res.Records) != 1 || string(res.Records[0].Value) != "late" {
+			t.Fatalf("waiting read got %+v", res)
+		}
+		// An empty wait ends at MaxWait with nothing.
+		res, err := m.Read(ctx, "t", 1, 0, ReadOptions{MaxWait: time.Second})
+		if err != nil || len(res.Records) != 0 {
+			t.Fatalf("read of an empty partition: %+v, %v", res, err)
+		}
+		c.stop(1)
+		if _, _, err := m.Append(ctx, "t", 0, rec("x"), AcksAll); !errors.Is(err, ErrClosed) {
+			t.Fatalf("append after close: %v", err)
+		}
+		if _, err := m.Read(ctx, "t", 0, 0, ReadOptions{}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("read after close: %v", err)
+		}
+	})
+}
+
+func TestDeleteTopicRemovesData(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		old := c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 5)
+		values(c)
+		if err := c.nodes[1].meta.DeleteTopic(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		dir := replicaDir("/data", "t", old.ID, 0)
+		c.waitFor("replica files removed", 10*time.Second, func() bool {
+			for _, id := range c.ids {
+				if names, _ := c.fs[id].ReadDir(dir); len(names) > 0 {
+					return false
+				}
+			}
+			return true
+		})
+		for _, id := range c.ids {
+			if _, _, err := c.nodes[id].rep.Append(ctx, "t", 0, rec("x"), AcksAll); !errors.Is(err, meta.ErrUnknownTopic) {
+				t.Fatalf("append to a deleted topic: %v", err)
+			}
+		}
+		// The same name again is a new, empty topic.
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		appendN(t, ctx, c, 2, "b", 3)
+		checkValues(t, values(c), names("b", 3))
+	})
+}
+
+func TestShutdownMovesLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 3, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 5)
+		l := c.leader("t", 0)
+		start := time.Now()
+		if err := c.nodes[l].rep.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Leadership moved by the controller's hand-over, not a session
+		// timeout.
+		if d := time.Since(start); d >= 2*time.Second {
+			t.Fatalf("shutdown took %v", d)
+		}
+		for p := range int32(3) {
+			if got := c.leader("t", p); got == l {
+				t.Fatalf("partition %d still led by the drained node", p)
+			}
+		}
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksAll); !errors.Is(err, ErrClosed) {
+			t.Fatalf("append after shutdown: %v", err)
+		}
+		c.stop(l)
+		appendN(t, ctx, c, c.other(l), "b", 5)
+		checkValues(t, values(c), append(names("a", 5), names("b", 5)...))
+	})
+}
+
+func TestNotEnoughReplicas(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		appendN(t, ctx, c, l, "a", 3)
+		c.stop(c.other(l))
+		// The stopped follower leaves the ISR (fenced, or shrunk by the
+		// leader); AcksAll then fails, AcksLeader still works.
+		var err error
+		c.waitFor("AcksAll refused", 30*time.Second, func() bool {
+			actx, acancel := context.WithTimeout(ctx, time.Second)
+			defer acancel()
+			_, _, err = c.nodes[l].rep.Append(actx, "t", 0, rec("x"), AcksAll)
+			return errors.Is(err, ErrNotEnoughReplicas)
+		})
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("y"), AcksLeader); err != nil {
+			t.Fatalf("AcksLeader with a short ISR: %v", err)
+		}
+		if !strings.Contains(err.Error(), "t/0") {
+			t.Errorf("error lacks the partition: %v", err)
+		}
+	})
+}

@@ -172,6 +172,9 @@ func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
 		target = min(target, hwPos)
 	}
 	oldStart := l.wal.Start()
+	if target-oldStart <= l.minSealedSegment() {
+		return start, nil // the first segment cannot end before target
+	}
 	if err := l.wal.Sync(ctx); err != nil {
 		return start, wrapWAL("retention", err)
 	}
@@ -193,4 +196,16 @@ func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
 	l.mu.index.truncateFromStart(int64(newStart), base)
 	l.mu.epochs.truncateFromStart(base)
 	return base, nil
+}
+
+// minSealedSegment is a lower bound of the positions a sealed wal segment
+// spans: a segment rolls only when the next frame (at most MaxBatchBytes)
+// would take it past SegmentSize. Retention with a target closer than
+// this to the start cannot delete anything, and skips its sync.
+func (l *Log) minSealedSegment() wal.Pos {
+	size := l.opts.WAL.SegmentSize
+	if size == 0 {
+		size = wal.DefaultSegmentSize
+	}
+	return wal.Pos(size - wal.SegmentHeaderSize - wal.FrameHeaderSize - int64(l.opts.MaxBatchBytes))
 }

@@ -213,3 +213,29 @@ func TestTruncateEverythingAfterRetention(t *testing.T) {
 	}
 	checkInvariants(t, l)
 }
+
+// TestRetentionWithNothingToDeleteDoesNotSync: while the log is within its
+// first segment, EnforceRetention returns without syncing the wal (so a
+// timer running it over many partitions costs no IO).
+func TestRetentionWithNothingToDeleteDoesNotSync(t *testing.T) {
+	opts := testOptions(wal.NewMemFS(), newClock())
+	opts.WAL.Durability = wal.SyncNever
+	opts.WAL.SegmentSize = 1 << 20
+	opts.MaxBatchBytes = 64 << 10
+	opts.RetentionBytes = 1
+	l := mustOpen(t, opts)
+	defer l.Close()
+	for range 50 {
+		appendLeader(t, l, 1, string(make([]byte, 1000)))
+	}
+	if err := l.SetHighWatermark(50); err != nil {
+		t.Fatal(err)
+	}
+	before := l.wal.Stats().Syncs
+	if start, err := l.EnforceRetention(context.Background()); err != nil || start != 0 {
+		t.Fatalf("EnforceRetention = %d, %v", start, err)
+	}
+	if after := l.wal.Stats().Syncs; after != before {
+		t.Fatalf("%d syncs for nothing to delete", after-before)
+	}
+}

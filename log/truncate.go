@@ -137,11 +137,11 @@ func (l *Log) lastFrameBefore(entries []indexEntry, pos wal.Pos) wal.Pos {
 // It never deletes a record at or above the high watermark, nor the last
 // batch, nor the active segment. The log start offset moves to the first
 // batch kept; the offset index and epoch cache follow. It returns the new
-// log start offset. Before deleting it syncs the wal, so that the first
-// batch kept survives a crash whatever the Durability (the log start
-// offset is read from it). Reads wait meanwhile. Errors: ErrClosed,
-// storage errors wrapped, ctx's error.
-func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
+// log start offset. The first batch kept is one the wal has already made
+// durable (so under SyncNever retention lags by up to a segment); it does
+// no IO but reading a few frames and the wal's segment deletions. Reads
+// wait meanwhile. Errors: ErrClosed, storage errors wrapped.
+func (l *Log) EnforceRetention() (int64, error) {
 	l.dataMu.Lock()
 	defer l.dataMu.Unlock()
 	l.mu.Lock()
@@ -171,12 +171,13 @@ func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
 		}
 		target = min(target, hwPos)
 	}
+	// The first frame kept must be durable (the log start offset is read
+	// from it after a crash): target below DurableEnd puts the segment
+	// holding it, whose first frame then starts below DurableEnd, first.
+	target = min(target, l.wal.DurableEnd()-1)
 	oldStart := l.wal.Start()
 	if target-oldStart <= l.minSealedSegment() {
 		return start, nil // the first segment cannot end before target
-	}
-	if err := l.wal.Sync(ctx); err != nil {
-		return start, wrapWAL("retention", err)
 	}
 	newStart, err := l.wal.DeleteBefore(target)
 	if err != nil {

@@ -106,7 +106,10 @@
 // TickInterval, steps inbound messages, and for each Ready persists entries,
 // hard state and snapshot in one synced bbolt transaction, then sends, then
 // applies, then advances. A storage error stops the node: Err reports it,
-// every call returns ErrClosed. Nothing polls: an idle group costs raft's
+// every call returns ErrClosed. So does a raft panic (raft panics on a
+// broken invariant of its log, e.g. a node that lost its log rejoining);
+// the leader also ignores the append rejections of such a node, which
+// would otherwise make raft resend the same append in a hot loop. Nothing polls: an idle group costs raft's
 // heartbeats (one per tick per follower) and the controller heartbeats.
 //
 // HandleRaft queues inbound raft messages for the driver; when the queue
@@ -133,11 +136,12 @@
 //	           +------+------------------------------------------+
 //	snapshot:  +------+------------------------------------------+
 //	           | 0x01 | JSON {index, created, nodes, topics,     |
-//	           |      |       offsets}, every list sorted        |
+//	           |      |       offsets, dedup}, every list sorted |
 //	           +------+------------------------------------------+
 //
-// Equal states encode to equal bytes. A snapshot is taken, and the log
-// compacted up to it, every SnapshotEntries applied entries; a follower
+// Equal states encode to equal bytes. A snapshot is taken every
+// SnapshotEntries applied entries (at least one entry per topic), and the
+// log compacted up to SnapshotEntries/2 entries before it; a follower
 // behind the compaction point receives the snapshot (MsgSnap) and replaces
 // its state with it.
 //

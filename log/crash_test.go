@@ -91,7 +91,7 @@ func crashLoop(t *testing.T, seed uint64, durability wal.Durability) {
 				}
 				m.vals = m.vals[:l.LogEndOffset()-m.start]
 			case op < 19:
-				start, err := l.EnforceRetention()
+				start, err := l.EnforceRetention(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -118,7 +118,7 @@ func TestConcurrentUse(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if _, err := l.EnforceRetention(); err != nil {
+			if _, err := l.EnforceRetention(context.Background()); err != nil {
 				t.Error(err)
 				return
 			}

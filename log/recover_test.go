@@ -130,7 +130,7 @@ func TestFaultLoop(t *testing.T) {
 				if err := l.SetHighWatermark(20); err != nil {
 					return acked, err
 				}
-				if _, err := l.EnforceRetention(); err != nil {
+				if _, err := l.EnforceRetention(context.Background()); err != nil {
 					return acked, err
 				}
 			}

@@ -140,8 +140,9 @@ func (l *Log) lastFrameBefore(entries []indexEntry, pos wal.Pos) wal.Pos {
 // log start offset. The first batch kept is one the wal has already made
 // durable (so under SyncNever retention lags by up to a segment); it does
 // no IO but reading a few frames and the wal's segment deletions. Reads
-// wait meanwhile. Errors: ErrClosed, storage errors wrapped.
-func (l *Log) EnforceRetention() (int64, error) {
+// wait meanwhile. Errors: ErrClosed, storage errors wrapped, ctx's error
+// (checked before it deletes).
+func (l *Log) EnforceRetention(ctx context.Context) (int64, error) {
 	l.dataMu.Lock()
 	defer l.dataMu.Unlock()
 	l.mu.Lock()
@@ -178,6 +179,9 @@ func (l *Log) EnforceRetention() (int64, error) {
 	oldStart := l.wal.Start()
 	if target-oldStart <= l.minSealedSegment() {
 		return start, nil // the first segment cannot end before target
+	}
+	if err := ctx.Err(); err != nil {
+		return start, fmt.Errorf("log: retention: %w", err)
 	}
 	newStart, err := l.wal.DeleteBefore(target)
 	if err != nil {

@@ -93,13 +93,13 @@ func TestRetentionBySize(t *testing.T) {
 		appendLeader(t, l, int32(1+i/50), value)
 	}
 	// Nothing goes above the high watermark.
-	if start, err := l.EnforceRetention(); err != nil || start != 0 {
+	if start, err := l.EnforceRetention(context.Background()); err != nil || start != 0 {
 		t.Fatalf("with high watermark 0: start %d, %v", start, err)
 	}
 	if err := l.SetHighWatermark(150); err != nil {
 		t.Fatal(err)
 	}
-	start, err := l.EnforceRetention()
+	start, err := l.EnforceRetention(context.Background())
 	if err != nil || start == 0 || start > 150 {
 		t.Fatalf("EnforceRetention = %d, %v", start, err)
 	}
@@ -147,7 +147,7 @@ func TestRetentionByAge(t *testing.T) {
 	if err := l.SetHighWatermark(120); err != nil {
 		t.Fatal(err)
 	}
-	start, err := l.EnforceRetention()
+	start, err := l.EnforceRetention(context.Background())
 	if err != nil || start == 0 || start > 60 {
 		t.Fatalf("EnforceRetention = %d, %v", start, err)
 	}
@@ -158,7 +158,7 @@ func TestRetentionByAge(t *testing.T) {
 	}
 	// Everything old enough: all but the segment of the last batch goes.
 	clock.Advance(2 * time.Hour)
-	start2, err := l.EnforceRetention()
+	start2, err := l.EnforceRetention(context.Background())
 	if err != nil || start2 <= start || start2 >= 120 {
 		t.Fatalf("second pass = %d, %v", start2, err)
 	}
@@ -180,7 +180,7 @@ func TestTruncateEverythingAfterRetention(t *testing.T) {
 	if err := l.SetHighWatermark(30); err != nil {
 		t.Fatal(err)
 	}
-	start, err := l.EnforceRetention()
+	start, err := l.EnforceRetention(context.Background())
 	if err != nil || start == 0 {
 		t.Fatalf("retention: %d %v", start, err)
 	}
@@ -232,7 +232,7 @@ func TestRetentionWithNothingToDeleteDoesNotSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := l.wal.Stats().Syncs
-	if start, err := l.EnforceRetention(); err != nil || start != 0 {
+	if start, err := l.EnforceRetention(context.Background()); err != nil || start != 0 {
 		t.Fatalf("EnforceRetention = %d, %v", start, err)
 	}
 	if after := l.wal.Stats().Syncs; after != before {

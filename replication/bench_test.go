@@ -68,6 +68,16 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
+	for _, id := range c.ids {
+		st := &c.nodes[id].rep.stats
+		lr, fr := max(st.leaderRounds.Load(), 1), max(st.followerRounds.Load(), 1)
+		b.Logf("node %d: leader rounds %d, %.1f batches and %v each; follower rounds %d, %.1f pushes and %v each", id,
+			lr, float64(st.leaderBatches.Load())/float64(lr), time.Duration(st.leaderNanos.Load()/lr),
+			fr, float64(st.followerPushes.Load())/float64(fr), time.Duration(st.followerNanos.Load()/fr))
+	}
+	if st := c.net.Stats(); st.Dropped() > 0 {
+		b.Logf("network dropped %d of %d messages: %+v", st.Dropped(), st.Sent, st)
+	}
 }
 
 func BenchmarkAppend(b *testing.B) {

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"time"
 
 	"github.com/replog/replog/log"
 )
@@ -132,7 +133,11 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		runEnd = r.batchesEnd(n.batches)
 		j++
 	}
+	t0 := time.Now()
 	end, err := r.log.AppendFollower(ctx, buf)
+	r.m.stats.followerRounds.Add(1)
+	r.m.stats.followerPushes.Add(int64(j - i + 1))
+	r.m.stats.followerNanos.Add(int64(time.Since(t0)))
 	if err != nil {
 		return i, err
 	}

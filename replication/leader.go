@@ -145,7 +145,11 @@ func (r *replica) leaderStep() bool {
 		m.peer(t.id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
 			gen: t.gen, prevEnd: base, hw: hw, batches: buf})
 	}
+	t0 := time.Now()
 	_, err := r.log.AppendFollower(m.ctx, buf)
+	m.stats.leaderRounds.Add(1)
+	m.stats.leaderBatches.Add(int64(len(round)))
+	m.stats.leaderNanos.Add(int64(time.Since(t0)))
 
 	r.mu.Lock()
 	if err != nil {

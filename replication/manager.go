@@ -62,6 +62,12 @@ type Manager struct {
 	unhealthy  atomic.Bool
 	reqSeq     atomic.Uint64
 
+	// stats count leader and follower rounds, for benchmarks and tests.
+	stats struct {
+		leaderRounds, leaderBatches, leaderNanos atomic.Int64
+		followerRounds, followerPushes, followerNanos atomic.Int64
+	}
+
 	spawnMu sync.Mutex
 	closing bool // under spawnMu: no more goroutines
 

@@ -64,7 +64,7 @@ type Manager struct {
 
 	// stats count leader and follower rounds, for benchmarks and tests.
 	stats struct {
-		leaderRounds, leaderBatches, leaderNanos atomic.Int64
+		leaderRounds, leaderBatches, leaderNanos      atomic.Int64
 		followerRounds, followerPushes, followerNanos atomic.Int64
 	}
 

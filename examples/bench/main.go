@@ -1,0 +1,197 @@
+// Command bench is a load generator for replog: it starts a LocalCluster in
+// this process (on disk or in memory), creates a topic, runs producers
+// against it for a duration or a count, and reports records/s, MB/s,
+// append latency percentiles and peak resident memory.
+//
+//	go run ./examples/bench                              # 3 nodes, 6 partitions, RF 3, AcksAll, 100 B, SyncAlways, on disk
+//	go run ./examples/bench -producers 256 -batch 1      # group commit under many single-record appends
+//	go run ./examples/bench -producers 1 -batch 1        # latency of one producer
+//	go run ./examples/bench -durability never            # no fsync
+//	go run ./examples/bench -forward                     # every append through a node that does not lead
+//	go run ./examples/bench -failover close              # Close a leader mid-run; longest gap between appends
+//	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
+//	go run ./examples/bench -idle -partitions 1000       # no traffic: CPU and RSS of an idle cluster
+//	go run ./examples/bench -json                        # one JSON line instead of text
+//
+// Progress goes to stderr once a second; the result to stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/replog/replog"
+)
+
+// options are the bench's flags.
+type options struct {
+	Nodes          int
+	Partitions     int
+	RF             int
+	RecordSize     int
+	Batch          int
+	Producers      int
+	Acks           string
+	Durability     string
+	Memory         bool
+	Dir            string
+	Duration       time.Duration
+	Count          int64
+	Forward        bool
+	Failover       string // "", "close", "stop"
+	FailoverAfter  time.Duration
+	Idle           bool
+	SessionTimeout time.Duration
+	JSON           bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.Nodes, "nodes", 3, "nodes in the cluster")
+	flag.IntVar(&o.Partitions, "partitions", 6, "partitions of the topic")
+	flag.IntVar(&o.RF, "rf", 3, "replication factor")
+	flag.IntVar(&o.RecordSize, "record", 100, "record value size in bytes")
+	flag.IntVar(&o.Batch, "batch", 100, "records per Append")
+	flag.IntVar(&o.Producers, "producers", 16, "concurrent producers (producer i appends to partition i mod partitions)")
+	flag.StringVar(&o.Acks, "acks", "all", "acks: all, leader or none")
+	flag.StringVar(&o.Durability, "durability", "always", "durability: always, periodic or never")
+	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory instead of on disk")
+	flag.StringVar(&o.Dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
+	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (or, with -idle, to measure)")
+	flag.Int64Var(&o.Count, "count", 0, "stop after this many records (0: run for -duration)")
+	flag.BoolVar(&o.Forward, "forward", false, "send every append to a node that does not lead its partition")
+	flag.StringVar(&o.Failover, "failover", "", "close or stop: take down the leader of partition 0 mid-run, with or without handover")
+	flag.DurationVar(&o.FailoverAfter, "failover-after", 0, "when to take the leader down (default: a third of -duration)")
+	flag.BoolVar(&o.Idle, "idle", false, "no traffic: measure CPU and RSS of the idle cluster over -duration")
+	flag.DurationVar(&o.SessionTimeout, "session", 2*time.Second, "session timeout of the nodes")
+	flag.BoolVar(&o.JSON, "json", false, "print the result as one JSON line")
+	flag.Parse()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	res, err := run(ctx, o, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if err := res.print(os.Stdout, o.JSON); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is what a run measured.
+type result struct {
+	Mode          string  `json:"mode"`
+	Nodes         int     `json:"nodes"`
+	Partitions    int     `json:"partitions"`
+	RF            int     `json:"rf"`
+	RecordSize    int     `json:"record_bytes"`
+	Batch         int     `json:"batch"`
+	Producers     int     `json:"producers"`
+	Acks          string  `json:"acks"`
+	Durability    string  `json:"durability"`
+	Storage       string  `json:"storage"`
+	Forward       bool    `json:"forward"`
+	Records       int64   `json:"records"`
+	Errors        int64   `json:"errors"`
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	MBPerSec      float64 `json:"mb_per_sec"`
+	P50us         float64 `json:"p50_us"`
+	P90us         float64 `json:"p90_us"`
+	P99us         float64 `json:"p99_us"`
+	P999us        float64 `json:"p999_us"`
+	MaxUs         float64 `json:"max_us"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	// Failover runs: how the leader went, and the longest time without a
+	// successful append on a partition it led.
+	Failover      string  `json:"failover,omitempty"`
+	FailoverGapMs float64 `json:"failover_gap_ms,omitempty"`
+	// Idle runs: CPU used over the run, as a share of one core, and RSS.
+	IdleCPUPercent float64 `json:"idle_cpu_percent,omitempty"`
+	IdleRSSMB      float64 `json:"idle_rss_mb,omitempty"`
+}
+
+// print writes the result as text or one JSON line.
+func (r *result) print(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(r)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s, acks=%s\n",
+		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, r.Acks)
+	if r.Mode == "idle" {
+		fmt.Fprintf(&b, "idle for %.1fs: CPU %.2f%% of one core, RSS %.1f MB (peak %.1f MB)\n",
+			r.Seconds, r.IdleCPUPercent, r.IdleRSSMB, r.PeakRSSMB)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	fmt.Fprintf(&b, "%d producers, batches of %d records of %d B%s\n", r.Producers, r.Batch, r.RecordSize,
+		map[bool]string{true: ", every append forwarded by a non-leader", false: ""}[r.Forward])
+	fmt.Fprintf(&b, "%d records in %.2fs: %.0f records/s, %.1f MB/s (%d failed appends)\n",
+		r.Records, r.Seconds, r.RecordsPerSec, r.MBPerSec, r.Errors)
+	fmt.Fprintf(&b, "append latency: p50 %.0fµs, p90 %.0fµs, p99 %.0fµs, p99.9 %.0fµs, max %.0fµs\n",
+		r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)
+	if r.Failover != "" {
+		fmt.Fprintf(&b, "failover by %s: longest gap between successful appends on the partitions it led: %.1f ms\n",
+			r.Failover, r.FailoverGapMs)
+	}
+	fmt.Fprintf(&b, "peak RSS %.1f MB\n", r.PeakRSSMB)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// check validates the options.
+func (o *options) check() error {
+	switch {
+	case o.Nodes < 1, o.Partitions < 1, o.RF < 1, o.RF > o.Nodes:
+		return fmt.Errorf("need nodes >= 1, partitions >= 1, 1 <= rf <= nodes")
+	case o.RecordSize < 0, o.Batch < 1, o.Producers < 1:
+		return fmt.Errorf("need record >= 0, batch >= 1, producers >= 1")
+	case o.Failover != "" && o.Failover != "close" && o.Failover != "stop":
+		return fmt.Errorf("-failover is close or stop, not %q", o.Failover)
+	case o.Failover != "" && o.Nodes < 2:
+		return fmt.Errorf("-failover needs at least 2 nodes")
+	case o.Forward && o.Nodes < 2:
+		return fmt.Errorf("-forward needs at least 2 nodes")
+	case o.Duration <= 0 && o.Count <= 0:
+		return fmt.Errorf("need -duration or -count")
+	}
+	if _, err := parseAcks(o.Acks); err != nil {
+		return err
+	}
+	_, err := parseDurability(o.Durability)
+	return err
+}
+
+func parseAcks(s string) (replog.Acks, error) {
+	switch s {
+	case "all", "-1":
+		return replog.AcksAll, nil
+	case "leader", "1":
+		return replog.AcksLeader, nil
+	case "none", "0":
+		return replog.AcksNone, nil
+	}
+	return 0, fmt.Errorf("-acks is all, leader or none, not %q", s)
+}
+
+func parseDurability(s string) (replog.Durability, error) {
+	switch s {
+	case "always":
+		return replog.SyncAlways, nil
+	case "periodic":
+		return replog.SyncPeriodic, nil
+	case "never":
+		return replog.SyncNever, nil
+	}
+	return 0, fmt.Errorf("-durability is always, periodic or never, not %q", s)
+}

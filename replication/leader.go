@@ -35,6 +35,7 @@ type fstate struct {
 	probeAt    int64
 	hw         int64 // the follower's high watermark, as its last ack showed
 	hwAt       int64 // mono time the high watermark was last pushed
+	warned     bool  // "cannot catch up" was logged
 }
 
 type inflightPush struct {
@@ -433,6 +434,11 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 		}
 	}
 	if t < r.log.LogStartOffset() {
+		if f.warned {
+			f.matched = false
+			return
+		}
+		f.warned = true
 		r.m.cfg.Logger.Warn("replication: follower is behind the log start; it cannot catch up",
 			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", r.log.LogStartOffset())
 		f.matched = false

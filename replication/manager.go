@@ -155,6 +155,17 @@ func (m *Manager) checkRegistered() {
 	if inc := m.cfg.Meta.Incarnation(); inc != 0 {
 		m.pepoch.Store(int32(inc & 0x7fff))
 		close(m.registered)
+		// Leaderships skipped while unregistered are taken up now.
+		m.reconcileAll(m.cfg.Meta.State())
+	}
+}
+
+func (m *Manager) isRegistered() bool {
+	select {
+	case <-m.registered:
+		return true
+	default:
+		return false
 	}
 }
 

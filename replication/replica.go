@@ -257,6 +257,11 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 	r.mu.part = part
 	r.mu.minISR = cfg.MinInSyncReplicas
 	self := r.m.cfg.ID
+	if part.Leader == self && !r.m.isRegistered() {
+		// A record from before this node's restart: its registration will
+		// move or re-epoch the leadership; lead nothing until then.
+		part.Leader = 0
+	}
 	switch {
 	case part.LeaderEpoch > r.mu.epoch || r.mu.role == roleNone && part.Leader != 0:
 		if part.Leader == self {

@@ -25,7 +25,7 @@ type fstate struct {
 	matched  bool   // the follower's log is known to be a prefix of ours up to sentEnd's start
 	gen      uint32 // bumped at each (re)match; acks of older generations are ignored
 	sentEnd  int64  // offsets before it are sent (or held by the follower)
-	truncate bool   // the next push tells the follower to truncate to sentEnd first
+	truncate bool   // the next push starts a match: truncate to sentEnd if longer, confirm agreement
 	inflight []inflightPush
 	inBytes  int
 	// progressAt is the mono time of the last ack that made progress or of
@@ -447,12 +447,39 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	f.gen++
 	f.matched = true
 	f.sentEnd = t
-	f.truncate = logEnd > t
+	// Always send a first push from t, empty if need be: it truncates the
+	// follower if it holds more, and confirms to it that its log agrees
+	// with ours below t (it takes our high watermark only that far).
+	f.truncate = true
 	f.inflight, f.inBytes = f.inflight[:0], 0
 	f.progressAt = now
 	f.st.logEnd = t
 	f.st.observeFetch(now, t, r.log.LogEndOffset())
 	r.kickLocked()
+}
+
+// countedISRLocked is the ISR the high watermark is computed over: the
+// partition's ISR without members that are draining (controlled shutdown).
+// A draining node can lead nothing until it registers again, and its
+// registration removes it from every ISR, so no election can pick a
+// replica that lacks what the high watermark passed; without this, a
+// leadership handed over by a controlled shutdown would wait for the
+// stopped node to be shrunk out before committing anything.
+func (r *replica) countedISRLocked() []uint64 {
+	isr := r.mu.part.ISR
+	st := r.m.cfg.Meta.State()
+	for i, id := range isr {
+		if n, ok := st.Node(id); ok && n.Draining && id != r.m.cfg.ID {
+			out := append(make([]uint64, 0, len(isr)), isr[:i]...)
+			for _, id := range isr[i+1:] {
+				if n, ok := st.Node(id); !ok || !n.Draining {
+					out = append(out, id)
+				}
+			}
+			return out
+		}
+	}
+	return isr
 }
 
 // advanceHWLocked moves the high watermark to the smallest log end over
@@ -462,7 +489,7 @@ func (r *replica) advanceHWLocked(out *answers) {
 		return
 	}
 	self := r.m.cfg.ID
-	hw, ok := highWatermark(self, r.log.LogEndOffset(), r.mu.part.ISR, r.mu.minISR, func(id uint64) (int64, bool) {
+	hw, ok := highWatermark(self, r.log.LogEndOffset(), r.countedISRLocked(), r.mu.minISR, func(id uint64) (int64, bool) {
 		f := r.mu.followers[id]
 		if f == nil || !f.matched {
 			return 0, false

@@ -28,6 +28,7 @@ const (
 var eventNames = [...]string{"resync", "topic-created", "topic-deleted",
 	"partition-changed", "node-registered", "node-fenced", "node-unfenced", "node-changed"}
 
+// String returns the event type's name, e.g. "topic-created".
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
 		return eventNames[t]

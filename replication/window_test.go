@@ -1,0 +1,64 @@
+package replication
+
+import (
+	"time"
+
+	"testing"
+
+	"github.com/replog/replog/log"
+)
+
+func TestFollowerWindow(t *testing.T) {
+	var f fstate
+	for i := range maxPushesInFlight {
+		if !f.windowOpen() {
+			t.Fatalf("window closed after %d pushes", i)
+		}
+		f.sent(int64(10*(i+1)), 100, int64(i))
+	}
+	if f.windowOpen() || f.sentEnd != 10*maxPushesInFlight {
+		t.Fatalf("window after %d pushes: open %v, sentEnd %d", maxPushesInFlight, f.windowOpen(), f.sentEnd)
+	}
+	if f.progressAt != 0 {
+		t.Fatalf("progressAt = %d: only the first push of an idle window starts the clock", f.progressAt)
+	}
+	// An ack covering part of a push keeps it in flight.
+	f.acked(25)
+	if len(f.inflight) != maxPushesInFlight-2 || f.inBytes != 100*(maxPushesInFlight-2) || !f.windowOpen() {
+		t.Fatalf("after ack 25: %d in flight, %d bytes", len(f.inflight), f.inBytes)
+	}
+	f.acked(10 * maxPushesInFlight)
+	if len(f.inflight) != 0 || f.inBytes != 0 {
+		t.Fatalf("after the last ack: %d in flight, %d bytes", len(f.inflight), f.inBytes)
+	}
+	// Bytes close the window too.
+	f.sent(1000, maxBytesInFlight, 5)
+	if f.windowOpen() {
+		t.Fatal("window open with maxBytesInFlight in flight")
+	}
+}
+
+// A batch encoded by Append and stamped with a sequence, then an offset
+// and an epoch by the leader, is a valid batch with those fields.
+func TestStamping(t *testing.T) {
+	recs := []log.Record{{Value: []byte("a")}, {Value: []byte("b")}}
+	h := log.BatchHeader{ProducerID: 7, ProducerEpoch: 3}
+	b, err := log.EncodeBatch(nil, h, recs, time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stampSequence(b, 41)
+	stampBatch(b, 1000, 9)
+	batch := log.Batch(b)
+	if err := batch.Validate(); err != nil {
+		t.Fatalf("stamped batch: %v", err)
+	}
+	if batch.BaseOffset() != 1000 || batch.LeaderEpoch() != 9 || batch.BaseSequence() != 41 ||
+		batch.ProducerID() != 7 || batch.ProducerEpoch() != 3 || batch.LastOffset() != 1001 {
+		t.Fatalf("stamped header: base %d epoch %d seq %d pid %d pepoch %d", batch.BaseOffset(),
+			batch.LeaderEpoch(), batch.BaseSequence(), batch.ProducerID(), batch.ProducerEpoch())
+	}
+	if got := lastSeqOf(batch.BaseSequence(), batch.Count()); got != 42 {
+		t.Fatalf("last sequence %d", got)
+	}
+}

@@ -51,7 +51,14 @@
 //	go test ./chaos -run TestSoak -soak=10m -timeout=0 -v
 //	                                      # random seeds for 10 minutes
 //
-// -chaos.duration sets the workload time of one run (default 5s). A failed
+// -chaos.duration sets the workload time of one run (default 5s). While
+// the tests' knownBug names open bugs of replog that the random runs hit,
+// TestChaos and TestSoak skip unless -chaos.known-bugs is given.
+//
+// A replica whose segment was corrupted must report it (wal.ErrCorrupt)
+// and never serve the damaged record; replog does not yet rebuild such a
+// replica from its peers, so the suite counts that as a known gap
+// (knownCorruptionGap in the tests), not as a failure. A failed
 // run prints its seed, configuration, schedule, the faults as applied (on
 // the history's tick line), the violations and the operations involved,
 // and writes the whole history, the final logs and the tail of the node

@@ -60,6 +60,67 @@ func TestCorruptSegment(t *testing.T) {
 	}
 }
 
+// corruptScenario is the state of one TestCorruptSegment case.
+type corruptScenario struct {
+	t              *testing.T
+	h              *harness
+	ctx            context.Context
+	want           []string // values at offsets 0, 1, ...
+	leader, victim uint64
+}
+
+// appendN appends n records through node 1 and expects them acknowledged
+// at the next offsets.
+func (c *corruptScenario) appendN(n int) {
+	c.t.Helper()
+	for range n {
+		v := fmt.Sprintf("record-%d-%s", len(c.want), "padding-padding-padding-padding")
+		res, err := c.h.lc.Node(1).Append(c.ctx, topic, 0, []replog.Record{{Value: []byte(v)}})
+		if err != nil || res.BaseOffset != int64(len(c.want)) {
+			c.t.Fatalf("Append %d: %+v, %v", len(c.want), res, err)
+		}
+		c.want = append(c.want, v)
+	}
+}
+
+// corrupt stops a follower once it holds every record (crashing it first
+// for "last-after-crash") and flips a bit in its first or last segment.
+func (c *corruptScenario) corrupt(which string) {
+	t, h := c.t, c.h
+	info, err := h.lc.Node(1).Topic(c.ctx, topic)
+	if err != nil {
+		t.Fatalf("Topic: %v", err)
+	}
+	c.leader, c.victim = info.Partitions[0].Leader, 1
+	for c.victim == c.leader {
+		c.victim++
+	}
+	// Wait (event-driven) until the victim's replica holds everything.
+	if _, err := h.readThrough(c.victim, int64(len(c.want))); err != nil {
+		t.Fatalf("victim n%d does not catch up: %v", c.victim, err)
+	}
+	if which == "last-after-crash" {
+		h.memFS(c.victim).Crash(wal.CrashOptions{})
+	}
+	if err := h.lc.Stop(c.victim); err != nil && which != "last-after-crash" {
+		t.Fatalf("Stop n%d: %v", c.victim, err)
+	}
+	segs, err := segments(h.memFS(c.victim), "/")
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("segments of n%d: %v, %v", c.victim, segs, err)
+	}
+	slices.Sort(segs)
+	seg := segs[0]
+	if which != "sealed" {
+		seg = segs[len(segs)-1]
+	}
+	where, err := flipBitIn(h.memFS(c.victim), seg, rand.New(rand.NewPCG(7003, 1)))
+	if err != nil {
+		t.Fatalf("corrupting n%d: %v", c.victim, err)
+	}
+	t.Logf("corrupted n%d (leader n%d): %s", c.victim, c.leader, where)
+}
+
 func testCorruptSegment(t *testing.T, which string) {
 	h := newHarness(t, runConfig{Seed: 7003, Nodes: 3, Durability: replog.SyncAlways})
 	defer func() {
@@ -72,54 +133,12 @@ func testCorruptSegment(t *testing.T, which string) {
 	if err := h.lc.Node(1).CreateTopic(ctx, topic, replog.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2}); err != nil {
 		t.Fatalf("CreateTopic: %v", err)
 	}
-	var want []string
-	appendN := func(n int) {
-		t.Helper()
-		for range n {
-			v := fmt.Sprintf("record-%d-%s", len(want), "padding-padding-padding-padding")
-			res, err := h.lc.Node(1).Append(ctx, topic, 0, []replog.Record{{Value: []byte(v)}})
-			if err != nil || res.BaseOffset != int64(len(want)) {
-				t.Fatalf("Append %d: %+v, %v", len(want), res, err)
-			}
-			want = append(want, v)
-		}
-	}
-	appendN(400) // several 16 KiB segments
-	info, err := h.lc.Node(1).Topic(ctx, topic)
-	if err != nil {
-		t.Fatalf("Topic: %v", err)
-	}
-	leader := info.Partitions[0].Leader
-	victim := uint64(1)
-	for victim == leader {
-		victim++
-	}
-	// Wait (event-driven) until the victim's replica holds everything.
-	if _, err := h.readThrough(victim, int64(len(want))); err != nil {
-		t.Fatalf("victim n%d does not catch up: %v", victim, err)
-	}
-	if which == "last-after-crash" {
-		h.memFS(victim).Crash(wal.CrashOptions{})
-	}
-	if err := h.lc.Stop(victim); err != nil && which != "last-after-crash" {
-		t.Fatalf("Stop n%d: %v", victim, err)
-	}
-	segs, err := segments(h.memFS(victim), "/")
-	if err != nil || len(segs) < 2 {
-		t.Fatalf("segments of n%d: %v, %v", victim, segs, err)
-	}
-	slices.Sort(segs)
-	seg := segs[0]
-	if which != "sealed" {
-		seg = segs[len(segs)-1]
-	}
-	where, err := flipBitIn(h.memFS(victim), seg, rand.New(rand.NewPCG(7003, 1)))
-	if err != nil {
-		t.Fatalf("corrupting n%d: %v", victim, err)
-	}
-	t.Logf("corrupted n%d (leader n%d): %s", victim, leader, where)
+	c := &corruptScenario{t: t, h: h, ctx: ctx}
+	c.appendN(400) // several 16 KiB segments
+	c.corrupt(which)
+	leader, victim := c.leader, c.victim
 
-	err = h.lc.Restart(victim)
+	err := h.lc.Restart(victim)
 	switch {
 	case err != nil && !errors.Is(err, wal.ErrCorrupt):
 		t.Fatalf("Restart n%d after corruption: %v, want nil or an error matching wal.ErrCorrupt", victim, err)
@@ -129,7 +148,8 @@ func testCorruptSegment(t *testing.T, which string) {
 
 	// The cluster goes on: appends are acknowledged and read back whole
 	// through a healthy node.
-	appendN(20)
+	c.appendN(20)
+	want := c.want
 	if got, err := h.readThrough(leader, int64(len(want))); err != nil || !equalValues(got, want) {
 		t.Fatalf("leader n%d serves %d records, err %v; want the %d appended", leader, len(got), err, len(want))
 	}

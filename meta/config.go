@@ -70,6 +70,10 @@ func (c *Config) validate() error {
 	if slices.Contains(c.Peers, 0) {
 		return fmt.Errorf("%w: peer ID 0", ErrInvalidArgument)
 	}
+	sorted := slices.Sorted(slices.Values(c.Peers))
+	if len(slices.Compact(sorted)) != len(c.Peers) {
+		return fmt.Errorf("%w: duplicate peers in %v", ErrInvalidArgument, c.Peers)
+	}
 	if c.Dir != "" && c.MemStore != nil {
 		return fmt.Errorf("%w: both Dir and MemStore", ErrInvalidArgument)
 	}

@@ -127,7 +127,8 @@
 //	"hardstate"           protobuf raftpb.HardState
 //	"snapshot"            protobuf raftpb.Snapshot; Data is a state snapshot
 //	"e" | u64 big-endian  protobuf raftpb.Entry at that index, contiguous
-//	                      from the snapshot index + 1 to the last index
+//	                      up to the last index; those at or below the
+//	                      snapshot index are ignored on reopen
 //
 // A normal entry's data is a command; a snapshot's data is the state:
 //

@@ -20,8 +20,8 @@ import (
 //	raft/
 //	  "hardstate"        proto pb.HardState
 //	  "snapshot"         proto pb.Snapshot (metadata + state-machine data)
-//	  "e" + u64be(index) proto pb.Entry, for every index after the
-//	                     snapshot's... up to the last index
+//	  "e" + u64be(index) proto pb.Entry, contiguous up to the last index;
+//	                     at or below the snapshot's index they are ignored
 //
 // Writes of one Ready (entries, hard state, snapshot) are one bbolt
 // transaction, synced on commit.

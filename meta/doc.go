@@ -113,8 +113,9 @@
 // heartbeats (one per tick per follower) and the controller heartbeats.
 //
 // HandleRaft queues inbound raft messages for the driver; when the queue
-// (1024) is full it waits for room instead of dropping, which pushes back on
-// the sending link. HandleMeta drops heartbeats that find the queue full.
+// (1024) is full it waits for room, pushing back on the sending link, for at
+// most one TickInterval, then drops the message (raft resends). HandleMeta
+// drops heartbeats that find the queue full.
 //
 // Locks: the watcher set's mutex is taken before a Watcher's own mutex,
 // never the other way round; the offset table has its own RWMutex, taken

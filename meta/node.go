@@ -17,8 +17,8 @@ import (
 )
 
 // inboxSize bounds the queues between the transport's handlers and the
-// driver. A raft message that finds its queue full waits; a heartbeat is
-// dropped (the next one follows soon).
+// driver. A raft message that finds its queue full waits up to a tick; a
+// heartbeat is dropped at once (the next one follows soon).
 const inboxSize = 1024
 
 // Node is one member of the metadata raft group. Its driver goroutine (run)
@@ -148,9 +148,9 @@ func (n *Node) closedErr() error {
 // HandleRaft takes one inbound raft message (payload after the mux tag).
 // It has transport.Handler's signature: register it for mux.TagRaft. It
 // queues the message for the driver; when the queue is full it waits for
-// room (back-pressure on the sender's link, never a drop: a dropped append
-// can stall a follower until the next heartbeat round), but never past
-// Close.
+// room, pushing back on the sender's link, for at most one TickInterval
+// (the transport is shared with replication: a stalled driver must not
+// hold its traffic for long), then drops the message; raft resends.
 func (n *Node) HandleRaft(from uint64, msg []byte) {
 	m := new(pb.Message)
 	if err := proto.Unmarshal(msg, m); err != nil || m.GetFrom() != from || m.GetTo() != n.cfg.ID {
@@ -159,7 +159,16 @@ func (n *Node) HandleRaft(from uint64, msg []byte) {
 	}
 	select {
 	case n.raftIn <- m:
+		return
+	default:
+	}
+	t := time.NewTimer(n.cfg.TickInterval)
+	defer t.Stop()
+	select {
+	case n.raftIn <- m:
 	case <-n.done:
+	case <-t.C:
+		n.log.Debug("meta: dropped raft message: driver busy", "from", from)
 	}
 }
 

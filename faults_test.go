@@ -1,0 +1,72 @@
+package replog_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog"
+	"github.com/replog/replog/wal"
+)
+
+func TestIsolatedLeaderCannotAcknowledge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		p := leaderOf(t, lc.Node(1), "t", 0)
+		lc.Network().Isolate(p.Leader)
+		ctx, cancel := context.WithTimeout(context.Background(), 4*testSession)
+		defer cancel()
+		res, err := lc.Node(p.Leader).Append(ctx, "t", 0, recs("cut-off", 1))
+		if err == nil {
+			t.Fatalf("isolated leader %d acknowledged an AcksAll append at %+v", p.Leader, res)
+		}
+		t.Logf("isolated leader's append: %v", err)
+		// The majority side carries on.
+		lc.Network().Heal()
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 10*testSession)
+		defer cancel2()
+		if _, err := otherThan(lc, p.Leader)[0].Append(ctx2, "t", 0, recs("healed", 1)); err != nil {
+			t.Fatalf("append after heal: %v", err)
+		}
+	})
+}
+
+func TestStalledSyncMovesLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const syncTimeout = 200 * time.Millisecond
+		lc := newLocal(t, 3,
+			replog.WithConfig(func(c *replog.Config) { c.SyncTimeout = syncTimeout }),
+			replog.WithFS(func(replog.NodeID) wal.FS { return wal.NewStallFS(wal.NewMemFS()) }))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		p := leaderOf(t, lc.Node(1), "t", 0)
+		stall := lc.FS(p.Leader).(*wal.StallFS)
+		stall.Stall()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*testSession)
+		defer cancel()
+		_, err := lc.Node(p.Leader).Append(ctx, "t", 0, recs("stalled", 1))
+		if !errors.Is(err, replog.ErrStorageStalled) && !errors.Is(err, replog.ErrNotLeader) {
+			t.Fatalf("append to a leader whose sync stalls = %v, want ErrStorageStalled", err)
+		}
+		// The stalled node reports itself unhealthy and the controller moves
+		// the partition to another replica, which takes appends. (Appends
+		// forwarded to the stalled leader before that get ErrStorageStalled.)
+		settle()
+		other := otherThan(lc, p.Leader)[0]
+		if _, err := other.Append(ctx, "t", 0, recs("moved", 1)); err != nil {
+			t.Fatalf("append after the leader's storage stalled: %v", err)
+		}
+		if now := leaderOf(t, other, "t", 0); now.Leader == p.Leader {
+			t.Fatalf("partition still led by the stalled node: %+v", now)
+		}
+		stall.Release()
+		// Closing reports the failed log of the stalled node.
+		if err := lc.Close(); err != nil && !errors.Is(err, wal.ErrStorageStalled) {
+			t.Fatalf("close: %v", err)
+		}
+	})
+}

@@ -40,10 +40,6 @@ var (
 	// truncation would remove records at or below the high watermark.
 	ErrTruncateBelowHighWatermark = errors.New("log: truncation below the high watermark")
 
-	// ErrHighWatermarkAboveEnd is returned by SetHighWatermark for a value
-	// above the log end offset.
-	ErrHighWatermarkAboveEnd = errors.New("log: high watermark above the log end offset")
-
 	// ErrBadCheckpoint is logged (not returned) when Open finds a checkpoint
 	// file it cannot use; Open then rebuilds from the wal. DecodeCheckpoint
 	// returns it.

@@ -151,7 +151,7 @@ type Log struct {
 		lastPos   wal.Pos      // position of the last acknowledged batch (-1: none)
 		assigned  int64        // end of the offsets handed out (>= leo)
 		hw        int64
-		hwCeiling int64 // SetHighWatermark's bound besides leo (TruncateTo lowers it while it runs)
+		hwCeiling int64 // SetHighWatermark's cap besides leo (TruncateTo lowers it while it runs)
 		start     int64 // log start offset
 		index     offsetIndex
 		epochs    epochCache
@@ -278,10 +278,11 @@ func (l *Log) HighWatermark() int64 {
 	return l.mu.hw
 }
 
-// SetHighWatermark raises the high watermark to hw and wakes the Wait
-// calls it passes. A value at or below the current one is ignored (the
-// high watermark never moves back); one above LogEndOffset is
-// ErrHighWatermarkAboveEnd. ErrClosed after Close.
+// SetHighWatermark raises the high watermark to hw, capped at
+// LogEndOffset (a follower passes its leader's high watermark, which may
+// be ahead of what it holds: Kafka's min(leader HW, LEO)), and wakes the
+// Wait calls it passes. A value at or below the current one is ignored:
+// the high watermark never moves back. ErrClosed after Close.
 func (l *Log) SetHighWatermark(hw int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -289,9 +290,7 @@ func (l *Log) SetHighWatermark(hw int64) error {
 		return ErrClosed
 	}
 	l.ackLocked()
-	if end := min(l.mu.leo, l.mu.hwCeiling); hw > end {
-		return fmt.Errorf("%w: %d, log end %d", ErrHighWatermarkAboveEnd, hw, end)
-	}
+	hw = min(hw, l.mu.leo, l.mu.hwCeiling)
 	if hw > l.mu.hw {
 		l.mu.hw = hw
 		l.mu.hwWait.advance(hw)

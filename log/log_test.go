@@ -234,14 +234,18 @@ func TestEpochRules(t *testing.T) {
 func TestHighWatermarkRules(t *testing.T) {
 	l := mustOpen(t, testOptions(wal.NewMemFS(), newClock()))
 	appendLeader(t, l, 1, "a", "b", "c")
-	if err := l.SetHighWatermark(4); !errors.Is(err, ErrHighWatermarkAboveEnd) {
-		t.Fatalf("above the end: %v", err)
+	if err := l.SetHighWatermark(1); err != nil || l.HighWatermark() != 1 {
+		t.Fatalf("set 1: %v %d", err, l.HighWatermark())
 	}
 	if err := l.SetHighWatermark(2); err != nil || l.HighWatermark() != 2 {
 		t.Fatalf("set 2: %v %d", err, l.HighWatermark())
 	}
 	if err := l.SetHighWatermark(1); err != nil || l.HighWatermark() != 2 {
 		t.Fatalf("backwards must be ignored: %v %d", err, l.HighWatermark())
+	}
+	// A leader's high watermark ahead of this log is capped at its end.
+	if err := l.SetHighWatermark(10); err != nil || l.HighWatermark() != 3 {
+		t.Fatalf("above the end: %v, high watermark %d, want 3", err, l.HighWatermark())
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

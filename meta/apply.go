@@ -18,8 +18,8 @@ type result struct {
 // State and command give the same next State and events on every node.
 type applier struct {
 	prev    *State
-	next    *State // nil until the first change
-	owned   uint64 // bit i: next's topic shard i is a copy of its own
+	next    *State                   // nil until the first change
+	owned   [topicShards / 64]uint64 // bit i: next's topic shard i is a copy of its own
 	index   uint64
 	offsets *offsetTable
 	events  []Event
@@ -80,13 +80,13 @@ func (a *applier) run(c *command) result {
 func (a *applier) putTopic(name string, t *Topic) {
 	s := a.st()
 	i := shardOf(name)
-	if a.owned&(1<<i) == 0 {
+	if a.owned[i/64]&(1<<(i%64)) == 0 {
 		sh := make(map[string]*Topic, len(s.topics.shards[i])+1)
 		for k, v := range s.topics.shards[i] {
 			sh[k] = v
 		}
 		s.topics.shards[i] = sh
-		a.owned |= 1 << i
+		a.owned[i/64] |= 1 << (i % 64)
 	}
 	_, had := s.topics.shards[i][name]
 	switch {

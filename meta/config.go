@@ -51,7 +51,8 @@ type Config struct {
 	// Leases last ElectionTicks/2 ticks (see doc.go).
 	ElectionTicks int
 	// SnapshotEntries: a state-machine snapshot is taken, and the log
-	// compacted, every SnapshotEntries applied entries. Default 1000.
+	// compacted, every SnapshotEntries applied entries, or every as many
+	// entries as there are topics if that is more. Default 1000.
 	SnapshotEntries uint64
 	// WatchBuffer bounds each Watcher's queue of undelivered events; a
 	// watcher that falls further behind gets EventResync. Default 4096.

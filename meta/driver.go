@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -23,6 +24,8 @@ type driver struct {
 	confState *pb.ConfState
 	applied   uint64
 	snapIndex uint64
+	snapping  bool           // a snapshot is being encoded
+	snapWG    sync.WaitGroup // the snapshot goroutine
 
 	nonce        uint64
 	nextRegister int64

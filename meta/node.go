@@ -46,6 +46,7 @@ type Node struct {
 	metaIn chan heartbeatMsg
 	propc  chan *proposal
 	readc  chan *readReq
+	snapc  chan snapDone // capacity 1
 	stop   chan struct{}
 	done   chan struct{} // closed when the driver has exited
 	once   sync.Once
@@ -95,7 +96,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), st: st,
 		raftIn: make(chan *pb.Message, inboxSize), metaIn: make(chan heartbeatMsg, inboxSize),
-		propc: make(chan *proposal), readc: make(chan *readReq),
+		propc: make(chan *proposal), readc: make(chan *readReq), snapc: make(chan snapDone, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.watchers.set = map[*Watcher]struct{}{}
 	if err := n.d.init(n); err != nil {
@@ -199,6 +200,7 @@ func newNonce() (uint64, error) {
 // error (recorded for Err).
 func (n *Node) run() {
 	defer close(n.done)
+	defer n.d.snapWG.Wait()
 	defer n.wakeWatchers()
 	defer func() {
 		// Raft panics on broken invariants of its log, e.g. a node that
@@ -228,6 +230,8 @@ func (n *Node) run() {
 			d.propose(p)
 		case r := <-n.readc:
 			d.read(r)
+		case sd := <-n.snapc:
+			err = d.snapshotDone(sd)
 		}
 		if err == nil {
 			err = d.handleReady()

@@ -48,3 +48,22 @@ func (t *offsetTable) deleteTopic(topic string) {
 		}
 	}
 }
+
+// clone returns a deep copy, for a snapshot encoded off the apply loop.
+// Called by the apply loop only.
+func (t *offsetTable) clone() *offsetTable {
+	c := &offsetTable{m: make(map[offsetKey]int64, len(t.m)), dedup: make(dedupTable, len(t.dedup))}
+	t.mu.RLock()
+	for k, v := range t.m {
+		c.m[k] = v
+	}
+	t.mu.RUnlock()
+	for p, w := range t.dedup {
+		nw := &seqWindow{max: w.max, seen: make(map[uint64]bool, len(w.seen))}
+		for s := range w.seen {
+			nw.seen[s] = true
+		}
+		c.dedup[p] = nw
+	}
+	return c
+}

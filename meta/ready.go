@@ -73,7 +73,7 @@ func (d *driver) send(msgs []*pb.Message) {
 }
 
 // applyEntries applies committed entries to the state machine, answers
-// their proposers and takes a snapshot every SnapshotEntries entries.
+// their proposers and starts a snapshot every SnapshotEntries entries.
 func (d *driver) applyEntries(ents []*pb.Entry) error {
 	for _, e := range ents {
 		if e.GetIndex() <= d.applied {
@@ -94,13 +94,49 @@ func (d *driver) applyEntries(ents []*pb.Entry) error {
 		d.applied = e.GetIndex()
 	}
 	d.pending = d.resolveReads(d.pending)
-	if d.applied-d.snapIndex >= d.n.cfg.SnapshotEntries {
-		data := encodeSnapshot(d.n.state.Load(), d.n.offsets.Load())
-		if err := d.n.st.snapshotAndCompact(d.applied, d.n.cfg.SnapshotEntries/2, d.confState, data); err != nil {
-			return err
-		}
-		d.snapIndex = d.applied
+	// Snapshot every SnapshotEntries entries, and no more often than one
+	// entry per topic, so that encoding stays O(1) per entry amortised.
+	due := max(d.n.cfg.SnapshotEntries, uint64(d.n.state.Load().topics.n))
+	if !d.snapping && d.applied-d.snapIndex >= due {
+		d.startSnapshot()
 	}
+	return nil
+}
+
+// snapDone is a state snapshot encoded off the driver goroutine.
+type snapDone struct {
+	index uint64
+	cs    *pb.ConfState
+	data  []byte
+}
+
+// startSnapshot encodes the applied state in a goroutine of its own (the
+// State is immutable; the offsets are copied here), so that a large state
+// does not stall the driver. One at a time; the driver waits for it before
+// it exits.
+func (d *driver) startSnapshot() {
+	d.snapping = true
+	s, offs := d.n.state.Load(), d.n.offsets.Load().clone()
+	sd := snapDone{index: d.applied, cs: proto.Clone(d.confState).(*pb.ConfState)}
+	d.snapWG.Add(1)
+	go func() {
+		defer d.snapWG.Done()
+		sd.data = encodeSnapshot(s, offs)
+		d.n.snapc <- sd // capacity 1, one snapshot in flight: never blocks
+	}()
+}
+
+// snapshotDone stores an encoded snapshot and compacts the log, unless a
+// newer snapshot was installed meanwhile.
+func (d *driver) snapshotDone(sd snapDone) error {
+	d.snapping = false
+	if sd.index <= d.snapIndex {
+		return nil
+	}
+	if err := d.n.st.snapshotAndCompact(sd.index, d.n.cfg.SnapshotEntries/2, sd.cs, sd.data); err != nil {
+		return err
+	}
+	d.snapIndex = sd.index
 	return nil
 }
 

@@ -77,7 +77,7 @@ type State struct {
 
 // topicShards is the number of maps the topics are spread over, so that a
 // change copies one small map, not all topics.
-const topicShards = 64
+const topicShards = 256
 
 // topicMap maps names to topics in shards by a hash of the name. A State's
 // topicMap is immutable; a new State copies the array and, copy on write,

@@ -65,7 +65,7 @@ type Config struct {
 	// FS nil the logs live in a fresh wal.MemFS, lost at Close.
 	Dir string
 	// FS is the file system of the logs. Nil: wal.OSFS, or a fresh
-	// wal.MemFS when Dir is "".
+	// wal.MemFS when Dir is "". A non-nil FS needs a Dir.
 	FS wal.FS
 
 	// Durability, SyncInterval, SyncTimeout and SegmentSize configure
@@ -100,6 +100,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.Meta is nil", ErrInvalidArgument)
 	case c.Replication == nil || c.Forward == nil:
 		return fmt.Errorf("%w: Config.Replication and Config.Forward are required", ErrInvalidArgument)
+	case c.Dir == "" && c.FS != nil:
+		return fmt.Errorf("%w: Config.Dir is required with an FS", ErrInvalidArgument)
 	case c.MaxBatchBytes < 0 || c.ReplicaLagTime < 0:
 		return fmt.Errorf("%w: negative MaxBatchBytes or ReplicaLagTime", ErrInvalidArgument)
 	}

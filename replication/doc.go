@@ -106,7 +106,7 @@
 // Every replica, leader or follower, remembers the last 128 batches of
 // each producer from the batch headers it appends, and a reopened replica
 // rebuilds that memory from the tail of its log (up to 64 Ki records,
-// 16 MiB). A leader answers a batch it already holds with its first
+// 4 MiB). A leader answers a batch it already holds with its first
 // offsets instead of writing it again, so a retry after a lost answer or a
 // leader change is never written twice. A retry older than everything
 // remembered is refused rather than risked. Gaps in the sequence are

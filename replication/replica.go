@@ -159,7 +159,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 // retry (maxInFlight per producer).
 const (
 	rebuildRecords = 1 << 16
-	rebuildBytes   = 16 << 20
+	rebuildBytes   = 4 << 20
 )
 
 // rebuildProducers reads the tail of the log to remember recent producer

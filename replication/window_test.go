@@ -1,6 +1,9 @@
 package replication
 
 import (
+	"context"
+
+	"github.com/replog/replog/wal"
 	"time"
 
 	"testing"
@@ -60,5 +63,36 @@ func TestStamping(t *testing.T) {
 	}
 	if got := lastSeqOf(batch.BaseSequence(), batch.Count()); got != 42 {
 		t.Fatalf("last sequence %d", got)
+	}
+}
+
+// A reopened replica remembers the producer batches at the tail of its
+// log, so a leader that restarted still deduplicates retries.
+func TestRebuildProducers(t *testing.T) {
+	l, err := log.Open(log.Options{WAL: wal.Options{FS: wal.NewMemFS(), Dir: "/p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for i := range int32(3) {
+		h := log.BatchHeader{LeaderEpoch: 1, ProducerID: 5, ProducerEpoch: 2, BaseSequence: 10 * i}
+		if _, _, err := l.AppendLeaderBatch(ctx, h, []log.Record{{Value: []byte("a")}, {Value: []byte("b")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := l.AppendLeader(ctx, 1, []log.Record{{Value: []byte("no producer")}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{log: l}
+	r.mu.producers = map[int64]*producerState{}
+	r.rebuildProducers()
+	ps := r.mu.producers[5]
+	if ps == nil || len(r.mu.producers) != 1 {
+		t.Fatalf("producers after rebuild: %v", r.mu.producers)
+	}
+	prev, dup, err := ps.check(2, 20, 21)
+	if err != nil || !dup || prev.baseOffset != 4 || prev.lastOffset != 5 {
+		t.Fatalf("retry of the third batch: %+v dup %v err %v", prev, dup, err)
 	}
 }

@@ -2,13 +2,11 @@ package replication
 
 import (
 	"context"
-
-	"github.com/replog/replog/wal"
+	"testing"
 	"time"
 
-	"testing"
-
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/wal"
 )
 
 func TestFollowerWindow(t *testing.T) {

@@ -29,7 +29,10 @@ import (
 //
 //   - Stop(id) stops a node WITHOUT a controlled shutdown: its transport goes
 //     first, so to the other nodes it is a crash (they fail over after
-//     SessionTimeout). Its logs are closed with what the FS holds.
+//     SessionTimeout). Its logs are then closed normally, which writes
+//     their clean-shutdown markers and checkpoints: unlike a killed process,
+//     the restart takes the fast recovery path. Crash the FS first (below)
+//     for a restart that must recover from a torn state.
 //
 //   - Restart(id) opens the node again with the same Config, Dir and FS: it
 //     registers a new incarnation and catches up.

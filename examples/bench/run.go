@@ -58,6 +58,9 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 	}
 	if o.Idle {
 		res.Mode = "idle"
+		if err := waitReplicas(ctx, lc, o); err != nil {
+			return nil, err
+		}
 		return res, measureIdle(ctx, o.Duration, res)
 	}
 	l := newLoad(lc, o, acks)
@@ -272,6 +275,46 @@ func (l *load) printProgress(ctx context.Context, w io.Writer) {
 				time.Since(l.start).Seconds(), n, n-last, l.failed.Load())
 			last = n
 		}
+	}
+}
+
+// idleWarmup is how long an idle run lets the cluster settle after every
+// replica exists, before it measures.
+const idleWarmup = 2 * time.Second
+
+// waitReplicas waits until every node holds a replica of every partition
+// it is assigned (the logs are created after CreateTopic returns), then
+// idleWarmup more, so that an idle measurement does not count the set-up.
+func waitReplicas(ctx context.Context, lc *replog.LocalCluster, o options) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for _, c := range lc.Nodes() {
+		for {
+			ti, err := c.Topic(ctx, topic)
+			if err != nil {
+				return err
+			}
+			missing := 0
+			for _, p := range ti.Partitions {
+				if slices.Contains(p.Replicas, c.ID()) && p.HighWatermark < 0 {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for node %d's %d replicas: %w", c.ID(), missing, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(idleWarmup):
+		return nil
 	}
 }
 

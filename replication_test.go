@@ -427,3 +427,31 @@ func retained(t *testing.T, lc *replog.LocalCluster, topic string) bool {
 	}
 	return true
 }
+
+func TestNewTopicUsableAtOnceThroughEveryNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "probe", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "probe")
+		ctx := context.Background()
+		for i := range 10 {
+			name := fmt.Sprintf("t%d", i)
+			creator := lc.Nodes()[i%3]
+			if err := creator.CreateTopic(ctx, name, replog.TopicConfig{Partitions: 3}); err != nil {
+				t.Fatal(err)
+			}
+			// At once, through every node, to every partition.
+			var wg sync.WaitGroup
+			for _, c := range lc.Nodes() {
+				for p := range int32(3) {
+					wg.Go(func() {
+						if _, err := c.Append(ctx, name, p, recs("x", 1)); err != nil {
+							t.Errorf("node %d: append to %s/%d right after node %d created it: %v", c.ID(), name, p, creator.ID(), err)
+						}
+					})
+				}
+			}
+			wg.Wait()
+		}
+	})
+}

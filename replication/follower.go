@@ -85,7 +85,11 @@ func (r *replica) followerStep() bool {
 				ack(it.gen, ackMismatch)
 				continue
 			}
-			r.setHW(items[j].hw, epoch)
+			hw := items[j].hw
+			for _, x := range items[i : j+1] {
+				hw = max(hw, x.hw)
+			}
+			r.setHW(hw, epoch)
 			ack(items[j].gen, ackOK)
 			i = j
 		}
@@ -118,25 +122,35 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		r.confirmed(it.epoch, end)
 		return i, nil
 	}
+	// Gather the contiguous pushes that follow (high-watermark pushes
+	// between them do not break the run): one append, one sync.
 	buf := it.batches
 	runEnd := r.batchesEnd(buf)
-	j := i
+	j, last := i, i
 	for j+1 < len(items) {
 		n := &items[j+1]
-		if n.epoch != it.epoch || n.gen != it.gen || n.flags != 0 || n.prevEnd != runEnd || len(n.batches) == 0 {
+		if n.epoch != it.epoch || n.gen != it.gen {
 			break
 		}
-		if j == i {
+		if n.flags == pushHWOnly {
+			j++
+			continue
+		}
+		if n.flags != 0 || n.prevEnd != runEnd || len(n.batches) == 0 {
+			break
+		}
+		if last == i {
 			buf = append(make([]byte, 0, len(buf)+len(n.batches)), buf...)
 		}
 		buf = append(buf, n.batches...)
 		runEnd = r.batchesEnd(n.batches)
-		j++
+		j, last = j+1, j+1
 	}
+	j = last // trailing high-watermark pushes are applied by the caller
 	t0 := time.Now()
 	end, err := r.log.AppendFollower(ctx, buf)
 	r.m.stats.followerRounds.Add(1)
-	r.m.stats.followerPushes.Add(int64(j - i + 1))
+	r.m.stats.followerPushes.Add(int64(pushes(items[i : j+1])))
 	r.m.stats.followerNanos.Add(int64(time.Since(t0)))
 	if err != nil {
 		return i, err
@@ -197,4 +211,15 @@ func (r *replica) setHW(hw int64, epoch int32) {
 	if hw > r.log.HighWatermark() {
 		_ = r.log.SetHighWatermark(hw) // only ErrClosed or a race with truncation: the next push retries
 	}
+}
+
+// pushes counts the data pushes among items.
+func pushes(items []pushItem) int {
+	n := 0
+	for i := range items {
+		if items[i].flags&pushHWOnly == 0 {
+			n++
+		}
+	}
+	return n
 }

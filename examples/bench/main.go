@@ -12,6 +12,7 @@
 //	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
 //	go run ./examples/bench -idle -partitions 1000       # no traffic: CPU and RSS of an idle cluster
 //	go run ./examples/bench -json                        # one JSON line instead of text
+//	go run ./examples/bench -cpuprofile cpu.out          # with a CPU profile (go tool pprof cpu.out)
 //
 // Progress goes to stderr once a second; the result to stdout.
 package main
@@ -24,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -50,6 +52,7 @@ type options struct {
 	Idle           bool
 	SessionTimeout time.Duration
 	JSON           bool
+	CPUProfile     string
 }
 
 func main() {
@@ -62,7 +65,7 @@ func main() {
 	flag.IntVar(&o.Producers, "producers", 16, "concurrent producers (producer i appends to partition i mod partitions)")
 	flag.StringVar(&o.Acks, "acks", "all", "acks: all, leader or none")
 	flag.StringVar(&o.Durability, "durability", "always", "durability: always, periodic or never")
-	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory instead of on disk")
+	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory (wal.MemFS, whose sync copies the file to simulate crashes: not a fast mode)")
 	flag.StringVar(&o.Dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (or, with -idle, to measure)")
 	flag.Int64Var(&o.Count, "count", 0, "stop after this many records (0: run for -duration)")
@@ -72,19 +75,37 @@ func main() {
 	flag.BoolVar(&o.Idle, "idle", false, "no traffic: measure CPU and RSS of the idle cluster over -duration")
 	flag.DurationVar(&o.SessionTimeout, "session", 2*time.Second, "session timeout of the nodes")
 	flag.BoolVar(&o.JSON, "json", false, "print the result as one JSON line")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
+	if err := runAndPrint(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+// runAndPrint runs the bench and prints its result to stdout.
+func runAndPrint(ctx context.Context, o options) error {
 	res, err := run(ctx, o, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return err
 	}
-	if err := res.print(os.Stdout, o.JSON); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	return res.print(os.Stdout, o.JSON)
 }
 
 // result is what a run measured.

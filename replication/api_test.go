@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -161,6 +162,48 @@ func TestNotEnoughReplicas(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "t/0") {
 			t.Errorf("error lacks the partition: %v", err)
+		}
+	})
+}
+
+// A node holding no replica of a partition forwards its appends and reads
+// to the leader, MaxWait included.
+func TestReadForwardedByNodeWithoutReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		o := c.other(l)
+		if _, _, ok := c.nodes[o].rep.PartitionState("t", 0); ok {
+			t.Fatalf("node %d holds a replica of an RF 1 partition led by %d", o, l)
+		}
+		for i := range 3 {
+			if _, _, err := c.nodes[o].rep.Append(ctx, "t", 0, rec(fmt.Sprint(i)), AcksAll); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := c.nodes[o].rep.Read(ctx, "t", 0, 1, ReadOptions{MaxRecords: 1})
+		if err != nil || len(res.Records) != 1 || string(res.Records[0].Value) != "1" || res.Records[0].Offset != 1 || res.HighWatermark != 3 {
+			t.Fatalf("forwarded read: %+v, %v", res, err)
+		}
+		if _, err := c.nodes[o].rep.Read(ctx, "t", 0, 4, ReadOptions{}); !errors.Is(err, log.ErrOffsetOutOfRange) {
+			t.Fatalf("forwarded read past the end: %v", err)
+		}
+		got := make(chan ReadResult, 1)
+		go func() {
+			res, err := c.nodes[o].rep.Read(ctx, "t", 0, 3, ReadOptions{MaxWait: 5 * time.Second})
+			if err != nil {
+				t.Errorf("waiting forwarded read: %v", err)
+			}
+			got <- res
+		}()
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("late"), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-got; len(res.Records) != 1 || string(res.Records[0].Value) != "late" {
+			t.Fatalf("waiting forwarded read: %+v", res)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -164,7 +165,7 @@ func (c *tcluster) createTopic(name string, cfg meta.TopicConfig) *meta.Topic {
 				if !ok || part.Leader == 0 {
 					return false
 				}
-				if _, _, ok := n.rep.PartitionState(name, int32(p)); !ok {
+				if _, _, ok := n.rep.PartitionState(name, int32(p)); !ok && slices.Contains(part.Replicas, n.meta.ID()) {
 					return false
 				}
 			}

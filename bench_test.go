@@ -1,0 +1,66 @@
+package replog_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/replog/replog"
+)
+
+// benchCluster starts 3 nodes on disk (SyncAlways) with one partition of
+// RF 3 and returns its leader.
+func benchCluster(b *testing.B, dur replog.Durability) *replog.Cluster {
+	b.Helper()
+	lc, err := replog.NewLocalCluster(3, replog.WithDir(b.TempDir()),
+		replog.WithConfig(func(c *replog.Config) { c.Durability = dur }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lc.Close() })
+	if err := lc.Node(1).CreateTopic(context.Background(), "b", replog.TopicConfig{Partitions: 1}); err != nil {
+		b.Fatal(err)
+	}
+	ti, err := lc.Node(1).Topic(context.Background(), "b")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return lc.Node(ti.Partitions[0].Leader)
+}
+
+// BenchmarkAppend measures AcksAll appends of 100-byte records to one
+// partition of RF 3 through its leader, by batch size and concurrency
+// (parallelism p runs p × GOMAXPROCS appending goroutines)
+// (records/s is reported; compare runs of one `go test -bench` only).
+func BenchmarkAppend(b *testing.B) {
+	cases := []struct {
+		name     string
+		batch    int
+		parallel int
+		dur      replog.Durability
+	}{
+		{"batch=100/parallelism=4/SyncAlways", 100, 4, replog.SyncAlways},
+		{"batch=100/parallelism=4/SyncNever", 100, 4, replog.SyncNever},
+		{"batch=1/parallelism=1/SyncAlways", 1, 1, replog.SyncAlways},
+		{"batch=1/parallelism=64/SyncAlways", 1, 64, replog.SyncAlways},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			c := benchCluster(b, bc.dur)
+			batch := make([]replog.Record, bc.batch)
+			for i := range batch {
+				batch[i].Value = make([]byte, 100)
+			}
+			b.SetParallelism(bc.parallel)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Append(context.Background(), "b", 0, batch); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*bc.batch)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

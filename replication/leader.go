@@ -160,11 +160,17 @@ func (r *replica) leaderStep() bool {
 		out.deliver(m)
 		return false
 	}
+	stillLeader := r.mu.role == roleLeader && r.mu.epoch == epoch && !r.mu.superseded
 	for _, q := range round {
-		switch q.acks {
-		case AcksLeader:
+		switch {
+		case q.acks == AcksNone:
+		case !stillLeader:
+			// Leadership moved while the round was written: the new leader
+			// holds the batch (then deduplicates the retry) or not.
+			out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
+		case q.acks == AcksLeader:
 			out.ok(q)
-		case AcksAll:
+		default:
 			r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 		}
 	}

@@ -40,7 +40,7 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 	for i := range recs {
 		recs[i].Value = make([]byte, size)
 	}
-	var next atomic.Int64
+	var next, latSum atomic.Int64
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	b.ResetTimer()
@@ -57,7 +57,10 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 			}
 			n := c.nodes[via].rep
 			for next.Add(1) <= int64(b.N) {
-				if _, _, err := n.Append(ctx, "bench", part, recs, AcksAll); err != nil {
+				t0 := time.Now()
+				_, _, err := n.Append(ctx, "bench", part, recs, AcksAll)
+				latSum.Add(int64(time.Since(t0)))
+				if err != nil {
 					b.Error(err)
 					return
 				}
@@ -68,6 +71,7 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
+	b.ReportMetric(float64(latSum.Load())/float64(b.N)/1e3, "µs/append-avg")
 	for _, id := range c.ids {
 		st := &c.nodes[id].rep.stats
 		lr, fr := max(st.leaderRounds.Load(), 1), max(st.followerRounds.Load(), 1)

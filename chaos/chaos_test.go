@@ -23,17 +23,30 @@ var (
 // knownBug, when not empty, names bugs in replog that make the random
 // runs (TestChaos, TestSoak) fail; they skip with it, so that CI stays
 // usable, unless -chaos.known-bugs is given. Clear it once the bugs are
-// fixed. Found at commit 522006c (timing-dependent: under -race on a busy
-// machine, seeds 104, 116 and 149 of the short suite hit them):
-const knownBug = "bug: replication: (1) a deposed leader, isolated while it took appends, " +
-	"raises its high watermark over its divergent uncommitted tail once the network heals, " +
-	"serves those records as committed (reads saw c3-140@398, the final log holds it @418, " +
-	"seed 104), then refuses the truncation (\"truncation below the high watermark\") and " +
-	"never catches up; (2) a restarted node's replica fails for good with \"leader epoch below " +
-	"the log's latest epoch: epoch 1 after epoch 2\" (a replayed older partition record " +
-	"taken for a storage failure) and never catches up (seeds 116, 149), logging \"cannot " +
-	"report storage failure\" in a hot loop. Run them: go test ./chaos -run 'TestChaos$' " +
-	"-chaos.known-bugs -race -v"
+// fixed. (The suite found two such bugs at commit 522006c, both fixed
+// since: a deposed leader that raised its high watermark over its
+// divergent tail and served it as committed, fixed by 5cff24e; a
+// restarted replica failing for good on a replayed older epoch, not seen
+// since 0cd7c84.)
+const knownBug = ""
+
+// corruptionBug, when not empty, is why the random runs leave the Corrupt
+// fault out unless -chaos.known-bugs is given (TestCorruptSegment covers
+// corruption deterministically meanwhile). Found by TestSoak at commit
+// 4a9d0ca, seed 795355981064 (replay with -chaos.known-bugs).
+const corruptionBug = "bug: replication: a replica whose wal segment is corrupted is not rebuilt " +
+	"from its peers and stays in the ISR; elected leader (after a crash of every node), it " +
+	"cannot read the damaged range, so a follower behind it never catches up (\"cannot serve " +
+	"follower ... corrupt log\", logged without end) and reads through it fail forever"
+
+// randomFaults is every kind the random runs inject: all of them, but
+// Corrupt only with -chaos.known-bugs while corruptionBug stands.
+func randomFaults() []FaultKind {
+	if corruptionBug != "" && !*bugsFlag {
+		return without(allFaults, Corrupt)
+	}
+	return allFaults
+}
 
 // skipKnownBug skips t while knownBug stands, unless -chaos.known-bugs.
 func skipKnownBug(t testing.TB) {
@@ -60,11 +73,12 @@ var allFaults = []FaultKind{Kill, Crash, CrashAll, Isolate, IsolateLeader, KillL
 //	                losses are expected and reported as such
 //	seed mod 4 = 3: SyncAlways, 5 nodes (replication factor 3), every fault
 func configFor(seed int64, d time.Duration) runConfig {
-	cfg := runConfig{Seed: seed, Nodes: 3, Clients: 4, Duration: d, Durability: replog.SyncAlways, Kinds: allFaults}
+	faults := randomFaults()
+	cfg := runConfig{Seed: seed, Nodes: 3, Clients: 4, Duration: d, Durability: replog.SyncAlways, Kinds: faults}
 	switch uint64(seed) % 4 {
 	case 1:
 		cfg.Durability = replog.SyncNever
-		cfg.Kinds = without(allFaults, CrashAll)
+		cfg.Kinds = without(faults, CrashAll)
 	case 2:
 		cfg.Durability = replog.SyncNever
 		cfg.Kinds = []FaultKind{CrashAll, Kill, IsolateLeader, Crash}

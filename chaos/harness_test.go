@@ -491,7 +491,11 @@ func (h *harness) readThrough(id uint64, end int64) ([]history.Entry, error) {
 // whole history to a file and names it.
 func (o *outcome) report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v\nreplay: go test ./chaos -run 'TestChaos$' -seed=%d -chaos.duration=%v -v\n", o.cfg, o.cfg.Seed, o.cfg.Duration)
+	bugs := ""
+	if *bugsFlag {
+		bugs = " -chaos.known-bugs"
+	}
+	fmt.Fprintf(&b, "%v\nreplay: go test ./chaos -run 'TestChaos$' -seed=%d -chaos.duration=%v%s -v\n", o.cfg, o.cfg.Seed, o.cfg.Duration, bugs)
 	fmt.Fprintf(&b, "%s\n", o.schedule)
 	b.WriteString("events:\n")
 	for _, e := range o.events {

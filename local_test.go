@@ -11,10 +11,6 @@ import (
 )
 
 func TestLocalClusterStopRestartCycles(t *testing.T) {
-	t.Skip("replication: after Restart a replica can append with the leader epoch of the metadata " +
-		"replayed from before the stop (log.ErrStaleEpoch \"epoch 0 after epoch 2\"), takes it for a storage " +
-		"failure, and reportUnhealthy then retries SetUnhealthy without pause: a busy loop that hangs " +
-		"this test (under synctest the clock never advances) about one run in three")
 	synctest.Test(t, func(t *testing.T) {
 		lc := newLocal(t, 3)
 		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 3})

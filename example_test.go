@@ -44,6 +44,10 @@ func Example() {
 	for _, r := range rr.Records {
 		fmt.Printf("%d: %s\n", r.Offset, r.Value)
 	}
+	// Output:
+	// appended at offsets 0..1
+	// 0: order created
+	// 1: order paid
 }
 
 // Topics and their partitions' leaders and replicas.

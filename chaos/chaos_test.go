@@ -39,6 +39,26 @@ const corruptionBug = "bug: replication: a replica whose wal segment is corrupte
 	"cannot read the damaged range, so a follower behind it never catches up (\"cannot serve " +
 	"follower ... corrupt log\", logged without end) and reads through it fail forever"
 
+// syncNeverBug, when not empty, is why the runs that crash every node
+// under SyncNever (TestCrashAllSyncNever, and configFor's seeds mod 4 = 2)
+// skip unless -chaos.known-bugs is given. Found by TestSoak at commit
+// 9c65dcf, seed 588378517490.
+const syncNeverBug = "bug: replication: after a crash of every node under SyncNever, a follower " +
+	"whose persisted high watermark (5289) lies above the new leader's log end refuses the " +
+	"truncation it is asked for (\"truncation below the high watermark: truncating to 5228\", " +
+	"logged ~20,000 times in 30s), stays out of the ISR, and the partition rejects every AcksAll " +
+	"append with ErrNotEnoughReplicas for good: losing unsynced data is documented, losing the " +
+	"partition is not"
+
+// skipSyncNeverBug skips t while syncNeverBug stands, unless
+// -chaos.known-bugs.
+func skipSyncNeverBug(t testing.TB) {
+	t.Helper()
+	if syncNeverBug != "" && !*bugsFlag {
+		t.Skip(syncNeverBug)
+	}
+}
+
 // randomFaults is every kind the random runs inject: all of them, but
 // Corrupt only with -chaos.known-bugs while corruptionBug stands.
 func randomFaults() []FaultKind {
@@ -117,7 +137,11 @@ func TestChaos(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			o := run(t, configFor(seed, *durationFlag))
+			cfg := configFor(seed, *durationFlag)
+			if cfg.ExpectLoss {
+				skipSyncNeverBug(t)
+			}
+			o := run(t, cfg)
 			t.Logf("%v\n%s\nfaults %v, %d ops in %v", o.cfg, o.result, o.faults, len(o.hist), o.elapsed.Round(time.Millisecond))
 			for _, g := range o.gaps {
 				t.Logf("known %s: %s", knownCorruptionGap, g)
@@ -149,7 +173,11 @@ func TestSoak(t *testing.T) {
 	s.faults = map[FaultKind]int{}
 	for time.Now().Before(end) {
 		seed := rng.Int64N(1 << 40)
-		o := run(t, configFor(seed, *durationFlag))
+		cfg := configFor(seed, *durationFlag)
+		if cfg.ExpectLoss && syncNeverBug != "" && !*bugsFlag {
+			continue // see syncNeverBug
+		}
+		o := run(t, cfg)
 		s.add(o)
 		if o.failed() {
 			t.Errorf("seed %d FAILED: %s", seed, o.report())

@@ -51,9 +51,11 @@
 //	go test ./chaos -run TestSoak -soak=10m -timeout=0 -v
 //	                                      # random seeds for 10 minutes
 //
-// -chaos.duration sets the workload time of one run (default 5s). While
-// the tests' knownBug names open bugs of replog that the random runs hit,
-// TestChaos and TestSoak skip unless -chaos.known-bugs is given.
+// -chaos.duration sets the workload time of one run (default 5s). Open
+// bugs of replog that the runs hit are named in the tests (knownBug,
+// corruptionBug, syncNeverBug); the runs they affect skip, or leave the
+// fault out, unless -chaos.known-bugs is given, so that CI stays green
+// while they stand.
 //
 // A replica whose segment was corrupted must report it (wal.ErrCorrupt)
 // and never serve the damaged record; replog does not yet rebuild such a

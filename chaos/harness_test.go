@@ -349,6 +349,7 @@ func (h *harness) finish(o *outcome) {
 	if !ok {
 		return
 	}
+	h.waitISR()
 	// What a consumer sees through each node, recorded as reads: each
 	// must be a prefix of the final log, and waiting for it (MaxWait)
 	// brings each replica up to the final append.
@@ -384,6 +385,32 @@ func (h *harness) finish(o *outcome) {
 			h.note(-1, nil, "n%d's replica holds %d records", id, len(held))
 		}
 	}
+}
+
+// waitISR waits until the ISR holds every replica: with nothing appended
+// after the final append, which the high watermark passed, every ISR
+// member then holds it (a node that has not opened its replica yet would
+// otherwise answer the final reads by forwarding them to the leader). It
+// polls the metadata every finalRetry up to recoverTimeout: replog offers
+// no event for an ISR change.
+func (h *harness) waitISR() {
+	deadline := time.Now().Add(recoverTimeout)
+	var info replog.TopicInfo
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		info, err = h.lc.Node(1).Topic(ctx, topic)
+		cancel()
+		if err == nil && len(info.Partitions) == 1 {
+			p := info.Partitions[0]
+			if len(p.ISR) == len(p.Replicas) {
+				h.note(-1, nil, "ISR %v holds every replica", p.ISR)
+				return
+			}
+		}
+		pause(context.Background(), finalRetry)
+	}
+	h.problem("the ISR does not hold every replica %v after healing: %+v, %v", recoverTimeout, info.Partitions, err)
 }
 
 // readRawLog opens the partition's replica on fsys, if there is one, and

@@ -63,7 +63,12 @@
 // counting only what its log acknowledged (synced under SyncAlways), its
 // latest epoch and its high watermark. The leader's high watermark is the
 // smallest log end over the ISR, its own durable end included, and does
-// not move while the ISR is smaller than MinInSyncReplicas; it reaches the
+// not move while the ISR is smaller than MinInSyncReplicas. ISR members the
+// metadata shows draining (controlled shutdown) are left out of both: a
+// draining node leads nothing until it registers again, and registering
+// removes it from every ISR, so no election can pick it; without this a
+// handed-over leadership would commit nothing until the stopped node is
+// shrunk out. The high watermark reaches the
 // followers in the next push or in a push of its own, resent until
 // acknowledged. A follower takes the leader's high watermark only up to
 // what it has confirmed agrees with that leader's log.
@@ -73,7 +78,9 @@
 // follower answers a probe (or, unasked, a leader it learns of) with its
 // latest epoch E and log end L. The leader sends from
 // T = min(L, end of E in its own log) and tells the follower to truncate
-// to T first if it holds more. A push that does not continue the
+// to T first if it holds more (the first push of a match is sent even
+// when empty: it also tells the follower that its log agrees with the
+// leader's below T). A push that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
 // (E, L), and the leader rematches. Each match starts a new generation;
 // answers of older generations are ignored. A follower with pushes in

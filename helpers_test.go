@@ -2,7 +2,6 @@ package replog_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -43,16 +42,13 @@ func createTopic(t *testing.T, lc *replog.LocalCluster, name string, cfg replog.
 	}
 }
 
-// requireEngine skips the test while the replication engine is the API
-// skeleton (every Append returns replication's ErrClosed on an open node).
+// requireEngine appends a probe record to partition 0 of topic through c and
+// fails the test if the append does not succeed.
 func requireEngine(t *testing.T, c *replog.Cluster, topic string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := c.Append(ctx, topic, 0, []replog.Record{{Value: []byte("probe")}})
-	if errors.Is(err, replog.ErrClosed) {
-		t.Skip("replication: engine not implemented yet (Append on an open node returns ErrClosed)")
-	}
 	if err != nil {
 		t.Fatalf("probe append: %v", err)
 	}

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/replog/replog"
 	"go.uber.org/goleak"
 )
 
@@ -30,9 +28,6 @@ func TestTinyRuns(t *testing.T) {
 		var progress bytes.Buffer
 		res, err := run(ctx, o, &progress)
 		cancel()
-		if errors.Is(err, replog.ErrClosed) {
-			t.Skip("replication: engine not implemented yet")
-		}
 		if err != nil {
 			t.Fatalf("run(%+v): %v", o, err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -43,9 +42,6 @@ func TestThreeNodesOverTCP(t *testing.T) {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if errors.Is(err, replog.ErrClosed) {
-			t.Skip("replication: engine not implemented yet (Append returns ErrClosed)")
-		}
 		if err != nil {
 			t.Fatalf("node %d: %v\n%s", i+1, err, outs[i].String())
 		}

@@ -83,7 +83,13 @@
 // leader's below T). A push that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
 // (E, L), and the leader rematches. Each match starts a new generation;
-// answers of older generations are ignored. A follower with pushes in
+// answers of older generations are ignored, except a hello of generation
+// 0: a follower sends one unasked when it starts following an epoch (a
+// restarted node, say), having forgotten where its log agrees, and is
+// matched again even if the leader had matched it; probes carry
+// generations from 1. A follower that does not know where its log agrees
+// answers a high-watermark push with "mismatch" (its hello was lost),
+// which rematches it too. A follower with pushes in
 // flight and no progress for four ticks is rematched from what it
 // acknowledged (lost pushes or acks).
 //

@@ -150,6 +150,9 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 		c.stop(f)
 		appendN(t, ctx, c, l, "b", 30)
 		c.start(f)
+		if hw, _, ok := c.nodes[f].rep.PartitionState("t", 0); true {
+			t.Logf("restarted: hw %d ok %v", hw, ok)
+		}
 		checkValues(t, values(c), append(names("a", 10), names("b", 30)...)) // converged: byte for byte
 	})
 }
@@ -288,4 +291,105 @@ func TestFailoverUnderLoadNoLossNoDuplicate(t *testing.T) {
 		}
 		t.Logf("%d acknowledged, %d in the log", len(acked), len(got))
 	})
+}
+
+// A replica that starts following an epoch its leader already matched it
+// in (it restarted, say) has forgotten how far its log agrees with the
+// leader's, and takes no high watermark above that: its hello makes the
+// leader match it again, although nothing more is appended.
+func TestRefollowingReplicaIsMatchedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 5)
+		checkValues(t, values(c), names("a", 5))
+		r := replicaOf(t, c, f)
+		var out answers
+		r.mu.Lock()
+		r.becomeFollowerLocked(r.mu.leader, r.mu.epoch, &out) // as a restarted replica does
+		r.mu.Unlock()
+		out.deliver(r.m)
+		c.waitFor("follower matched again", 30*time.Second, func() bool { return agreedOf(r) == 5 })
+	})
+}
+
+// A follower that does not know where its log agrees with its leader's
+// (its hello was lost) answers the leader's high-watermark push with a
+// mismatch, and so is matched again.
+func TestFollowerWithoutAgreementAsksForMatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 5)
+		checkValues(t, values(c), names("a", 5))
+		r := replicaOf(t, c, f)
+		r.mu.Lock()
+		r.mu.agreed = -1 // as after becomeFollowerLocked, with the hello lost
+		r.mu.Unlock()
+		lr := replicaOf(t, c, l)
+		lr.mu.Lock()
+		lr.mu.followers[f].hw = 0 // the leader pushes its high watermark again
+		lr.mu.Unlock()
+		c.waitFor("follower matched again", 30*time.Second, func() bool { return agreedOf(r) == 5 })
+	})
+}
+
+// A follower that crashes right after an acknowledged append holds the
+// records but may come back with a lower high watermark (it is
+// checkpointed lazily): it must learn the leader's again although nothing
+// more is appended.
+func TestCrashedFollowerLearnsHighWatermark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 5)
+		c.fs[f].(*wal.MemFS).Crash(wal.CrashOptions{})
+		c.stopCrashed(f)
+		c.start(f)
+		checkValues(t, values(c), names("a", 5)) // converged: every high watermark at 5
+	})
+}
+
+// stopCrashed stops node id after its FS crashed: closing its files fails.
+func (c *tcluster) stopCrashed(id uint64) {
+	c.t.Helper()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	_ = n.ep.Close()
+	_ = n.rep.Close() // its files went with the crash
+	if err := n.meta.Close(); err != nil {
+		c.t.Errorf("close meta %d: %v", id, err)
+	}
+}
+
+// replicaOf is node id's replica of t/0.
+func replicaOf(t *testing.T, c *tcluster, id uint64) *replica {
+	t.Helper()
+	tp, ok := c.nodes[id].meta.State().Topic("t")
+	if !ok {
+		t.Fatalf("node %d does not know topic t", id)
+	}
+	r := c.nodes[id].rep.replica(pkey{tp.ID, 0})
+	if r == nil {
+		t.Fatalf("node %d has no replica of t/0", id)
+	}
+	return r
+}
+
+func agreedOf(r *replica) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.agreed
 }

@@ -67,6 +67,16 @@ func (r *replica) followerStep() bool {
 		case it.flags&pushProbe != 0:
 			ack(it.gen, ackHello)
 		case it.flags&pushHWOnly != 0:
+			if !r.agreementKnown(epoch) && !matchPushFollows(items[i+1:], it.gen) {
+				// The leader thinks this replica matched, but it does not
+				// know where its log agrees with the leader's (it restarted,
+				// or the leader ignored its hello as an older generation's
+				// answer): without a match it would never take the high
+				// watermark. Ask for one with this generation, like a lost
+				// push does.
+				ack(it.gen, ackMismatch)
+				continue
+			}
 			r.setHW(it.hw, epoch)
 			if i == len(items)-1 || items[i+1].flags&pushHWOnly == 0 {
 				ack(it.gen, ackOK) // the leader resends the high watermark until acknowledged
@@ -195,6 +205,26 @@ func (r *replica) confirmed(epoch int32, end int64) {
 		r.mu.agreed = end
 	}
 	r.mu.Unlock()
+}
+
+// agreementKnown reports whether a push of the leader of epoch confirmed
+// how far this replica's log agrees with the leader's.
+func (r *replica) agreementKnown(epoch int32) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.epoch == epoch && r.mu.role == roleFollower && r.mu.agreed >= 0
+}
+
+// matchPushFollows reports whether items hold the first push of the match
+// of generation gen (which confirms the agreement and carries a high
+// watermark at least as recent as a high-watermark push before it).
+func matchPushFollows(items []pushItem, gen uint32) bool {
+	for i := range items {
+		if items[i].gen == gen && items[i].flags&pushTruncate != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // setHW raises the follower's high watermark to the leader's, capped by

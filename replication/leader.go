@@ -223,7 +223,11 @@ func (r *replica) beginEpoch(epoch int32) bool {
 	r.mu.ledSince = now
 	for id, f := range r.mu.followers {
 		f.probeAt = now
-		r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch, flags: pushProbe})
+		// Generation 0 is left to the hellos followers send unasked
+		// (see onAck): answers to probes carry generation 1 or more.
+		f.gen = 1
+		r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
+			gen: f.gen, flags: pushProbe})
 	}
 	return true
 }
@@ -419,7 +423,13 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 			r.kickLocked()
 		}
 	case ackHello, ackMismatch:
-		if f.matched && a.gen != f.gen {
+		// A hello of generation 0 is sent unasked by a replica that starts
+		// following this epoch (after a restart, say): whatever it
+		// confirmed before is forgotten, and its log may have changed, so
+		// it is matched again even if it was matched. The transport keeps
+		// each pair's messages in order: it cannot be older than an answer
+		// already taken from the same replica.
+		if f.matched && a.gen != f.gen && (a.status != ackHello || a.gen != 0) {
 			return
 		}
 		r.matchLocked(from, f, a.lastEpoch, a.logEnd, now)
@@ -453,6 +463,7 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	f.gen++
 	f.matched = true
 	f.sentEnd = t
+	f.hw = 0 // a restarted follower's high watermark may have gone back: learn it from its next answer
 	// Always send a first push from t, empty if need be: it truncates the
 	// follower if it holds more, and confirms to it that its log agrees
 	// with ours below t (it takes our high watermark only that far).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,6 +207,12 @@ const freshTopicBug = "bug: replication: appends through a node just after Creat
 	"later appends through the same node are then acknowledged at those offsets and never " +
 	"written: acknowledged records lost, without any fault (e.g. c3-5 acknowledged at offset 1, " +
 	"where every replica holds c1-0, whose append had failed)"
+
+// isFreshTopicTest reports whether t is TestAppendsRightAfterCreateTopic,
+// whose runs must not wait for the topic to reach every node.
+func isFreshTopicTest(t testing.TB) bool {
+	return strings.HasPrefix(t.Name(), "TestAppendsRightAfterCreateTopic")
+}
 
 // TestAppendsRightAfterCreateTopic runs short fault-free histories that
 // start appending through every node as soon as CreateTopic returned, on

@@ -11,6 +11,7 @@ import (
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
+	"github.com/replog/replog/transport"
 )
 
 func TestBadInput(t *testing.T) {
@@ -204,6 +205,43 @@ func TestReadForwardedByNodeWithoutReplica(t *testing.T) {
 		}
 		if res := <-got; len(res.Records) != 1 || string(res.Records[0].Value) != "late" {
 			t.Fatalf("waiting forwarded read: %+v", res)
+		}
+	})
+}
+
+// Shutdown returns only once the new leaders took over: Drain is applied
+// on the draining node first, and a draining metadata leader whose
+// messages are slow must not stop before the new partition leaders know
+// they lead (appends would wait for a new metadata leader meanwhile).
+func TestShutdownWaitsForNewLeaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 3, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 5)
+		ctl := c.nodes[1].meta.Controller()
+		if ctl == 0 || c.nodes[ctl] == nil {
+			t.Fatalf("no controller known: %d", ctl)
+		}
+		for _, id := range c.ids {
+			if id != ctl {
+				c.net.SetLink(ctl, id, transport.LinkFaults{Delay: 200 * time.Millisecond})
+			}
+		}
+		if err := c.nodes[ctl].rep.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st := c.nodes[ctl].meta.State()
+		for p := range int32(3) {
+			part, _ := st.Partition("t", p)
+			if part.Leader == ctl || part.Leader == 0 {
+				t.Fatalf("partition %d: %+v after Shutdown of node %d", p, part, ctl)
+			}
+			if got, ok := c.nodes[part.Leader].meta.State().Partition("t", p); !ok || got.LeaderEpoch < part.LeaderEpoch {
+				t.Errorf("partition %d: Shutdown of node %d returned before leader %d learned epoch %d (it knows %+v)",
+					p, ctl, part.Leader, part.LeaderEpoch, got)
+			}
 		}
 	})
 }

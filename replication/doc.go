@@ -17,7 +17,7 @@
 //	base, last, err := m.Append(ctx, "orders", 0, records, replication.AcksAll)
 //	res, err := m.Read(ctx, "orders", 0, base, replication.ReadOptions{MaxWait: time.Second})
 //	...
-//	m.Shutdown(ctx) // controlled shutdown: leaderships move first
+//	m.Shutdown(ctx) // controlled shutdown: leaderships move first, and their new leaders push to it
 //	m.Close()
 //
 // The Manager watches the metadata: it opens a replica (a log.Log in

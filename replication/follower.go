@@ -10,10 +10,14 @@ import (
 // onPush takes a leader's push for this replica.
 func (r *replica) onPush(from uint64, it *pushItem) {
 	var out answers
+	heard := false
 	r.mu.Lock()
 	defer func() {
 		r.mu.Unlock()
 		out.deliver(r.m)
+		if heard {
+			r.m.notifyChanged() // a Shutdown may wait for this leader
+		}
 	}()
 	if r.mu.closed || r.mu.failed != nil {
 		return
@@ -31,6 +35,9 @@ func (r *replica) onPush(from uint64, it *pushItem) {
 	}
 	if r.mu.leader != from {
 		return
+	}
+	if it.epoch > r.mu.heard {
+		r.mu.heard, heard = it.epoch, true
 	}
 	r.mu.fq = append(r.mu.fq, *it)
 	r.kickLocked()

@@ -371,12 +371,13 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		return ErrClosed
 	}
 	m.draining.Store(true)
+	led := m.ledReplicas()
 	if err := m.cfg.Meta.Drain(ctx); err != nil {
 		return fmt.Errorf("replication: shutdown: %w", err)
 	}
 	for {
 		ch := m.changedCh()
-		if m.leadsNothing() && m.noCalls() {
+		if m.leadsNothing() && m.noCalls() && m.handedOver(led) {
 			return nil
 		}
 		select {
@@ -396,6 +397,44 @@ func (m *Manager) leadsNothing() bool {
 			if p.Leader == m.cfg.ID && slices.Contains(p.ISR, m.cfg.ID) && len(p.ISR) > 1 {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// ledReplicas returns the replicas this node leads.
+func (m *Manager) ledReplicas() []*replica {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*replica
+	for _, r := range m.mu.replicas {
+		r.mu.Lock()
+		if r.mu.role == roleLeader {
+			out = append(out, r)
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// handedOver reports whether the new leader of each partition in led (as
+// this node's metadata names it) has pushed to this replica in its epoch.
+// Drain returns once the change is applied here, not on the other nodes:
+// without this wait, a node that is also the metadata leader could stop
+// before the new leaders learn of the change, and appends would wait for
+// a new metadata leader (or the session timeout) instead.
+func (m *Manager) handedOver(led []*replica) bool {
+	st := m.cfg.Meta.State()
+	for _, r := range led {
+		p, ok := st.Partition(r.topic, r.key.partition)
+		if !ok || p.Leader == 0 || p.Leader == m.cfg.ID {
+			continue // deleted, offline, or still ours (no one else in the ISR)
+		}
+		r.mu.Lock()
+		heard := r.mu.heard >= p.LeaderEpoch || r.mu.closed || r.mu.failed != nil
+		r.mu.Unlock()
+		if !heard {
+			return false
 		}
 	}
 	return true

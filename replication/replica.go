@@ -120,6 +120,7 @@ type replica struct {
 		// follower
 		fq     []pushItem
 		agreed int64 // the log agrees with the leader's below it (-1: not known yet)
+		heard  int32 // the latest epoch whose leader pushed to this replica (Shutdown waits for it)
 
 		producers map[int64]*producerState
 	}
@@ -150,6 +151,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0}
 	r.mu.producers = map[int64]*producerState{}
 	r.mu.epoch = -1
+	r.mu.heard = -1
 	r.rebuildProducers()
 	return r, nil
 }

@@ -245,3 +245,24 @@ func TestShutdownWaitsForNewLeaders(t *testing.T) {
 		}
 	})
 }
+
+// An EventResync carries the State of a snapshot installed before later
+// changes; delivered after an Append read a newer State, it must not take
+// a topic created since for deleted: its producer would fail calls that
+// are written, its replica would be removed.
+func TestStaleResyncDeletesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		old := c.nodes[1].meta.State()
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 3)
+		if _, ok := old.Topic("t"); ok {
+			t.Fatal("the State read before CreateTopic holds the topic")
+		}
+		c.nodes[1].rep.reconcileAll(old) // as a resync delivered late would
+		appendN(t, ctx, c, 1, "b", 3)
+		checkValues(t, values(c), append(names("a", 3), names("b", 3)...))
+	})
+}

@@ -40,6 +40,14 @@ func (m *Manager) reconcileAll(st *meta.State) {
 		live[t.ID] = true
 		m.reconcileTopic(t)
 	}
+	// st may be older than the State an Append read: a snapshot installed
+	// before a topic was created is delivered after it. A topic missing
+	// from st is deleted only if the latest State lacks it too (topic IDs
+	// are never reused); else its producer would be failed and dropped
+	// with batches in flight, and a new one would reuse their sequences.
+	for _, t := range m.cfg.Meta.State().Topics() {
+		live[t.ID] = true
+	}
 	m.mu.RLock()
 	var gone []uint64
 	for key := range m.mu.replicas {

@@ -132,7 +132,12 @@
 // and no more pushes, and the Manager calls meta.SetUnhealthy(true) once:
 // the controller moves its leaderships to healthy ISR members, and the
 // leader of its follower replicas shrinks them out. The replica stays
-// failed until the node restarts.
+// failed until the node restarts. The affected appends are those of this
+// node's producers: an append forwarded here from a healthy node is
+// answered "storage stalled", and that node's producer waits (within the
+// caller's ctx) for the leadership to move and sends it to the new
+// leader, unless the ISR holds no other eligible member, when it fails
+// with wal.ErrStorageStalled.
 //
 // # Wire format
 //

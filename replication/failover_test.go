@@ -393,3 +393,34 @@ func agreedOf(r *replica) int64 {
 	defer r.mu.Unlock()
 	return r.mu.agreed
 }
+
+// An append forwarded from a healthy node to a leader whose storage
+// stalls is not failed with the leader's ErrStorageStalled: the
+// leadership moves to a healthy ISR member and the append goes there,
+// within ctx, written once.
+func TestForwardedAppendRidesOutLeaderStall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stalls := map[uint64]*wal.StallFS{}
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			s := wal.NewStallFS(cfg.FS)
+			stalls[id] = s
+			cfg.FS = s
+		})
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		old := c.leader("t", 0)
+		via := c.other(old)
+		appendN(t, ctx, c, via, "a", 5)
+		stalls[old].Stall()
+		if _, _, err := c.nodes[via].rep.Append(ctx, "t", 0, rec("fwd"), AcksAll); err != nil {
+			t.Fatalf("append through healthy node %d while leader %d stalls: %v", via, old, err)
+		}
+		if l := c.leader("t", 0); l == old {
+			t.Fatalf("the append succeeded with stalled node %d still leading", old)
+		}
+		stalls[old].Release()
+		c.stop(old)
+		checkValues(t, values(c), append(names("a", 5), "fwd"))
+	})
+}

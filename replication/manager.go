@@ -260,8 +260,9 @@ func (m *Manager) reportUnhealthy() {
 // before Append returns: the caller may reuse them. Errors:
 // ErrInvalidArgument, ErrRecordTooLarge, ErrNotEnoughReplicas,
 // meta.ErrUnknownTopic, meta.ErrUnknownPartition, wal.ErrStorageStalled
-// (the leader's storage stalled), ErrClosed, ctx's error (the batch may
-// or may not be written).
+// (this node's storage stalled as leader, or the leader's with no other
+// eligible ISR member to take over), ErrClosed, ctx's error (the batch
+// may or may not be written).
 func (m *Manager) Append(ctx context.Context, topic string, partition int32, records []log.Record, acks Acks) (base, last int64, err error) {
 	if m.closed.Load() || m.draining.Load() {
 		return 0, 0, ErrClosed

@@ -141,12 +141,39 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 			// or for the retry delay.
 			c.notBefore = now + p.m.retryDelay()
 		}
+	case codeStorageStalled:
+		if c.target == p.m.cfg.ID || !p.otherLeaderPossible(c.target) {
+			p.finishLocked(c, code, base, last)
+			break
+		}
+		// Another node's storage stalled, not this one's: it reports
+		// itself unhealthy and the controller moves its leaderships to
+		// another ISR member. Ride that out within ctx, as an election
+		// (an event resends at once); the new leader deduplicates the
+		// batch if the stalled one pushed it before its own write.
+		c.notBefore = now + p.m.retryDelay()
 	default:
 		p.finishLocked(c, code, base, last)
 	}
 	send := p.pickLocked(now, nil)
 	p.mu.Unlock()
 	p.send(send)
+}
+
+// otherLeaderPossible reports whether the partition's ISR, as the
+// metadata shows it, holds an eligible member other than stalled.
+func (p *producer) otherLeaderPossible(stalled uint64) bool {
+	st := p.m.cfg.Meta.State()
+	part, ok := st.Partition(p.topic, p.key.partition)
+	if !ok {
+		return false
+	}
+	for _, id := range part.ISR {
+		if n, ok := st.Node(id); ok && id != stalled && n.Eligible() {
+			return true
+		}
+	}
+	return false
 }
 
 // finishLocked ends c with the outcome of code.

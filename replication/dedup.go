@@ -1,6 +1,9 @@
 package replication
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+)
 
 // Producer sequences make retried appends idempotent. Every batch Append
 // writes carries its producer's ID (the node's ID), epoch (the node's meta
@@ -11,6 +14,13 @@ import "errors"
 // answers a batch it already holds with the offsets it got the first time
 // instead of writing it again. This is Kafka's idempotent producer, reduced
 // to what replog's own retries need.
+//
+// A batch is the same batch only if its sequences and its checksum (which
+// covers its records, timestamps and producer fields, not the offsets the
+// leader stamps) match: every attempt of one Append sends the same bytes,
+// so a retry matches; different data under a sequence already held is
+// refused (errSequenceConflict), never answered with the other batch's
+// offsets.
 //
 // Unlike Kafka, a gap in the sequence is accepted: concurrent Append calls
 // on one node are not ordered with each other, and a call abandoned by its
@@ -33,7 +43,7 @@ var (
 	// remembered: the replica cannot tell whether it was written.
 	errSequenceTooOld = errors.New("replication: producer sequence too old to deduplicate")
 	// errSequenceConflict: a remembered batch starts at the same sequence
-	// but ends elsewhere.
+	// but ends elsewhere or holds other data (another checksum).
 	errSequenceConflict = errors.New("replication: producer sequence reused for another batch")
 	// errProducerFenced: the batch comes from an older epoch of a producer
 	// that has since restarted.
@@ -45,6 +55,7 @@ type seqBatch struct {
 	firstSeq, lastSeq int32
 	baseOffset        int64
 	lastOffset        int64
+	crc               uint32 // the batch's checksum: tells a retry from other data
 }
 
 // producerState is a replica's memory of one producer on one partition.
@@ -70,11 +81,11 @@ func seqBefore(a, b int32) bool {
 	return d != 0 && d < 1<<30
 }
 
-// check classifies a batch with the given producer epoch and sequences.
-// It returns (prev, true, nil) for a batch already held, whose offsets are
-// in prev; (_, false, nil) for a batch to write (then call record); and an
-// error for a batch that must be refused.
-func (p *producerState) check(epoch int16, firstSeq, lastSeq int32) (prev seqBatch, dup bool, err error) {
+// check classifies a batch with the given producer epoch, sequences and
+// checksum. It returns (prev, true, nil) for a batch already held, whose
+// offsets are in prev; (_, false, nil) for a batch to write (then call
+// record); and an error for a batch that must be refused.
+func (p *producerState) check(epoch int16, firstSeq, lastSeq int32, crc uint32) (prev seqBatch, dup bool, err error) {
 	if len(p.batches) == 0 || epoch > p.epoch {
 		return seqBatch{}, false, nil
 	}
@@ -84,7 +95,7 @@ func (p *producerState) check(epoch int16, firstSeq, lastSeq int32) (prev seqBat
 	oldest := p.batches[0].firstSeq
 	for _, b := range p.batches {
 		if b.firstSeq == firstSeq {
-			if b.lastSeq != lastSeq {
+			if b.lastSeq != lastSeq || b.crc != crc {
 				return seqBatch{}, false, errSequenceConflict
 			}
 			return b, true, nil
@@ -98,6 +109,9 @@ func (p *producerState) check(epoch int16, firstSeq, lastSeq int32) (prev seqBat
 	}
 	return seqBatch{}, false, nil
 }
+
+// batchCRC returns an encoded batch's checksum (package log's header).
+func batchCRC(b []byte) uint32 { return binary.BigEndian.Uint32(b[batchCRCOffset:]) }
 
 // record remembers a batch held for the producer at epoch. A newer epoch
 // forgets the older epoch's batches.

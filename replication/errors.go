@@ -13,7 +13,9 @@ import (
 var (
 	// ErrNotLeader is returned, inside a *NotLeaderError, when a call that
 	// needs the partition's leader reached a node that is not (or no longer)
-	// the leader and could not be retried within the caller's context.
+	// the leader and could not be retried within the caller's context, and
+	// by Append when the topic was deleted while the batch was in flight
+	// (leader 0). Either way an Append may or may not have been written.
 	ErrNotLeader = errors.New("replication: not the partition leader")
 
 	// ErrNotEnoughReplicas is returned by Append with AcksAll while the

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -34,29 +33,31 @@ func (m *Manager) watchLoop() {
 }
 
 // reconcileAll brings replicas and producers in line with a whole State.
+//
+// st may be older than the State an Append read and created a producer
+// from: a snapshot's EventResync is delivered after later changes are
+// visible through meta.Node.State, and an Append may create a producer
+// for a topic applied after the State this loop read. So a topic missing
+// from st is taken for deleted only if st is at or past the index that
+// created it (a topic's ID is that index, and IDs are never reused): a
+// topic created after st is left alone. Taking it for deleted would fail
+// its producer's calls in flight (written or not) and drop the producer.
 func (m *Manager) reconcileAll(st *meta.State) {
 	live := map[uint64]bool{}
 	for _, t := range st.Topics() {
 		live[t.ID] = true
 		m.reconcileTopic(t)
 	}
-	// st may be older than the State an Append read: a snapshot installed
-	// before a topic was created is delivered after it. A topic missing
-	// from st is deleted only if the latest State lacks it too (topic IDs
-	// are never reused); else its producer would be failed and dropped
-	// with batches in flight, and a new one would reuse their sequences.
-	for _, t := range m.cfg.Meta.State().Topics() {
-		live[t.ID] = true
-	}
+	deleted := func(id uint64) bool { return !live[id] && id <= st.Index() }
 	m.mu.RLock()
 	var gone []uint64
 	for key := range m.mu.replicas {
-		if !live[key.topicID] {
+		if deleted(key.topicID) {
 			gone = append(gone, key.topicID)
 		}
 	}
 	for key := range m.mu.producers {
-		if !live[key.topicID] {
+		if deleted(key.topicID) {
 			gone = append(gone, key.topicID)
 		}
 	}
@@ -134,7 +135,7 @@ func (m *Manager) topicDeleted(topicID uint64) {
 		m.dropReplica(key, true)
 	}
 	for _, p := range ps {
-		p.fail(fmt.Errorf("replication: %s: %w", p.topic, meta.ErrUnknownTopic))
+		p.topicDeleted()
 	}
 	var out answers
 	for _, o := range orphans {

@@ -254,7 +254,8 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 			ps = &producerState{}
 			r.mu.producers[q.pid] = ps
 		}
-		prev, dup, err := ps.check(q.pepoch, q.firstSeq, q.lastSeq)
+		crc := batchCRC(q.batch)
+		prev, dup, err := ps.check(q.pepoch, q.firstSeq, q.lastSeq, crc)
 		switch {
 		case err != nil:
 			out.add(q, codeSequence, 0, 0)
@@ -276,7 +277,7 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 		q.base = r.mu.nextOffset
 		q.last = q.base + int64(q.count) - 1
 		r.mu.nextOffset = q.last + 1
-		ps.record(q.pepoch, seqBatch{firstSeq: q.firstSeq, lastSeq: q.lastSeq, baseOffset: q.base, lastOffset: q.last})
+		ps.record(q.pepoch, seqBatch{firstSeq: q.firstSeq, lastSeq: q.lastSeq, baseOffset: q.base, lastOffset: q.last, crc: crc})
 		if q.acks == AcksNone {
 			out.ok(q)
 		}

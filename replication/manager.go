@@ -259,10 +259,14 @@ func (m *Manager) reportUnhealthy() {
 // within ctx; retries never write a batch twice. Records are encoded
 // before Append returns: the caller may reuse them. Errors:
 // ErrInvalidArgument, ErrRecordTooLarge, ErrNotEnoughReplicas,
-// meta.ErrUnknownTopic, meta.ErrUnknownPartition, wal.ErrStorageStalled
-// (this node's storage stalled as leader, or the leader's with no other
-// eligible ISR member to take over), ErrClosed, ctx's error (the batch
-// may or may not be written).
+// meta.ErrUnknownTopic and meta.ErrUnknownPartition (the batch was not
+// written: a topic CreateTopic returned for is found on every node),
+// wal.ErrStorageStalled (this node's storage stalled as leader, or the
+// leader's with no other eligible ISR member to take over), ErrNotLeader
+// (the topic was deleted while the batch was in flight), ErrClosed, ctx's
+// error. ErrInvalidArgument, ErrRecordTooLarge, meta.ErrUnknownTopic and
+// meta.ErrUnknownPartition say the batch was not written; after any other
+// error it may or may not have been.
 func (m *Manager) Append(ctx context.Context, topic string, partition int32, records []log.Record, acks Acks) (base, last int64, err error) {
 	if m.closed.Load() || m.draining.Load() {
 		return 0, 0, ErrClosed

@@ -152,6 +152,15 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 		// (an event resends at once); the new leader deduplicates the
 		// batch if the stalled one pushed it before its own write.
 		c.notBefore = now + p.m.retryDelay()
+	case codeUnknownTopic:
+		// The leader had no replica of the partition and its topic is
+		// deleted: this attempt was not written, but an earlier one may
+		// have been, before the deletion.
+		if c.attempt > 1 {
+			p.finishErrLocked(c, -1, -1, maybeWrittenDeleted(p.topic, p.key.partition))
+			break
+		}
+		p.finishLocked(c, code, base, last)
 	default:
 		p.finishLocked(c, code, base, last)
 	}
@@ -284,8 +293,8 @@ func (p *producer) tick(now int64) {
 	p.send(send)
 }
 
-// fail ends every outstanding call with err (topic deleted, Manager
-// closed); later submits fail with it too.
+// fail ends every outstanding call with err (Manager closed); later
+// submits fail with it too.
 func (p *producer) fail(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -293,6 +302,34 @@ func (p *producer) fail(err error) {
 	for _, c := range slices.Clone(p.mu.calls) {
 		p.finishErrLocked(c, -1, -1, err)
 	}
+}
+
+// topicDeleted ends every outstanding call because the topic is deleted;
+// later submits fail with meta.ErrUnknownTopic. A call never sent fails
+// with meta.ErrUnknownTopic too: it was not written. A call sent at least
+// once may have been written before the deletion: it fails with the
+// maybe-written error of maybeWrittenDeleted, never with a definite one.
+func (p *producer) topicDeleted() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	unknown := fmt.Errorf("replication: %s: %w", p.topic, meta.ErrUnknownTopic)
+	p.mu.dead = unknown
+	for _, c := range slices.Clone(p.mu.calls) {
+		err := unknown
+		if c.attempt > 0 {
+			err = maybeWrittenDeleted(p.topic, p.key.partition)
+		}
+		p.finishErrLocked(c, -1, -1, err)
+	}
+}
+
+// maybeWrittenDeleted is the error of an append whose topic was deleted
+// while it was in flight: it may have been written before the deletion,
+// so it is not meta.ErrUnknownTopic (which says "not written") but
+// ErrNotLeader, whose outcome is unknown.
+func maybeWrittenDeleted(topic string, partition int32) error {
+	return fmt.Errorf("replication: %s/%d deleted while the append was in flight, which may have been written before: %w",
+		topic, partition, &NotLeaderError{})
 }
 
 func (p *producer) idle() bool {

@@ -206,7 +206,7 @@ func (r *replica) recordProducersLocked(raw []byte) int64 {
 		}
 		first := b.BaseSequence()
 		ps.record(b.ProducerEpoch(), seqBatch{firstSeq: first, lastSeq: lastSeqOf(first, b.Count()),
-			baseOffset: b.BaseOffset(), lastOffset: b.LastOffset()})
+			baseOffset: b.BaseOffset(), lastOffset: b.LastOffset(), crc: batchCRC(b)})
 	}
 	return end
 }

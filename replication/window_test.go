@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,8 +90,17 @@ func TestRebuildProducers(t *testing.T) {
 	if ps == nil || len(r.mu.producers) != 1 {
 		t.Fatalf("producers after rebuild: %v", r.mu.producers)
 	}
-	prev, dup, err := ps.check(2, 20, 21)
+	raw, err := l.ReadBatches(nil, 4, 6, 1<<20)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("read the third batch: %v", err)
+	}
+	crc := batchCRC(raw)
+	prev, dup, err := ps.check(2, 20, 21, crc)
 	if err != nil || !dup || prev.baseOffset != 4 || prev.lastOffset != 5 {
 		t.Fatalf("retry of the third batch: %+v dup %v err %v", prev, dup, err)
+	}
+	// Other data under the same sequences is not taken for the retry.
+	if _, _, err := ps.check(2, 20, 21, crc+1); !errors.Is(err, errSequenceConflict) {
+		t.Fatalf("other data under the third batch's sequences: err = %v, want a conflict", err)
 	}
 }

@@ -243,9 +243,6 @@ func run(t testing.TB, cfg runConfig) *outcome {
 	if err != nil {
 		t.Fatalf("%v: CreateTopic: %v", cfg, err)
 	}
-	if !isFreshTopicTest(t) {
-		h.waitTopicEverywhere()
-	}
 	sched := NewSchedule(cfg.Seed, cfg.Nodes, cfg.Duration, cfg.Kinds, syncTimeout+200*time.Millisecond)
 
 	h.start = time.Now()
@@ -315,33 +312,6 @@ func (h *harness) hung() {
 	b.Write(h.logs.Bytes())
 	err := os.WriteFile(path, b.Bytes(), 0o644)
 	panic(fmt.Sprintf("chaos: %v: the run is hung (a deadlock in replog?); goroutines, events and history in %s (write error: %v)", h.cfg, path, err))
-}
-
-// waitTopicEverywhere, while freshTopicBug stands (and without
-// -chaos.known-bugs), waits until a read through every node succeeds, so
-// that the random runs test faults, not that bug (which
-// TestAppendsRightAfterCreateTopic reproduces). It polls every finalRetry
-// up to recoverTimeout: replog offers no event for a topic reaching a
-// node's replication layer.
-func (h *harness) waitTopicEverywhere() {
-	if freshTopicBug == "" || *bugsFlag {
-		return
-	}
-	deadline := time.Now().Add(recoverTimeout)
-	for _, id := range h.nodes() {
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			_, err := h.lc.Node(id).Read(ctx, topic, 0, 0)
-			cancel()
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				h.t.Fatalf("%v: topic not readable through n%d: %v", h.cfg, id, err)
-			}
-			pause(context.Background(), finalRetry)
-		}
-	}
 }
 
 // finish heals every fault, restarts every node (one at a time), appends

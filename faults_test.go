@@ -54,7 +54,7 @@ func TestStalledSyncMovesLeadership(t *testing.T) {
 		}
 		// The stalled node reports itself unhealthy and the controller moves
 		// the partition to another replica, which takes appends. (Appends
-		// forwarded to the stalled leader before that get ErrStorageStalled.)
+		// forwarded to the stalled leader meanwhile wait for the new leader.)
 		settle()
 		other := otherThan(lc, p.Leader)[0]
 		if _, err := other.Append(ctx, "t", 0, recs("moved", 1)); err != nil {

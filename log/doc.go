@@ -19,7 +19,8 @@
 // Replication builds on: AppendLeader / AppendLeaderBatch (idempotent
 // producer fields), AppendFollower, ReadBatches, SetHighWatermark,
 // WaitEnd (a leader waiting for data to serve a fetch), BeginEpoch and
-// EndOffsetForEpoch (leader-epoch truncation), TruncateTo. Consumers use
+// EndOffsetForEpoch (leader-epoch truncation), TruncateTo (and
+// TruncateBelowHighWatermark, see the caveats). Consumers use
 // Read below HighWatermark and Wait.
 //
 // # Guarantees
@@ -29,7 +30,10 @@
 //     wal's durability promises. Offsets handed out to AppendLeader callers
 //     whose write is still in flight are not yet in it.
 //   - The high watermark never exceeds LogEndOffset and never moves
-//     backwards while the Log is open. It is persisted lazily (checkpoints,
+//     backwards while the Log is open, with one exception: a
+//     TruncateBelowHighWatermark on a Log whose Options.WAL.Durability is
+//     not wal.SyncAlways lowers it to the new log end (see the caveats).
+//     Under SyncAlways it never moves backwards. It is persisted lazily (checkpoints,
 //     Close); after a crash it comes back at or below where it was, never
 //     above the recovered log end.
 //   - Reads never return a record at or above the limit the caller passes,
@@ -38,7 +42,9 @@
 //   - Batch epochs never decrease along the log; the leader-epoch cache
 //     holds, for each epoch, the offset of its first batch, and stays
 //     consistent through TruncateTo, retention, crashes and recovery.
-//   - TruncateTo never removes a record below the high watermark.
+//   - TruncateTo never removes a record below the high watermark;
+//     TruncateBelowHighWatermark does only when Durability is not
+//     SyncAlways (under SyncAlways it refuses as TruncateTo does).
 //   - A storage failure (wal.ErrStorageStalled, IO errors) is returned
 //     wrapped, so errors.Is finds the wal's sentinel; after it the Log
 //     fails every write (the wal's failure is sticky): Close and Open again.
@@ -63,6 +69,16 @@
 //     that restarts is no longer that epoch's leader anyway).
 //   - TruncateTo is for a follower. An AppendLeader that races it may be
 //     acknowledged and then truncated away.
+//   - TruncateBelowHighWatermark is for a follower told by its current
+//     leader to truncate to a point below this log's high watermark. That
+//     happens only when the wal does not sync every append (SyncNever,
+//     SyncInterval): after every replica crashed, the new leader may have
+//     lost more unsynced records than this follower, which had already
+//     seen them committed. The follower must follow its leader, so the
+//     high watermark goes back to the new log end, and records a reader
+//     saw committed below the old high watermark may be gone or replaced
+//     (the loss SyncNever documents). A Wait already released stays
+//     released; reads never go past the new log end.
 //   - LogEndOffset moves when some call observes the wal's progress: the
 //     appender's own return, LogEndOffset, reads, SetHighWatermark. An
 //     append whose caller gave up (ctx ended) after enqueueing becomes

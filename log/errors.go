@@ -36,8 +36,9 @@ var (
 	// epochs never decrease along a log.
 	ErrStaleEpoch = errors.New("log: leader epoch below the log's latest epoch")
 
-	// ErrTruncateBelowHighWatermark is returned by TruncateTo when the
-	// truncation would remove records at or below the high watermark.
+	// ErrTruncateBelowHighWatermark is returned by TruncateTo (and, under
+	// wal.SyncAlways, TruncateBelowHighWatermark) when the truncation would
+	// remove records below the high watermark.
 	ErrTruncateBelowHighWatermark = errors.New("log: truncation below the high watermark")
 
 	// ErrBadCheckpoint is logged (not returned) when Open finds a checkpoint

@@ -1,16 +1,15 @@
 package log
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/replog/replog/internal/scripttest"
 	"github.com/replog/replog/wal"
 )
 
@@ -36,71 +35,10 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-type scriptBlock struct {
-	line     int
-	cmd      string
-	expected string
-}
-
-func parseScript(t *testing.T, file string) (blocks []scriptBlock, comments map[int][]string) {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	comments = map[int][]string{}
-	var cur *scriptBlock
-	inOutput := false
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		switch {
-		case inOutput && line == "":
-			blocks, cur, inOutput = append(blocks, *cur), nil, false
-		case inOutput:
-			cur.expected += line + "\n"
-		case line == "----" && cur != nil:
-			inOutput = true
-		case strings.HasPrefix(line, "#") || line == "":
-			comments[len(blocks)] = append(comments[len(blocks)], line)
-		case cur == nil:
-			cur = &scriptBlock{line: n, cmd: line}
-		default:
-			t.Fatalf("%s:%d: expected ---- after the command", file, n)
-		}
-	}
-	if cur != nil {
-		blocks = append(blocks, *cur)
-	}
-	return blocks, comments
-}
-
 func runScript(t *testing.T, file string) {
-	blocks, comments := parseScript(t, file)
 	env := &scriptEnv{t: t, disks: map[string]*scriptDisk{}, logs: map[string]*Log{}, clock: newClock()}
 	defer env.closeAll()
-	var out strings.Builder
-	for i := range blocks {
-		b := &blocks[i]
-		got := env.run(strings.Fields(b.cmd))
-		if *rewrite {
-			b.expected = got
-		} else if got != b.expected {
-			t.Errorf("%s:%d: %s\ngot:\n%swant:\n%s", file, b.line, b.cmd, got, b.expected)
-		}
-		for _, c := range comments[i] {
-			out.WriteString(c + "\n")
-		}
-		fmt.Fprintf(&out, "%s\n----\n%s\n", b.cmd, b.expected)
-	}
-	for _, c := range comments[len(blocks)] {
-		out.WriteString(c + "\n")
-	}
-	if *rewrite {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripttest.Run(t, file, *rewrite, func(cmd string) string { return env.run(strings.Fields(cmd)) })
 }
 
 type scriptEnv struct {

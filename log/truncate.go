@@ -20,6 +20,27 @@ import (
 // reads wait meanwhile. Errors: ErrTruncateBelowHighWatermark, ErrClosed,
 // storage errors wrapped.
 func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
+	return l.truncate(ctx, offset, false)
+}
+
+// TruncateBelowHighWatermark is TruncateTo for a follower whose leader's
+// log ends below this log's high watermark: it may remove records below
+// the high watermark, and then lowers the high watermark to the new log
+// end. That is only legitimate when those records may have been lost
+// anyway, so it works only when Options.WAL.Durability is not
+// wal.SyncAlways (after a crash of every replica the new leader may have
+// lost more unsynced data than this follower); under SyncAlways it
+// refuses exactly as TruncateTo does. It cannot truncate below the log
+// start offset (ErrOffsetOutOfRange). Waiters already released by the
+// higher high watermark stay released. Errors: as TruncateTo, and
+// ErrOffsetOutOfRange.
+func (l *Log) TruncateBelowHighWatermark(ctx context.Context, offset int64) error {
+	return l.truncate(ctx, offset, l.opts.WAL.Durability != wal.SyncAlways)
+}
+
+// truncate is TruncateTo; belowHW lets it remove records below the high
+// watermark and lower the high watermark to the new end.
+func (l *Log) truncate(ctx context.Context, offset int64, belowHW bool) error {
 	l.dataMu.Lock()
 	defer l.dataMu.Unlock()
 	l.appendMu.Lock()
@@ -34,7 +55,12 @@ func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
 	}
 	l.ackLocked()
 	leo, hw := l.mu.leo, l.mu.hw
-	if offset < hw {
+	if belowHW && offset < l.mu.start {
+		start := l.mu.start
+		l.mu.Unlock()
+		return fmt.Errorf("%w: truncating to %d; log start offset %d", ErrOffsetOutOfRange, offset, start)
+	}
+	if offset < hw && !belowHW {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: truncating to %d; high watermark %d", ErrTruncateBelowHighWatermark, offset, hw)
 	}
@@ -49,7 +75,7 @@ func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
 		return err
 	}
 	l.mu.Lock()
-	if hw = l.mu.hw; cut < hw {
+	if hw = l.mu.hw; cut < hw && !belowHW {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: truncating to %d would cut the batch from %d; high watermark %d",
 			ErrTruncateBelowHighWatermark, offset, cut, hw)
@@ -65,6 +91,7 @@ func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
 	index.truncateFromEnd(int64(pos))
 	epochs := epochCache{entries: l.mu.epochs.snapshot()}
 	epochs.truncateFromEnd(cut)
+	hw = min(hw, cut) // lower only when belowHW
 	ck := &checkpoint{CoverPos: int64(pos), CoverOffset: cut, HighWater: hw, StartOffset: l.mu.start,
 		Epochs: epochs.entries, Index: index.entries}
 	l.mu.Unlock()
@@ -80,6 +107,7 @@ func (l *Log) TruncateTo(ctx context.Context, offset int64) error {
 	}
 	l.mu.Lock()
 	l.mu.index, l.mu.epochs = index, epochs
+	l.mu.hw = min(l.mu.hw, cut)
 	l.mu.pending.reset()
 	l.mu.leo, l.mu.leoPos, l.mu.lastPos, l.mu.assigned = cut, pos, lastPos, cut
 	l.mu.Unlock()

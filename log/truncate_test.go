@@ -239,3 +239,87 @@ func TestRetentionWithNothingToDeleteDoesNotSync(t *testing.T) {
 		t.Fatalf("%d syncs for nothing to delete", after-before)
 	}
 }
+
+// TestTruncateBelowHighWatermark: under SyncNever a follower may be told
+// to truncate below its high watermark (its new leader lost more unsynced
+// data); it does, the high watermark drops to the new end, the epoch
+// cache follows, and a crash right after recovers the truncated log.
+// Under SyncAlways it refuses like TruncateTo.
+func TestTruncateBelowHighWatermark(t *testing.T) {
+	ctx := context.Background()
+	fill := func(l *Log) {
+		appendLeader(t, l, 1, "a", "b") // 0-1
+		appendLeader(t, l, 1, "c")      // 2
+		appendLeader(t, l, 2, "d", "e") // 3-4
+		appendLeader(t, l, 3, "f")      // 5
+		if err := l.SetHighWatermark(6); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	always := mustOpen(t, testOptions(wal.NewMemFS(), newClock()))
+	fill(always)
+	if err := always.TruncateBelowHighWatermark(ctx, 4); !errors.Is(err, ErrTruncateBelowHighWatermark) {
+		t.Fatalf("SyncAlways: %v", err)
+	}
+	if always.LogEndOffset() != 6 || always.HighWatermark() != 6 {
+		t.Fatalf("SyncAlways: refused truncation changed the log: end %d, hw %d", always.LogEndOffset(), always.HighWatermark())
+	}
+	if err := always.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	opts.WAL.Durability = wal.SyncNever
+	l := mustOpen(t, opts)
+	fill(l)
+	if err := l.TruncateTo(ctx, 4); !errors.Is(err, ErrTruncateBelowHighWatermark) {
+		t.Fatalf("TruncateTo below the high watermark under SyncNever: %v", err)
+	}
+	// 4 is inside the batch 3-4: the batch goes whole, and the epochs
+	// starting at or after 3 with it.
+	if err := l.TruncateBelowHighWatermark(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogEndOffset() != 3 || l.HighWatermark() != 3 || fmt.Sprint(l.Epochs()) != "[{1 0}]" {
+		t.Fatalf("after truncation: end %d, hw %d, epochs %v", l.LogEndOffset(), l.HighWatermark(), l.Epochs())
+	}
+	if e, off := l.EndOffsetForEpoch(1); e != 1 || off != 3 {
+		t.Fatalf("EndOffsetForEpoch(1) = %d, %d", e, off)
+	}
+	checkInvariants(t, l)
+	if err := l.TruncateBelowHighWatermark(ctx, -1); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("below the log start: %v", err)
+	}
+	// A crash right after it recovers the truncated log: the truncation
+	// synced the wal and wrote a checkpoint of the truncated state.
+	crash(l, ffs, fsys, wal.CrashOptions{})
+	l = mustOpen(t, opts)
+	if l.LogEndOffset() != 3 || l.HighWatermark() > 3 || fmt.Sprint(l.Epochs()) != "[{1 0}]" {
+		t.Fatalf("after crash: end %d, hw %d, epochs %v", l.LogEndOffset(), l.HighWatermark(), l.Epochs())
+	}
+	checkInvariants(t, l)
+	// The high watermark rises again from there; a new epoch continues.
+	appendLeader(t, l, 4, "g") // 3
+	if err := l.SetHighWatermark(4); err != nil || l.HighWatermark() != 4 {
+		t.Fatalf("SetHighWatermark(4): %v, hw %d", err, l.HighWatermark())
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, opts)
+	defer l.Close()
+	if l.LogEndOffset() != 4 || l.HighWatermark() != 4 || fmt.Sprint(l.Epochs()) != "[{1 0} {4 3}]" {
+		t.Fatalf("after reopen: end %d, hw %d, epochs %v", l.LogEndOffset(), l.HighWatermark(), l.Epochs())
+	}
+	var got []string
+	for _, r := range readAll(t, l, 0, 4) {
+		got = append(got, string(r.Value))
+	}
+	if fmt.Sprint(got) != "[a b c g]" {
+		t.Fatalf("after reopen: %v", got)
+	}
+	checkInvariants(t, l)
+}

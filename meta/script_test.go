@@ -3,12 +3,13 @@ package meta
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/replog/replog/internal/scripttest"
 )
 
 // Scenario scripts in testdata/controller/*.txt, in the datadriven style of
@@ -20,39 +21,6 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 type scriptCase struct {
 	cmd  string
 	args []string
-	want string
-}
-
-func parseScript(t *testing.T, text string) []scriptCase {
-	var out []scriptCase
-	lines := strings.Split(text, "\n")
-	for i := 0; i < len(lines); i++ {
-		line := strings.TrimSpace(lines[i])
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		c := scriptCase{cmd: f[0], args: f[1:]}
-		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
-			t.Fatalf("line %d: %q not followed by ----", i+1, line)
-		}
-		i += 2
-		var want []string
-		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			want = append(want, lines[i])
-		}
-		c.want = strings.Join(want, "\n")
-		out = append(out, c)
-	}
-	return out
-}
-
-func formatScript(cs []scriptCase, got []string) string {
-	var b strings.Builder
-	for i, c := range cs {
-		fmt.Fprintf(&b, "%s\n----\n%s\n\n", strings.Join(append([]string{c.cmd}, c.args...), " "), got[i])
-	}
-	return b.String()
 }
 
 func TestControllerScripts(t *testing.T) {
@@ -62,36 +30,11 @@ func TestControllerScripts(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			text, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Keep the leading comment block when rewriting.
-			var header strings.Builder
-			for _, l := range strings.SplitAfter(string(text), "\n") {
-				if !strings.HasPrefix(l, "#") {
-					break
-				}
-				header.WriteString(l)
-			}
-			cases := parseScript(t, string(text))
 			s := newScenario(t)
-			var got []string
-			for _, c := range cases {
-				out := s.script(t, c)
-				got = append(got, out)
-				if !*rewrite && out != c.want {
-					t.Errorf("%s %s:\ngot:\n%s\nwant:\n%s", c.cmd, strings.Join(c.args, " "), out, c.want)
-				}
-			}
-			if *rewrite {
-				if header.Len() > 0 {
-					header.WriteString("\n")
-				}
-				if err := os.WriteFile(file, []byte(header.String()+formatScript(cases, got)), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			scripttest.Run(t, file, *rewrite, func(line string) string {
+				f := strings.Fields(line)
+				return s.script(t, scriptCase{cmd: f[0], args: f[1:]})
+			})
 		})
 	}
 }

@@ -139,6 +139,14 @@
 // leader, unless the ISR holds no other eligible member, when it fails
 // with wal.ErrStorageStalled.
 //
+// A replica whose log.Open fails with wal.ErrCorrupt (recovery found
+// corruption before valid frames) is never served: its files are moved to
+// a directory beside it (<dir>.corrupt-<unix ns>, logged as an error),
+// and the replica starts empty and catches up from its leader like a new
+// one. It leads nothing until a leader has added it back to the ISR after
+// this node registered; a partition whose only ISR member it is stays
+// offline (no unclean election).
+//
 // # Wire format
 //
 // Every message, after the mux tag, is a version byte and items:
@@ -187,7 +195,14 @@
 //     lacks) cannot catch up: it stays out of the ISR, logged. Replicas
 //     created after retention ran on their leader have the same problem.
 //   - A replica directory of a topic deleted while this node was down is
-//     not removed at the next start.
+//     not removed at the next start; nor are quarantined directories.
+//   - Corruption that log.Open does not see (a sealed segment, or any
+//     segment after a clean shutdown: Open trusts its indexes) is found
+//     only when read: the read fails with wal.ErrCorrupt, nothing is
+//     served from it, but the replica is not rebuilt, and as leader it
+//     cannot serve followers that need that part.
+//   - A node restarted again before its emptied replica caught up no
+//     longer knows it was emptied (the mark is not persisted).
 //   - The producer epoch is the incarnation modulo 2^15: after 32768
 //     restarts of a node, its retries may be refused as fenced for a while.
 //   - Under wal.SyncNever and SyncInterval a follower acknowledges data its

@@ -121,6 +121,9 @@ type replica struct {
 		fq     []pushItem
 		agreed int64 // the log agrees with the leader's below it (-1: not known yet)
 		heard  int32 // the latest epoch whose leader pushed to this replica (Shutdown waits for it)
+		// fresh: the log was found corrupt and restarted empty; the replica
+		// leads nothing until a leader added it back to the ISR.
+		fresh bool
 
 		producers map[int64]*producerState
 	}
@@ -136,7 +139,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	if err := m.cfg.FS.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("replication: create %s: %w", dir, err)
 	}
-	l, err := log.Open(log.Options{
+	opts := log.Options{
 		WAL: wal.Options{FS: m.cfg.FS, Dir: dir, SegmentSize: m.cfg.SegmentSize,
 			Durability: m.cfg.Durability, SyncInterval: m.cfg.SyncInterval, SyncTimeout: m.cfg.SyncTimeout},
 		MaxBatchBytes:  m.cfg.MaxBatchBytes,
@@ -144,16 +147,54 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 		RetentionTime:  cfg.RetentionTime,
 		Clock:          m.cfg.Clock,
 		Logger:         m.cfg.Logger,
-	})
+	}
+	l, err := log.Open(opts)
+	fresh := false
+	if errors.Is(err, wal.ErrCorrupt) {
+		// Never serve a corrupt log: move it aside and start empty; the
+		// replica recovers the partition from its leader.
+		q, qerr := m.quarantine(dir)
+		if qerr != nil {
+			return nil, fmt.Errorf("replication: open %s/%d: %w (moving it aside: %w)", topic, key.partition, err, qerr)
+		}
+		m.cfg.Logger.Error("replication: replica log corrupt: moved aside, the replica starts empty and recovers from its leader",
+			"topic", topic, "partition", key.partition, "moved_to", q, "err", err)
+		l, err = log.Open(opts)
+		fresh = true
+	}
 	if err != nil {
 		return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
 	}
 	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0}
 	r.mu.producers = map[int64]*producerState{}
+	r.mu.fresh = fresh
 	r.mu.epoch = -1
 	r.mu.heard = -1
 	r.rebuildProducers()
 	return r, nil
+}
+
+// quarantine moves the files of a replica directory into a new directory
+// beside it, named after it, ".corrupt-" and the time, and returns its
+// name. The files are kept for inspection; nothing reads them again.
+func (m *Manager) quarantine(dir string) (string, error) {
+	q := fmt.Sprintf("%s.corrupt-%d", dir, m.cfg.Clock().UnixNano())
+	if err := m.cfg.FS.MkdirAll(q); err != nil {
+		return "", err
+	}
+	names, err := m.cfg.FS.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if err := m.cfg.FS.Rename(filepath.Join(dir, n), filepath.Join(q, n)); err != nil {
+			return "", err
+		}
+	}
+	if err := m.cfg.FS.SyncDir(q); err != nil {
+		return "", err
+	}
+	return q, m.cfg.FS.SyncDir(dir)
 }
 
 // rebuildRecords is how far back from its end a reopened log is read to
@@ -259,9 +300,19 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 	r.mu.part = part
 	r.mu.minISR = cfg.MinInSyncReplicas
 	self := r.m.cfg.ID
+	if r.mu.fresh && r.m.isRegistered() && part.Leader != self && part.Leader != 0 && slices.Contains(part.ISR, self) {
+		r.mu.fresh = false // caught up: a leader added it to the ISR after this node registered
+	}
 	if part.Leader == self && !r.m.isRegistered() {
 		// A record from before this node's restart: its registration will
 		// move or re-epoch the leadership; lead nothing until then.
+		part.Leader = 0
+	}
+	if part.Leader == self && r.mu.fresh {
+		// An emptied replica must not lead: the partition stays offline
+		// (no unclean election) until another ISR member can lead.
+		r.m.cfg.Logger.Error("replication: refusing to lead with a log emptied after corruption",
+			"topic", r.topic, "partition", r.key.partition, "epoch", part.LeaderEpoch)
 		part.Leader = 0
 	}
 	switch {

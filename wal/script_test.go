@@ -1,17 +1,17 @@
 package wal
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/replog/replog/internal/scripttest"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scripts")
@@ -36,70 +36,10 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-type scriptBlock struct {
-	line     int
-	cmd      string
-	expected string
-}
-
-func parseScript(t *testing.T, file string) (blocks []scriptBlock, comments map[int]string) {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	comments = map[int]string{}
-	var cur *scriptBlock
-	inOut := false
-	var out []string
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch {
-		case cur == nil && (strings.HasPrefix(line, "#") || strings.TrimSpace(line) == ""):
-			comments[len(blocks)] += line + "\n"
-		case cur == nil:
-			cur = &scriptBlock{line: n, cmd: line}
-		case !inOut && line == "----":
-			inOut = true
-		case !inOut:
-			t.Fatalf("%s:%d: want ---- after the command", file, n)
-		case line == "":
-			cur.expected = strings.Join(out, "\n")
-			blocks = append(blocks, *cur)
-			cur, inOut, out = nil, false, nil
-		default:
-			out = append(out, line)
-		}
-	}
-	if cur != nil {
-		cur.expected = strings.Join(out, "\n")
-		blocks = append(blocks, *cur)
-	}
-	return blocks, comments
-}
-
 func runScript(t *testing.T, file string) {
-	blocks, comments := parseScript(t, file)
 	env := &scriptEnv{t: t, fs: NewMemFS()}
 	defer env.closeLog()
-	var rewritten strings.Builder
-	for i, b := range blocks {
-		rewritten.WriteString(comments[i])
-		got := strings.TrimRight(env.run(b.cmd), "\n")
-		if got != b.expected && !*rewrite {
-			t.Fatalf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, b.line, b.cmd, got, b.expected)
-		}
-		fmt.Fprintf(&rewritten, "%s\n----\n%s\n\n", b.cmd, got)
-	}
-	rewritten.WriteString(comments[len(blocks)])
-	if *rewrite {
-		if err := os.WriteFile(file, []byte(strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripttest.Run(t, file, *rewrite, env.run)
 }
 
 type scriptEnv struct {

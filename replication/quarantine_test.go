@@ -1,0 +1,122 @@
+package replication
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
+)
+
+// A follower whose log is found corrupt when it restarts moves the damaged
+// directory aside, starts an empty replica and recovers the partition from
+// its leader; it serves nothing of the damaged log.
+func TestCorruptReplicaRecoversFromLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 20)
+		checkValues(t, values(c), names("a", 20))
+		mfs := c.fs[f].(*wal.MemFS)
+		mfs.Crash(wal.CrashOptions{}) // every frame synced: recovery scans the tail
+		c.stopCrashed(f)
+		dir := replicaDirIn(t, mfs, "/data")
+		corruptFirstSegment(t, mfs, dir)
+		c.start(f)
+		appendN(t, ctx, c, l, "b", 5)
+		checkValues(t, values(c), append(names("a", 20), names("b", 5)...)) // converged, f included
+		r := replicaOf(t, c, f)
+		c.waitFor("emptied replica back in the ISR", 30*time.Second, func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return !r.mu.fresh
+		})
+		names, err := mfs.ReadDir("/data")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".corrupt-") }) {
+			t.Errorf("no quarantined directory under /data: %v", names)
+		}
+	})
+}
+
+// replicaDirIn is the one replica directory under base.
+func replicaDirIn(t *testing.T, fs wal.FS, base string) string {
+	t.Helper()
+	names, err := fs.ReadDir(base)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("replica directories under %s: %v, %v", base, names, err)
+	}
+	return filepath.Join(base, names[0])
+}
+
+// corruptFirstSegment flips a byte inside the first frame of dir's first
+// segment, which valid frames follow: corruption, not a torn tail.
+func corruptFirstSegment(t *testing.T, fs wal.FS, dir string) {
+	t.Helper()
+	names, err := fs.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("files of %s: %v", dir, names)
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".wal") && !strings.HasSuffix(n, ".seg") && !strings.HasSuffix(n, ".log") {
+			continue
+		}
+		file, err := fs.OpenReadWrite(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		const at = 40
+		if _, err := file.ReadAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x10
+		if _, err := file.WriteAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := file.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := file.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no segment in %s: %v", dir, names)
+}
+
+// An emptied replica named leader leads nothing: the partition is offline
+// rather than led by a replica that lost what the ISR held.
+func TestEmptiedReplicaDoesNotLead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l := c.leader("t", 0)
+		f := c.other(l)
+		r := replicaOf(t, c, f)
+		r.mu.Lock()
+		r.mu.fresh = true
+		part, cfg := r.mu.part, meta.TopicConfig{MinInSyncReplicas: r.mu.minISR}
+		r.mu.Unlock()
+		part.Leader, part.LeaderEpoch = f, part.LeaderEpoch+1
+		r.update(part, cfg)
+		r.mu.Lock()
+		role := r.mu.role
+		r.mu.Unlock()
+		if role == roleLeader {
+			t.Fatalf("emptied replica of node %d took the leadership of epoch %d", f, part.LeaderEpoch)
+		}
+	})
+}

@@ -24,7 +24,10 @@
 // Dir/<topic>-<topic ID>-<partition>) for every partition assigned to this
 // node, makes it leader or follower as the partition record says, and
 // deletes a replica's files when its topic is deleted. An EventResync is
-// handled by diffing against the State it carries.
+// handled by diffing against the State it carries; a topic missing from
+// it counts as deleted only if it was created at or before that State's
+// index (its ID), since the State may be older than the one an Append
+// already used.
 //
 // # Guarantees
 //
@@ -119,10 +122,12 @@
 // Every replica, leader or follower, remembers the last 128 batches of
 // each producer from the batch headers it appends, and a reopened replica
 // rebuilds that memory from the tail of its log (up to 64 Ki records,
-// 4 MiB). A leader answers a batch it already holds with its first
+// 4 MiB). A leader answers a batch it already holds (same sequences and
+// same checksum: every attempt sends the same bytes) with its first
 // offsets instead of writing it again, so a retry after a lost answer or a
-// leader change is never written twice. A retry older than everything
-// remembered is refused rather than risked. Gaps in the sequence are
+// leader change is never written twice; other data under a sequence it
+// holds is refused, never answered with the held batch's offsets. A retry
+// older than everything remembered is refused rather than risked. Gaps in the sequence are
 // accepted (concurrent Appends are not ordered with each other).
 //
 // # Failure

@@ -127,8 +127,9 @@
 // offsets instead of writing it again, so a retry after a lost answer or a
 // leader change is never written twice; other data under a sequence it
 // holds is refused, never answered with the held batch's offsets. A retry
-// older than everything remembered is refused rather than risked. Gaps in the sequence are
-// accepted (concurrent Appends are not ordered with each other).
+// older than everything remembered is refused rather than risked. Gaps in
+// the sequence are accepted (concurrent Appends are not ordered with each
+// other).
 //
 // # Failure
 //

@@ -2,7 +2,9 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +72,12 @@ func TestSyncNeverFollowerTruncatesBelowHighWatermark(t *testing.T) {
 		appendN(t, ctx, c, l, "a", 5)
 		checkValues(t, values(c), names("a", 5)) // every high watermark at 5
 		// f stops cleanly: its records and high watermark are durable.
+		// Once out of the ISR it cannot be elected when it comes back.
 		c.stop(f)
+		c.waitFor("f out of the ISR", 60*time.Second, func() bool {
+			p, ok := c.nodes[l].meta.State().Partition("t", 0)
+			return ok && !slices.Contains(p.ISR, f)
+		})
 		// The others crash and lose every unsynced record (SyncNever).
 		for _, id := range []uint64{l, g} {
 			c.fs[id].(*wal.MemFS).Crash(wal.CrashOptions{})
@@ -79,11 +86,11 @@ func TestSyncNeverFollowerTruncatesBelowHighWatermark(t *testing.T) {
 		c.start(l)
 		c.start(g)
 		c.waitFor("a leader with a shorter log", 60*time.Second, func() bool {
-			ld := c.leader("t", 0)
-			if ld == 0 || ld == f || c.nodes[ld] == nil {
+			p, ok := c.nodes[l].meta.State().Partition("t", 0)
+			if !ok || p.Leader == 0 || c.nodes[p.Leader] == nil {
 				return false
 			}
-			_, end, ok := c.logBytes(ld, "t", 0)
+			_, end, ok := c.logBytes(p.Leader, "t", 0)
 			return ok && end < 5
 		})
 		// The scenario: f comes back with its high watermark above the
@@ -114,6 +121,51 @@ func TestSyncNeverFollowerTruncatesBelowHighWatermark(t *testing.T) {
 		checkValues(t, recs, names("b", 3))
 		if n := h.count("cannot"); n != 0 {
 			t.Errorf("%d \"cannot\" messages logged", n)
+		}
+	})
+}
+
+// Under SyncAlways a truncation below the follower's high watermark would
+// remove an acknowledged record: the follower refuses it, and fails (once,
+// logged once) instead of answering a mismatch the leader would answer
+// with the same truncation at once, for ever.
+func TestSyncAlwaysFollowerRefusesTruncationBelowHighWatermark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &countHandler{msgs: map[string]int{}}
+		c := newTCluster(t, 3, func(_ uint64, cfg *Config) { cfg.Logger = slog.New(h) })
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 5)
+		checkValues(t, values(c), names("a", 5)) // every high watermark at 5
+		r := replicaOf(t, c, f)
+		r.mu.Lock()
+		epoch, tid := r.mu.epoch, r.key.topicID
+		r.mu.Unlock()
+		// The leader of the current epoch asks for a truncation to 2, as if
+		// it had lost acknowledged records.
+		for range 3 {
+			r.onPush(l, &pushItem{topicID: tid, epoch: epoch, gen: 1 << 20, flags: pushTruncate, prevEnd: 2})
+		}
+		c.waitFor("follower failed", 30*time.Second, func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.mu.failed != nil
+		})
+		r.mu.Lock()
+		failed := r.mu.failed
+		r.mu.Unlock()
+		if !errors.Is(failed, log.ErrTruncateBelowHighWatermark) {
+			t.Fatalf("follower failed with %v", failed)
+		}
+		if end, hw := r.log.LogEndOffset(), r.log.HighWatermark(); end != 5 || hw != 5 {
+			t.Fatalf("refused truncation changed the log: end %d, hw %d", end, hw)
+		}
+		time.Sleep(10 * time.Second) // fake time: the leader keeps pushing
+		if n := h.count("replica storage failed"); n != 1 {
+			t.Errorf("failure logged %d times, want once", n)
 		}
 	})
 }

@@ -147,10 +147,12 @@ func (r *replica) leaderStep() bool {
 			gen: t.gen, prevEnd: base, hw: hw, batches: buf})
 	}
 	t0 := time.Now()
+	start := m.mono()
 	_, err := r.log.AppendFollower(m.ctx, buf)
 	m.stats.leaderRounds.Add(1)
 	m.stats.leaderBatches.Add(int64(len(round)))
 	m.stats.leaderNanos.Add(int64(time.Since(t0)))
+	r.roundStats(round, start)
 
 	r.mu.Lock()
 	if err != nil {
@@ -179,6 +181,19 @@ func (r *replica) leaderStep() bool {
 	out.deliver(m)
 	r.catchUp()
 	return true
+}
+
+// roundStats counts the time the batches of a round written from start
+// until now waited for it, and stamps them written.
+func (r *replica) roundStats(round []*appendReq, start int64) {
+	now, queued := r.m.mono(), int64(0)
+	for _, q := range round {
+		if q.queuedAt > 0 {
+			queued += start - q.queuedAt
+		}
+		q.writtenAt = now
+	}
+	r.m.stats.queueNanos.Add(queued)
 }
 
 // roundFailedLocked answers a round whose write failed: a storage failure
@@ -517,8 +532,13 @@ func (r *replica) advanceHWLocked(out *answers) {
 		}
 	}
 	kept := r.mu.hwWaiters[:0]
+	now := r.m.mono()
 	for _, q := range r.mu.hwWaiters {
 		if q.last < cur {
+			if q.writtenAt > 0 {
+				r.m.stats.hwNanos.Add(now - q.writtenAt)
+				r.m.stats.hwBatches.Add(1)
+			}
 			out.ok(q)
 		} else {
 			kept = append(kept, q)

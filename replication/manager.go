@@ -74,6 +74,11 @@ type Manager struct {
 		queueNanos, hwNanos, hwBatches, pushWaitNanos atomic.Int64
 	}
 
+	// catchUpBufs recycles the buffers catch-up pushes are read into
+	// (catchUpReadBytes of capacity each): a push copies its batches into
+	// the outgoing message, so a buffer is free again once pushed.
+	catchUpBufs sync.Pool
+
 	spawnMu sync.Mutex
 	closing bool // under spawnMu: no more goroutines
 

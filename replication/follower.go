@@ -40,6 +40,7 @@ func (r *replica) onPush(from uint64, it *pushItem) {
 	if it.epoch > r.mu.heard {
 		r.mu.heard, heard = it.epoch, true
 	}
+	it.arrived = r.m.mono()
 	r.mu.fq = append(r.mu.fq, *it)
 	r.kickLocked()
 }
@@ -173,6 +174,13 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 	}
 	j = last // trailing high-watermark pushes are applied by the caller
 	t0 := time.Now()
+	waited, start := int64(0), r.m.mono()
+	for _, x := range items[i : j+1] {
+		if x.flags&pushHWOnly == 0 && x.arrived > 0 {
+			waited += start - x.arrived
+		}
+	}
+	r.m.stats.pushWaitNanos.Add(waited)
 	end, err := r.log.AppendFollower(ctx, buf)
 	r.m.stats.followerRounds.Add(1)
 	r.m.stats.followerPushes.Add(int64(pushes(items[i : j+1])))

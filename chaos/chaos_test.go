@@ -43,12 +43,7 @@ const corruptionBug = "bug: replication: a replica whose wal segment is corrupte
 // under SyncNever (TestCrashAllSyncNever, and configFor's seeds mod 4 = 2)
 // skip unless -chaos.known-bugs is given. Found by TestSoak at commit
 // 9c65dcf, seed 588378517490.
-const syncNeverBug = "bug: replication: after a crash of every node under SyncNever, a follower " +
-	"whose persisted high watermark (5289) lies above the new leader's log end refuses the " +
-	"truncation it is asked for (\"truncation below the high watermark: truncating to 5228\", " +
-	"logged ~20,000 times in 30s), stays out of the ISR, and the partition rejects every AcksAll " +
-	"append with ErrNotEnoughReplicas for good: losing unsynced data is documented, losing the " +
-	"partition is not"
+const syncNeverBug = "" // fixed: a follower told to truncate below its high watermark does so (non-SyncAlways)
 
 // skipSyncNeverBug skips t while syncNeverBug stands, unless
 // -chaos.known-bugs.

@@ -72,6 +72,15 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
 	b.ReportMetric(float64(latSum.Load())/float64(b.N)/1e3, "µs/append-avg")
+	var queued, batches, hw, hwn, pushWait, pushes int64
+	for _, id := range c.ids {
+		st := &c.nodes[id].rep.stats
+		queued, batches = queued+st.queueNanos.Load(), batches+st.leaderBatches.Load()
+		hw, hwn = hw+st.hwNanos.Load(), hwn+st.hwBatches.Load()
+		pushWait, pushes = pushWait+st.pushWaitNanos.Load(), pushes+st.followerPushes.Load()
+	}
+	b.Logf("a batch waited %v for its leader round; an AcksAll batch then %v for the high watermark after the round's write; a push waited %v on its follower before its append",
+		time.Duration(queued/max(batches, 1)), time.Duration(hw/max(hwn, 1)), time.Duration(pushWait/max(pushes, 1)))
 	for _, id := range c.ids {
 		st := &c.nodes[id].rep.stats
 		lr, fr := max(st.leaderRounds.Load(), 1), max(st.followerRounds.Load(), 1)

@@ -213,5 +213,10 @@
 //     restarts of a node, its retries may be refused as fenced for a while.
 //   - Under wal.SyncNever and SyncInterval a follower acknowledges data its
 //     OS has not synced: an OS crash of a majority can lose acknowledged
-//     records, as the durability policy says.
+//     records, as the durability policy says. A follower that kept more
+//     than its new leader then truncates to the leader's end, high
+//     watermark included (log.TruncateBelowHighWatermark), and rejoins
+//     the ISR. Under SyncAlways such a truncation would mean an
+//     acknowledged record was lost: the follower refuses it and fails
+//     (logged once, reported unhealthy) rather than retrying for ever.
 package replication

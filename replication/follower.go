@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/wal"
 )
 
 // onPush takes a leader's push for this replica.
@@ -39,6 +40,7 @@ func (r *replica) onPush(from uint64, it *pushItem) {
 	if it.epoch > r.mu.heard {
 		r.mu.heard, heard = it.epoch, true
 	}
+	it.arrived = r.m.mono()
 	r.mu.fq = append(r.mu.fq, *it)
 	r.kickLocked()
 }
@@ -122,7 +124,14 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 	ctx := r.m.ctx
 	end := r.log.LogEndOffset()
 	if it.flags&pushTruncate != 0 && end > it.prevEnd {
-		if err := r.log.TruncateTo(ctx, it.prevEnd); err != nil {
+		truncate := r.log.TruncateTo
+		if r.m.cfg.Durability != wal.SyncAlways {
+			// The leader of this epoch may have lost unsynced records
+			// this replica saw committed (every node crashed): follow it,
+			// high watermark included, as Kafka does.
+			truncate = r.log.TruncateBelowHighWatermark
+		}
+		if err := truncate(ctx, it.prevEnd); err != nil {
 			return i, err
 		}
 		end = r.log.LogEndOffset()
@@ -165,6 +174,13 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 	}
 	j = last // trailing high-watermark pushes are applied by the caller
 	t0 := time.Now()
+	waited, start := int64(0), r.m.mono()
+	for _, x := range items[i : j+1] {
+		if x.flags&pushHWOnly == 0 && x.arrived > 0 {
+			waited += start - x.arrived
+		}
+	}
+	r.m.stats.pushWaitNanos.Add(waited)
 	end, err := r.log.AppendFollower(ctx, buf)
 	r.m.stats.followerRounds.Add(1)
 	r.m.stats.followerPushes.Add(int64(pushes(items[i : j+1])))
@@ -185,10 +201,14 @@ var errMismatch = errors.New("replication: push does not continue the log")
 // protocol mismatch, nor the Manager closing) and reports whether it did.
 func (r *replica) storageFailed(err error) bool {
 	switch {
+	case errors.Is(err, log.ErrTruncateBelowHighWatermark):
+		// Under SyncAlways the leader lacks a record this replica saw
+		// committed: an acknowledged record was lost. Retrying cannot
+		// help (the leader would resend the truncation at once, for
+		// ever): fail the replica, logged once and reported unhealthy.
 	case errors.Is(err, errMismatch), errors.Is(err, log.ErrNotContiguous), errors.Is(err, log.ErrStaleEpoch),
-		errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrTruncateBelowHighWatermark),
-		errors.Is(err, log.ErrBatchTooLarge):
-		if errors.Is(err, log.ErrTruncateBelowHighWatermark) || errors.Is(err, log.ErrCorruptBatch) {
+		errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrBatchTooLarge):
+		if errors.Is(err, log.ErrCorruptBatch) {
 			r.m.cfg.Logger.Error("replication: follower cannot apply push", "topic", r.topic, "partition", r.key.partition, "err", err)
 		}
 		return false

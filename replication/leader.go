@@ -147,10 +147,12 @@ func (r *replica) leaderStep() bool {
 			gen: t.gen, prevEnd: base, hw: hw, batches: buf})
 	}
 	t0 := time.Now()
+	start := m.mono()
 	_, err := r.log.AppendFollower(m.ctx, buf)
 	m.stats.leaderRounds.Add(1)
 	m.stats.leaderBatches.Add(int64(len(round)))
 	m.stats.leaderNanos.Add(int64(time.Since(t0)))
+	r.roundStats(round, start)
 
 	r.mu.Lock()
 	if err != nil {
@@ -179,6 +181,19 @@ func (r *replica) leaderStep() bool {
 	out.deliver(m)
 	r.catchUp()
 	return true
+}
+
+// roundStats counts the time the batches of a round written from start
+// until now waited for it, and stamps them written.
+func (r *replica) roundStats(round []*appendReq, start int64) {
+	now, queued := r.m.mono(), int64(0)
+	for _, q := range round {
+		if q.queuedAt > 0 {
+			queued += start - q.queuedAt
+		}
+		q.writtenAt = now
+	}
+	r.m.stats.queueNanos.Add(queued)
 }
 
 // roundFailedLocked answers a round whose write failed: a storage failure
@@ -327,8 +342,9 @@ func (r *replica) catchUp() {
 
 		var data []byte
 		var err error
+		bp := r.catchUpBuf()
 		if from < durable {
-			data, err = r.log.ReadBatches(make([]byte, 0, catchUpReadBytes), from, durable, catchUpReadBytes)
+			data, err = r.log.ReadBatches((*bp)[:0], from, durable, catchUpReadBytes)
 		}
 		end := from
 		if err == nil && len(data) > 0 {
@@ -361,6 +377,12 @@ func (r *replica) catchUp() {
 				gen: gen, flags: flags, prevEnd: from, hw: r.log.HighWatermark(), batches: data})
 		}
 		r.mu.Unlock()
+		if sameArray(data, *bp) {
+			// The push copied data: the buffer is free again. (A read
+			// that did not fit it returned another array: that one is
+			// not ours to reuse.)
+			r.m.catchUpBufs.Put(bp)
+		}
 	}
 	// More to send than one pass allows: run the worker again.
 	r.mu.Lock()
@@ -368,6 +390,22 @@ func (r *replica) catchUp() {
 		r.kickLocked()
 	}
 	r.mu.Unlock()
+}
+
+// catchUpBuf returns a buffer of catchUpReadBytes capacity for a
+// catch-up read, recycled (a fresh 1 MiB buffer per push costs more CPU,
+// in zeroing and returning it to the OS, than the push itself).
+func (r *replica) catchUpBuf() *[]byte {
+	if bp, ok := r.m.catchUpBufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, catchUpReadBytes)
+	return &b
+}
+
+// sameArray reports whether a and b share their backing array's end.
+func sameArray(a, b []byte) bool {
+	return cap(a) > 0 && cap(a) == cap(b) && &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
 // batchesEnd returns the offset after the last batch of raw.
@@ -529,8 +567,13 @@ func (r *replica) advanceHWLocked(out *answers) {
 		}
 	}
 	kept := r.mu.hwWaiters[:0]
+	now := r.m.mono()
 	for _, q := range r.mu.hwWaiters {
 		if q.last < cur {
+			if q.writtenAt > 0 {
+				r.m.stats.hwNanos.Add(now - q.writtenAt)
+				r.m.stats.hwBatches.Add(1)
+			}
 			out.ok(q)
 		} else {
 			kept = append(kept, q)

@@ -45,6 +45,8 @@ type appendReq struct {
 	attempt uint64
 
 	base, last int64 // assigned offsets
+
+	queuedAt, writtenAt int64 // mono times, for the stage statistics
 }
 
 // answer is an outcome to deliver to a producer once the replica's lock
@@ -415,6 +417,7 @@ func (r *replica) enqueue(q *appendReq) {
 	case r.mu.role != roleLeader || r.mu.superseded:
 		out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
 	default:
+		q.queuedAt = r.m.mono()
 		r.mu.queue = append(r.mu.queue, q)
 		r.kickLocked()
 	}

@@ -49,6 +49,8 @@ type pushItem struct {
 	prevEnd   int64
 	hw        int64
 	batches   []byte
+
+	arrived int64 // mono time a follower took it, for the stage statistics; not on the wire
 }
 
 // Ack statuses.

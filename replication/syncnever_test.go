@@ -1,0 +1,171 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
+)
+
+// countHandler is a slog.Handler that counts the records whose message
+// holds a substring.
+type countHandler struct {
+	mu   sync.Mutex
+	msgs map[string]int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs[r.Message]++
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countHandler) count(sub string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for m, c := range h.msgs {
+		if strings.Contains(m, sub) {
+			n += c
+		}
+	}
+	return n
+}
+
+// Under SyncNever, after every node crashed, a follower whose high
+// watermark survived (it was stopped cleanly) lies above the log end of
+// the new leader, which lost its unsynced records. Told to truncate below
+// its high watermark, the follower must do so (lowering its high
+// watermark) and rejoin: refusing left it out of the ISR for good, and
+// the leader re-sent the truncation in a hot loop.
+func TestSyncNeverFollowerTruncatesBelowHighWatermark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &countHandler{msgs: map[string]int{}}
+		c := newTCluster(t, 3, func(_ uint64, cfg *Config) {
+			cfg.Durability = wal.SyncNever
+			cfg.Logger = slog.New(h)
+		})
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		g := uint64(0)
+		for _, id := range c.ids {
+			if id != l && id != f {
+				g = id
+			}
+		}
+		appendN(t, ctx, c, l, "a", 5)
+		checkValues(t, values(c), names("a", 5)) // every high watermark at 5
+		// f stops cleanly: its records and high watermark are durable.
+		// Once out of the ISR it cannot be elected when it comes back.
+		c.stop(f)
+		c.waitFor("f out of the ISR", 60*time.Second, func() bool {
+			p, ok := c.nodes[l].meta.State().Partition("t", 0)
+			return ok && !slices.Contains(p.ISR, f)
+		})
+		// The others crash and lose every unsynced record (SyncNever).
+		for _, id := range []uint64{l, g} {
+			c.fs[id].(*wal.MemFS).Crash(wal.CrashOptions{})
+			c.stopCrashed(id)
+		}
+		c.start(l)
+		c.start(g)
+		c.waitFor("a leader with a shorter log", 60*time.Second, func() bool {
+			p, ok := c.nodes[l].meta.State().Partition("t", 0)
+			if !ok || p.Leader == 0 || c.nodes[p.Leader] == nil {
+				return false
+			}
+			_, end, ok := c.logBytes(p.Leader, "t", 0)
+			return ok && end < 5
+		})
+		// The scenario: f comes back with its high watermark above the
+		// leader's log end.
+		fl, err := log.Open(log.Options{WAL: wal.Options{FS: c.fs[f], Dir: replicaDirIn(t, c.fs[f], "/data"),
+			Durability: wal.SyncNever}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hw := fl.HighWatermark(); hw != 5 {
+			t.Fatalf("stopped follower's high watermark %d, want 5", hw)
+		}
+		if err := fl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.start(f)
+		// f truncates below its high watermark to the leader's end.
+		if recs := c.converged("t", 0); len(recs) != 0 {
+			t.Fatalf("converged on %d records; the leader lost all 5", len(recs))
+		}
+		appendN(t, ctx, c, c.leader("t", 0), "b", 3)
+		recs := values(c) // converged: f truncated and caught up
+		for _, v := range recs {
+			if !strings.HasPrefix(v, "b/") {
+				t.Errorf("record %q survived: the leader lost it", v)
+			}
+		}
+		checkValues(t, recs, names("b", 3))
+		if n := h.count("cannot"); n != 0 {
+			t.Errorf("%d \"cannot\" messages logged", n)
+		}
+	})
+}
+
+// Under SyncAlways a truncation below the follower's high watermark would
+// remove an acknowledged record: the follower refuses it, and fails (once,
+// logged once) instead of answering a mismatch the leader would answer
+// with the same truncation at once, for ever.
+func TestSyncAlwaysFollowerRefusesTruncationBelowHighWatermark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &countHandler{msgs: map[string]int{}}
+		c := newTCluster(t, 3, func(_ uint64, cfg *Config) { cfg.Logger = slog.New(h) })
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 5)
+		checkValues(t, values(c), names("a", 5)) // every high watermark at 5
+		r := replicaOf(t, c, f)
+		r.mu.Lock()
+		epoch, tid := r.mu.epoch, r.key.topicID
+		r.mu.Unlock()
+		// The leader of the current epoch asks for a truncation to 2, as if
+		// it had lost acknowledged records.
+		for range 3 {
+			r.onPush(l, &pushItem{topicID: tid, epoch: epoch, gen: 1 << 20, flags: pushTruncate, prevEnd: 2})
+		}
+		c.waitFor("follower failed", 30*time.Second, func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.mu.failed != nil
+		})
+		r.mu.Lock()
+		failed := r.mu.failed
+		r.mu.Unlock()
+		if !errors.Is(failed, log.ErrTruncateBelowHighWatermark) {
+			t.Fatalf("follower failed with %v", failed)
+		}
+		if end, hw := r.log.LogEndOffset(), r.log.HighWatermark(); end != 5 || hw != 5 {
+			t.Fatalf("refused truncation changed the log: end %d, hw %d", end, hw)
+		}
+		time.Sleep(10 * time.Second) // fake time: the leader keeps pushing
+		if n := h.count("replica storage failed"); n != 1 {
+			t.Errorf("failure logged %d times, want once", n)
+		}
+	})
+}

@@ -17,18 +17,8 @@ var (
 	seedFlag     = flag.Int64("seed", 0, "run TestChaos for this seed only (replays its schedule)")
 	durationFlag = flag.Duration("chaos.duration", 5*time.Second, "workload duration of one run (one history)")
 	soakFlag     = flag.Duration("soak", 0, "run TestSoak: random seeds for this long")
-	bugsFlag     = flag.Bool("chaos.known-bugs", false, "run the runs that knownBug skips")
+	bugsFlag     = flag.Bool("chaos.known-bugs", false, "also inject the faults that corruptionBug keeps out of the random runs")
 )
-
-// knownBug, when not empty, names bugs in replog that make the random
-// runs (TestChaos, TestSoak) fail; they skip with it, so that CI stays
-// usable, unless -chaos.known-bugs is given. Clear it once the bugs are
-// fixed. (The suite found two such bugs at commit 522006c, both fixed
-// since: a deposed leader that raised its high watermark over its
-// divergent tail and served it as committed, fixed by 5cff24e; a
-// restarted replica failing for good on a replayed older epoch, not seen
-// since 0cd7c84.)
-const knownBug = ""
 
 // corruptionBug, when not empty, is why the random runs leave the Corrupt
 // fault out unless -chaos.known-bugs is given (TestCorruptSegment covers
@@ -39,21 +29,6 @@ const corruptionBug = "bug: replication: a replica whose wal segment is corrupte
 	"cannot read the damaged range, so a follower behind it never catches up (\"cannot serve " +
 	"follower ... corrupt log\", logged without end) and reads through it fail forever"
 
-// syncNeverBug, when not empty, is why the runs that crash every node
-// under SyncNever (TestCrashAllSyncNever, and configFor's seeds mod 4 = 2)
-// skip unless -chaos.known-bugs is given. Found by TestSoak at commit
-// 9c65dcf, seed 588378517490.
-const syncNeverBug = "" // fixed: a follower told to truncate below its high watermark does so (non-SyncAlways)
-
-// skipSyncNeverBug skips t while syncNeverBug stands, unless
-// -chaos.known-bugs.
-func skipSyncNeverBug(t testing.TB) {
-	t.Helper()
-	if syncNeverBug != "" && !*bugsFlag {
-		t.Skip(syncNeverBug)
-	}
-}
-
 // randomFaults is every kind the random runs inject: all of them, but
 // Corrupt only with -chaos.known-bugs while corruptionBug stands.
 func randomFaults() []FaultKind {
@@ -61,14 +36,6 @@ func randomFaults() []FaultKind {
 		return without(allFaults, Corrupt)
 	}
 	return allFaults
-}
-
-// skipKnownBug skips t while knownBug stands, unless -chaos.known-bugs.
-func skipKnownBug(t testing.TB) {
-	t.Helper()
-	if knownBug != "" && !*bugsFlag {
-		t.Skip(knownBug)
-	}
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -125,7 +92,6 @@ var shortSeeds = []int64{116, 104, 149, 102, 147}
 //
 //	go test ./chaos -run 'TestChaos$' -seed=N -v
 func TestChaos(t *testing.T) {
-	skipKnownBug(t)
 	seeds := shortSeeds
 	if *seedFlag != 0 {
 		seeds = []int64{*seedFlag}
@@ -134,7 +100,6 @@ func TestChaos(t *testing.T) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			cfg := configFor(seed, *durationFlag)
 			if cfg.ExpectLoss {
-				skipSyncNeverBug(t)
 			}
 			o := run(t, cfg)
 			t.Logf("%v\n%s\nfaults %v, %d ops in %v", o.cfg, o.result, o.faults, len(o.hist), o.elapsed.Round(time.Millisecond))
@@ -156,7 +121,6 @@ func TestSoak(t *testing.T) {
 	if *soakFlag <= 0 {
 		t.Skip("soak disabled; enable with -soak=10m (and -timeout=0)")
 	}
-	skipKnownBug(t)
 	end := time.Now().Add(*soakFlag)
 	if dl, ok := t.Deadline(); ok && dl.Add(-2*time.Minute).Before(end) {
 		end = dl.Add(-2 * time.Minute)
@@ -169,9 +133,6 @@ func TestSoak(t *testing.T) {
 	for time.Now().Before(end) {
 		seed := rng.Int64N(1 << 40)
 		cfg := configFor(seed, *durationFlag)
-		if cfg.ExpectLoss && syncNeverBug != "" && !*bugsFlag {
-			continue // see syncNeverBug
-		}
 		o := run(t, cfg)
 		s.add(o)
 		if o.failed() {

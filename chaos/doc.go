@@ -51,11 +51,15 @@
 //	go test ./chaos -run TestSoak -soak=10m -timeout=0 -v
 //	                                      # random seeds for 10 minutes
 //
-// -chaos.duration sets the workload time of one run (default 5s). Open
-// bugs of replog that the runs hit are named in the tests (knownBug,
-// corruptionBug, syncNeverBug); the runs they affect skip, or leave the
-// fault out, unless -chaos.known-bugs is given, so that CI stays green
-// while they stand.
+// -chaos.duration sets the workload time of one run (default 5s). An open
+// bug of replog that the runs hit is named in the tests (corruptionBug
+// today); the random runs leave its fault out, and the scenario it breaks
+// skips, unless -chaos.known-bugs is given, so that CI stays green while it
+// stands. Bugs the suite found and that were fixed since: a deposed leader
+// serving its divergent tail as committed; a restarted replica failing for
+// good on a replayed epoch; acknowledged appends lost right after
+// CreateTopic (producer sequences reused after a stale resync); a follower
+// stuck after every node crashed under SyncNever.
 //
 // A replica whose segment was corrupted must report it (wal.ErrCorrupt)
 // and never serve the damaged record; replog does not yet rebuild such a

@@ -34,7 +34,6 @@ func TestCrashAllSyncAlways(t *testing.T) {
 // records may be lost (as documented), and the checker must report their
 // loss as expected, while everything else still holds.
 func TestCrashAllSyncNever(t *testing.T) {
-	skipSyncNeverBug(t)
 	cfg := runConfig{Seed: 7002, Nodes: 3, Clients: 4, Duration: 4 * time.Second,
 		Durability: replog.SyncNever, Kinds: []FaultKind{CrashAll}, ExpectLoss: true}
 	o := run(t, cfg)

@@ -141,11 +141,9 @@ func TestIsolatedLeaderCannotAckAll(t *testing.T) {
 func TestRestartedFollowerCatchesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 10)
 		c.stop(f)
 		appendN(t, ctx, c, l, "b", 30)
@@ -300,11 +298,9 @@ func TestFailoverUnderLoadNoLossNoDuplicate(t *testing.T) {
 func TestRefollowingReplicaIsMatchedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 5)
 		checkValues(t, values(c), names("a", 5))
 		r := replicaOf(t, c, f)
@@ -323,11 +319,9 @@ func TestRefollowingReplicaIsMatchedAgain(t *testing.T) {
 func TestFollowerWithoutAgreementAsksForMatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 5)
 		checkValues(t, values(c), names("a", 5))
 		r := replicaOf(t, c, f)
@@ -349,11 +343,9 @@ func TestFollowerWithoutAgreementAsksForMatch(t *testing.T) {
 func TestCrashedFollowerLearnsHighWatermark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 5)
 		c.fs[f].(*wal.MemFS).Crash(wal.CrashOptions{})
 		c.stopCrashed(f)

@@ -260,3 +260,12 @@ func fmtFollowers(fs map[uint64]*fstate) string {
 	}
 	return b.String()
 }
+
+// topicT creates topic "t" with one partition on three replicas (min ISR 2)
+// and returns its leader and one of its followers.
+func (c *tcluster) topicT() (leader, follower uint64) {
+	c.t.Helper()
+	c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+	leader = c.leader("t", 0)
+	return leader, c.other(leader)
+}

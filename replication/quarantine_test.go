@@ -19,11 +19,9 @@ import (
 func TestCorruptReplicaRecoversFromLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 20)
 		checkValues(t, values(c), names("a", 20))
 		mfs := c.fs[f].(*wal.MemFS)
@@ -102,9 +100,7 @@ func corruptFirstSegment(t *testing.T, fs wal.FS, dir string) {
 func TestEmptiedReplicaDoesNotLead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
-		l := c.leader("t", 0)
-		f := c.other(l)
+		_, f := c.topicT()
 		r := replicaOf(t, c, f)
 		r.mu.Lock()
 		r.mu.fresh = true

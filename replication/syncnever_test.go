@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/replog/replog/log"
-	"github.com/replog/replog/meta"
 	"github.com/replog/replog/wal"
 )
 
@@ -58,11 +57,9 @@ func TestSyncNeverFollowerTruncatesBelowHighWatermark(t *testing.T) {
 			cfg.Durability = wal.SyncNever
 			cfg.Logger = slog.New(h)
 		})
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		g := uint64(0)
 		for _, id := range c.ids {
 			if id != l && id != f {
@@ -133,11 +130,9 @@ func TestSyncAlwaysFollowerRefusesTruncationBelowHighWatermark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &countHandler{msgs: map[string]int{}}
 		c := newTCluster(t, 3, func(_ uint64, cfg *Config) { cfg.Logger = slog.New(h) })
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 5)
 		checkValues(t, values(c), names("a", 5)) // every high watermark at 5
 		r := replicaOf(t, c, f)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -13,55 +12,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/replog/replog/internal/transporttest"
 	"github.com/replog/replog/transport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// recorder collects the messages one endpoint receives.
-type recorder struct {
-	mu   sync.Mutex
-	got  map[uint64][]uint64 // sender -> sequence numbers, in arrival order
-	cond chan struct{}       // closed and replaced on every delivery
-}
-
-func newRecorder() *recorder {
-	return &recorder{got: make(map[uint64][]uint64), cond: make(chan struct{})}
-}
-
-func (r *recorder) handle(from uint64, msg []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got[from] = append(r.got[from], binary.BigEndian.Uint64(msg))
-	close(r.cond)
-	r.cond = make(chan struct{})
-}
-
-// seqs returns a copy of what arrived from sender.
-func (r *recorder) seqs(from uint64) []uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.got[from])
-}
-
-// waitFor waits until the last message from sender carries seq.
-func (r *recorder) waitFor(ctx context.Context, from, seq uint64) error {
-	for {
-		r.mu.Lock()
-		s := r.got[from]
-		done := len(s) > 0 && s[len(s)-1] == seq
-		c := r.cond
-		r.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-c:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d from %d: %w", seq, from, ctx.Err())
-		}
-	}
-}
+// recorder collects the messages one node receives.
+type recorder = transporttest.Recorder
 
 func msg(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
@@ -77,8 +35,8 @@ func cluster(t *testing.T, net *transport.MemNetwork, n int) ([]*transport.MemEn
 	recs := make([]*recorder, n+1)
 	for id := 1; id <= n; id++ {
 		eps[id] = net.Endpoint(uint64(id))
-		recs[id] = newRecorder()
-		if err := eps[id].Start(recs[id].handle); err != nil {
+		recs[id] = transporttest.NewRecorder()
+		if err := eps[id].Start(recs[id].Handle); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,10 +79,10 @@ func TestMemOrderedAndComplete(t *testing.T) {
 	}
 	for to := 1; to <= 3; to++ {
 		for from := 1; from <= 3; from++ {
-			if err := recs[to].waitFor(ctx, uint64(from), n-1); err != nil {
+			if err := recs[to].WaitFor(ctx, uint64(from), n-1); err != nil {
 				t.Fatal(err)
 			}
-			if got := recs[to].seqs(uint64(from)); !slices.Equal(got, want) {
+			if got := recs[to].Seqs(uint64(from)); !slices.Equal(got, want) {
 				t.Fatalf("%d->%d: got %d messages, not 0..%d in order", from, to, len(got), n-1)
 			}
 		}
@@ -157,7 +115,7 @@ func lossyRun(t *testing.T, seed int64, p float64, n uint64, noise bool) (got []
 			}
 		}
 		synctest.Wait()
-		got, st = recs[2].seqs(1), net.LinkStats(1, 2)
+		got, st = recs[2].Seqs(1), net.LinkStats(1, 2)
 	})
 	return got, st
 }
@@ -202,10 +160,10 @@ func TestMemPartitionAndHeal(t *testing.T) {
 	}
 	mustSend(t, eps[1], 2, 1)
 	mustSend(t, eps[3], 3, 1) // a node always reaches itself
-	if err := recs[2].waitFor(ctx, 1, 1); err != nil {
+	if err := recs[2].WaitFor(ctx, 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := recs[3].waitFor(ctx, 3, 1); err != nil {
+	if err := recs[3].WaitFor(ctx, 3, 1); err != nil {
 		t.Fatal(err)
 	}
 	if st := net.Stats(); st.DroppedCut != 4 || st.Delivered != 2 {
@@ -216,7 +174,7 @@ func TestMemPartitionAndHeal(t *testing.T) {
 	net.Partition([]uint64{1})
 	mustSend(t, eps[2], 3, 2)
 	mustSend(t, eps[2], 1, 2)
-	if err := recs[3].waitFor(ctx, 2, 2); err != nil {
+	if err := recs[3].WaitFor(ctx, 2, 2); err != nil {
 		t.Fatal(err)
 	}
 
@@ -230,11 +188,11 @@ func TestMemPartitionAndHeal(t *testing.T) {
 	net.Heal()
 	for _, p := range [][2]uint64{{1, 3}, {3, 1}, {2, 3}, {3, 2}, {2, 1}} {
 		mustSend(t, eps[p[0]], p[1], marker)
-		if err := recs[p[1]].waitFor(ctx, p[0], marker); err != nil {
+		if err := recs[p[1]].WaitFor(ctx, p[0], marker); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := recs[1].seqs(3); !slices.Equal(got, []uint64{marker}) {
+	if got := recs[1].Seqs(3); !slices.Equal(got, []uint64{marker}) {
 		t.Fatalf("1 got %v from 3, want only the marker", got)
 	}
 }
@@ -395,21 +353,21 @@ func TestMemRestartedEndpoint(t *testing.T) {
 	if net.Endpoint(2) != b {
 		t.Fatal("Endpoint returned a second open endpoint for one node")
 	}
-	rec := newRecorder()
+	rec := transporttest.NewRecorder()
 	if err := b.Send(1, msg(1)); !errors.Is(err, transport.ErrNotStarted) {
 		t.Fatalf("Send before Start: %v", err)
 	}
 	if err := b.Start(nil); !errors.Is(err, transport.ErrNilHandler) {
 		t.Fatalf("Start(nil): %v", err)
 	}
-	if err := b.Start(rec.handle); err != nil {
+	if err := b.Start(rec.Handle); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(rec.handle); !errors.Is(err, transport.ErrStarted) {
+	if err := b.Start(rec.Handle); !errors.Is(err, transport.ErrStarted) {
 		t.Fatalf("second Start: %v", err)
 	}
 	mustSend(t, eps[1], 2, marker)
-	if err := rec.waitFor(ctxT(t), 1, marker); err != nil {
+	if err := rec.WaitFor(ctxT(t), 1, marker); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -482,10 +440,10 @@ func TestMemFaultsUnderTraffic(t *testing.T) {
 	for from := 1; from <= 3; from++ {
 		for to := 1; to <= 3; to++ {
 			mustSend(t, eps[from], uint64(to), marker)
-			if err := recs[to].waitFor(ctx, uint64(from), marker); err != nil {
+			if err := recs[to].WaitFor(ctx, uint64(from), marker); err != nil {
 				t.Fatal(err)
 			}
-			got := recs[to].seqs(uint64(from))
+			got := recs[to].Seqs(uint64(from))
 			for i := 1; i < len(got); i++ {
 				if got[i] <= got[i-1] {
 					t.Fatalf("%d->%d: %d after %d", from, to, got[i], got[i-1])

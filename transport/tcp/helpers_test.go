@@ -15,54 +15,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/replog/replog/internal/transporttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// recorder collects the messages one node receives and lets tests wait for
-// them.
-type recorder struct {
-	mu   sync.Mutex
-	got  map[uint64][]uint64 // sender -> sequence numbers in arrival order
-	cond chan struct{}       // closed and replaced on every delivery
-}
-
-func newRecorder() *recorder {
-	return &recorder{got: make(map[uint64][]uint64), cond: make(chan struct{})}
-}
-
-func (r *recorder) handle(from uint64, msg []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got[from] = append(r.got[from], binary.BigEndian.Uint64(msg))
-	close(r.cond)
-	r.cond = make(chan struct{})
-}
-
-func (r *recorder) seqs(from uint64) []uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.got[from])
-}
-
-// waitFor waits until the last message from sender carries seq.
-func (r *recorder) waitFor(ctx context.Context, from, seq uint64) error {
-	for {
-		r.mu.Lock()
-		s := r.got[from]
-		done := len(s) > 0 && s[len(s)-1] == seq
-		c := r.cond
-		r.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-c:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d from %d: %w", seq, from, ctx.Err())
-		}
-	}
-}
+// recorder collects the messages one node receives.
+type recorder = transporttest.Recorder
 
 func seqMsg(seq uint64, size int) []byte {
 	b := make([]byte, max(size, 8))
@@ -175,8 +135,8 @@ func startNode(t *testing.T, cfg Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{Transport: tr, rec: newRecorder(), log: cfg.Logger.Handler().(*logSink)}
-	if err := tr.Start(n.rec.handle); err != nil {
+	n := &node{Transport: tr, rec: transporttest.NewRecorder(), log: cfg.Logger.Handler().(*logSink)}
+	if err := tr.Start(n.rec.Handle); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tr.Close() })

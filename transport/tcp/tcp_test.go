@@ -39,10 +39,10 @@ func TestOrderedAndComplete(t *testing.T) {
 			if from == to {
 				continue
 			}
-			if err := nodes[to].rec.waitFor(ctx, uint64(from), n-1); err != nil {
+			if err := nodes[to].rec.WaitFor(ctx, uint64(from), n-1); err != nil {
 				t.Fatal(err)
 			}
-			if got := nodes[to].rec.seqs(uint64(from)); !slices.Equal(got, want) {
+			if got := nodes[to].rec.Seqs(uint64(from)); !slices.Equal(got, want) {
 				t.Fatalf("%d->%d: %d messages, not 0..%d in order", from, to, len(got), n-1)
 			}
 		}
@@ -175,11 +175,11 @@ func TestPeerRestart(t *testing.T) {
 	exchange := func(a, b *node, seq uint64) {
 		t.Helper()
 		mustSend(t, a, b.ID(), seq)
-		if err := b.rec.waitFor(ctx, a.ID(), seq); err != nil {
+		if err := b.rec.WaitFor(ctx, a.ID(), seq); err != nil {
 			t.Fatal(err)
 		}
 		mustSend(t, b, a.ID(), seq)
-		if err := a.rec.waitFor(ctx, b.ID(), seq); err != nil {
+		if err := a.rec.WaitFor(ctx, b.ID(), seq); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +192,7 @@ func TestPeerRestart(t *testing.T) {
 	// The accepting side restarts: the dialler reconnects with backoff.
 	n2 := restart(t, nodes[2], peers)
 	exchange(n2, n1, 3)
-	if got := n1.rec.seqs(2); !slices.Equal(got, []uint64{2, 3}) {
+	if got := n1.rec.Seqs(2); !slices.Equal(got, []uint64{2, 3}) {
 		t.Fatalf("restarted node 1 got %v from 2", got)
 	}
 	if st := n1.Stats(); st.Connects != 2 {
@@ -224,7 +224,7 @@ func TestGarbageBeforeHandshake(t *testing.T) {
 	}
 	// The real peer is unaffected.
 	mustSend(t, nodes[1], 2, 9)
-	if err := nodes[2].rec.waitFor(ctxT(t), 1, 9); err != nil {
+	if err := nodes[2].rec.WaitFor(ctxT(t), 1, 9); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -369,7 +369,7 @@ func TestAddRemovePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	if err := n1.rec.waitFor(ctx, 2, 1); err != nil {
+	if err := n1.rec.WaitFor(ctx, 2, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.RemovePeer(2); err != nil {
@@ -383,7 +383,7 @@ func TestAddRemovePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSend(t, n1, 2, 3)
-	if err := n2.rec.waitFor(ctx, 1, 3); err != nil {
+	if err := n2.rec.WaitFor(ctx, 1, 3); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -465,10 +465,10 @@ func TestPeerChurnUnderTraffic(t *testing.T) {
 	for _, p := range [][2]int{{1, 2}, {2, 1}} {
 		from, to := nodes[p[0]], nodes[p[1]]
 		mustSend(t, from, to.ID(), 1<<62)
-		if err := to.rec.waitFor(ctx, from.ID(), 1<<62); err != nil {
+		if err := to.rec.WaitFor(ctx, from.ID(), 1<<62); err != nil {
 			t.Fatal(err)
 		}
-		got := to.rec.seqs(from.ID())
+		got := to.rec.Seqs(from.ID())
 		for i := 1; i < len(got); i++ {
 			if got[i] <= got[i-1] {
 				t.Fatalf("%d->%d: %d after %d", from.ID(), to.ID(), got[i], got[i-1])

@@ -86,10 +86,10 @@ func TestMutualTLS(t *testing.T) {
 		mustSend(t, nodes[1], 2, seq)
 		mustSend(t, nodes[2], 1, seq)
 	}
-	if err := nodes[2].rec.waitFor(ctx, 1, 99); err != nil {
+	if err := nodes[2].rec.WaitFor(ctx, 1, 99); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes[1].rec.waitFor(ctx, 2, 99); err != nil {
+	if err := nodes[1].rec.WaitFor(ctx, 2, 99); err != nil {
 		t.Fatal(err)
 	}
 }

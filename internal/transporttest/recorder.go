@@ -1,0 +1,58 @@
+package transporttest
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Recorder collects the messages one node receives. Each message's first
+// eight bytes are a big-endian sequence number, which is all it keeps.
+type Recorder struct {
+	mu   sync.Mutex
+	got  map[uint64][]uint64 // sender -> sequence numbers, in arrival order
+	cond chan struct{}       // closed and replaced on every delivery
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder {
+	return &Recorder{got: make(map[uint64][]uint64), cond: make(chan struct{})}
+}
+
+// Handle is a transport.Handler that records msg's sequence number.
+func (r *Recorder) Handle(from uint64, msg []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got[from] = append(r.got[from], binary.BigEndian.Uint64(msg))
+	close(r.cond)
+	r.cond = make(chan struct{})
+}
+
+// Seqs returns a copy of the sequence numbers that arrived from sender, in
+// arrival order.
+func (r *Recorder) Seqs(from uint64) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got[from])
+}
+
+// WaitFor waits until the last message from sender carries seq, or ctx ends.
+func (r *Recorder) WaitFor(ctx context.Context, from, seq uint64) error {
+	for {
+		r.mu.Lock()
+		s := r.got[from]
+		done := len(s) > 0 && s[len(s)-1] == seq
+		c := r.cond
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d from %d: %w", seq, from, ctx.Err())
+		}
+	}
+}

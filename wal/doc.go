@@ -41,6 +41,39 @@
 //
 // DurableEnd reports how far data is known to be synced, whatever the policy.
 //
+// # Sync groups
+//
+// Each Log syncs its own active segment, one fdatasync per group commit. A
+// node with many Logs (one per partition replica) on one disk then issues
+// one device flush per Log per round, and many disks serialise flushes: the
+// node's synced throughput is divided among its Logs. Options.SyncGroup
+// shares one SyncGroup among Logs: a Log that needs a sync joins the next
+// flush of the group, and one flush of the whole file system (syncfs(2) on
+// Linux) covers every Log that joined it, so the node pays one device flush
+// per round instead of one per Log:
+//
+//	        time ──────────────────────────────────────────────►
+//	Log A   write ┐
+//	Log B         │   write ┐
+//	Log C         │         │  write ┐
+//	group         [ flush 1: A ]─────[ flush 2: B, C ]
+//	acks                       A                     B, C
+//
+// A flush counts for a Log only if it starts after the Log's write
+// returned (B above waits for flush 2: flush 1 was running when it
+// asked); flushes never overlap; the first Log to ask runs the flush, the
+// others wait for it (the group owns no goroutine). What the Durability
+// promises is unchanged; SyncTimeout bounds each Log's sync including its
+// wait for the flush.
+//
+// The price: syncfs writes back every dirty file of the file system, other
+// programs' too, so a Log's latency depends on them; it reports writeback
+// errors only since Linux 5.8; and since an error it reports may belong to
+// any file, a failed flush fails every Log it covered and the group itself
+// (every later sync through it fails). Where all of a process's Logs live
+// on one file system (LocalCluster, one node per disk), one group for the
+// process is best. An FS that does not implement FSSyncer gets no merging.
+//
 // # Failure
 //
 // Every sync has a deadline, Options.SyncTimeout. A sync still blocked past
@@ -135,7 +168,8 @@
 // files in memory and simulates a crash (only synced bytes and synced
 // directory entries survive, optionally with a torn last write). FaultFS
 // fails chosen operations (ENOSPC, EIO, short writes); StallFS blocks syncs
-// until released. The test file systems are exported for the tests of the
+// until released. Each implements FSSyncer, the one-flush-for-many-files
+// capability a SyncGroup uses. The test file systems are exported for the tests of the
 // packages built on wal.
 //
 // # Caveats

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"io/fs"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ const (
 	OpSyncDir
 	OpStat // FS.Stat and File.Size
 	OpClose
+	OpSyncFS // FSSyncer.SyncFS: a SyncGroup's flush
 
 	OpAny Op = 1<<iota - 1
 )
@@ -61,7 +63,10 @@ type armedFault struct {
 	seen int
 }
 
-var _ FS = (*FaultFS)(nil)
+var (
+	_ FS       = (*FaultFS)(nil)
+	_ FSSyncer = (*FaultFS)(nil)
+)
 
 // NewFaultFS wraps inner.
 func NewFaultFS(inner FS) *FaultFS { return &FaultFS{inner: inner} }
@@ -212,6 +217,28 @@ func (f *FaultFS) Stat(name string) (int64, error) {
 		return 0, err
 	}
 	return f.inner.Stat(name)
+}
+
+// SyncFS implements FSSyncer as one OpSyncFS operation: the inner FS's
+// SyncFS, or a Sync of each inner file (not counted as OpSync) if the inner
+// FS lacks it.
+func (f *FaultFS) SyncFS(files []File) error {
+	inner := make([]File, len(files))
+	for i, file := range files {
+		ff, ok := file.(*faultFile)
+		if !ok || ff.fs != f {
+			return &fs.PathError{Op: "syncfs", Path: fmt.Sprintf("%T", file), Err: fs.ErrInvalid}
+		}
+		inner[i] = ff.f
+	}
+	name := ""
+	if len(files) > 0 {
+		name = files[0].(*faultFile).name
+	}
+	if err := f.err(OpSyncFS, name, "syncfs"); err != nil {
+		return err
+	}
+	return syncFiles(f.inner, inner)
 }
 
 type faultFile struct {

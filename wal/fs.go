@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -56,7 +57,10 @@ type File interface {
 // OSFS is the operating system's file system. The zero value is ready to use.
 type OSFS struct{}
 
-var _ FS = OSFS{}
+var (
+	_ FS       = OSFS{}
+	_ FSSyncer = OSFS{}
+)
 
 // Create implements FS.
 func (OSFS) Create(name string) (File, error) {
@@ -116,6 +120,22 @@ func (OSFS) SyncDir(dir string) error {
 	}
 	err = d.Sync()
 	return errors.Join(err, d.Close())
+}
+
+// SyncFS implements FSSyncer. On Linux it calls syncfs(2) once for each
+// file system that holds one of files: every dirty file of that file system
+// is written back, other programs' too. Elsewhere it syncs each file. The
+// files must come from OSFS.
+func (OSFS) SyncFS(files []File) error {
+	osFiles := make([]*os.File, len(files))
+	for i, f := range files {
+		of, ok := f.(osFile)
+		if !ok {
+			return fmt.Errorf("wal: OSFS.SyncFS: %T is not an OSFS file", f)
+		}
+		osFiles[i] = of.f
+	}
+	return syncfsFiles(osFiles)
 }
 
 // Stat implements FS.

@@ -81,6 +81,14 @@ type Options struct {
 	MaxPending int
 	// Logger receives recovery warnings and failures. Default: discard.
 	Logger *slog.Logger
+	// SyncGroup, when set, merges the syncs of the active segment (group
+	// commits, Sync, SyncInterval, roll, Close) with those of the other Logs
+	// sharing the group into one flush of the whole file system (syncfs(2)
+	// on Linux): one device flush per round for all of a node's Logs
+	// instead of one per Log. SyncTimeout still bounds each sync, now
+	// including its wait for the flush. Nil (the default): the Log syncs its
+	// own file with fdatasync. See SyncGroup for the trade-offs.
+	SyncGroup *SyncGroup
 }
 
 func (o *Options) setDefaults() {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -20,12 +21,16 @@ type MemFS struct {
 	mu struct {
 		sync.Mutex
 		dirs    map[string]*memDir
-		epoch   int // bumped by Crash; older handles fail
+		dirty   map[*memInode]struct{} // inodes whose data may differ from synced
+		epoch   int                    // bumped by Crash; older handles fail
 		crashes int
 	}
 }
 
-var _ FS = (*MemFS)(nil)
+var (
+	_ FS       = (*MemFS)(nil)
+	_ FSSyncer = (*MemFS)(nil)
+)
 
 type memDir struct {
 	live    map[string]*memInode // current entries
@@ -41,6 +46,7 @@ type memInode struct {
 func NewMemFS() *MemFS {
 	m := &MemFS{}
 	m.mu.dirs = map[string]*memDir{}
+	m.mu.dirty = map[*memInode]struct{}{}
 	m.mkdirLocked("/")
 	m.mkdirLocked(".")
 	return m
@@ -89,6 +95,7 @@ func (m *MemFS) Crash(opts CrashOptions) {
 	defer m.mu.Unlock()
 	m.mu.epoch++
 	m.mu.crashes++
+	clear(m.mu.dirty) // every file reverts to its synced bytes
 	rng := rand.New(rand.NewPCG(opts.Seed, uint64(m.mu.crashes)))
 	seen := map[*memInode]bool{}
 	dirNames := make([]string, 0, len(m.mu.dirs))
@@ -152,6 +159,7 @@ func (m *MemFS) Create(name string) (File, error) {
 		ino = &memInode{}
 		d.live[base] = ino
 	}
+	m.mu.dirty[ino] = struct{}{}
 	return &memFile{fs: m, ino: ino, name: name, epoch: m.mu.epoch, write: true}, nil
 }
 
@@ -350,6 +358,7 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 		}
 	}
 	copy(f.ino.data[off:], p)
+	f.fs.mu.dirty[f.ino] = struct{}{}
 	return len(p), nil
 }
 
@@ -359,7 +368,33 @@ func (f *memFile) Sync() error {
 	if err := f.checkLocked("sync", false); err != nil {
 		return err
 	}
-	f.ino.synced = append(f.ino.synced[:0], f.ino.data...)
+	f.ino.sync()
+	delete(f.fs.mu.dirty, f.ino)
+	return nil
+}
+
+func (ino *memInode) sync() { ino.synced = append(ino.synced[:0], ino.data...) }
+
+// SyncFS implements FSSyncer as syncfs(2) does: the data of every file of
+// the MemFS becomes durable (not only that of files), directory entries do
+// not (SyncDir still does that). A handle from before a Crash, or from
+// another FS, fails it with nothing synced.
+func (m *MemFS) SyncFS(files []File) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, file := range files {
+		f, ok := file.(*memFile)
+		if !ok || f.fs != m {
+			return &fs.PathError{Op: "syncfs", Path: fmt.Sprintf("%T", file), Err: fs.ErrInvalid}
+		}
+		if err := f.checkLocked("syncfs", false); err != nil {
+			return err
+		}
+	}
+	for ino := range m.mu.dirty {
+		ino.sync()
+	}
+	clear(m.mu.dirty)
 	return nil
 }
 
@@ -377,6 +412,7 @@ func (f *memFile) Truncate(size int64) error {
 	} else {
 		f.ino.data = append(f.ino.data, make([]byte, size-int64(len(f.ino.data)))...)
 	}
+	f.fs.mu.dirty[f.ino] = struct{}{}
 	return nil
 }
 

@@ -1,9 +1,13 @@
 package wal
 
-import "sync"
+import (
+	"fmt"
+	"io/fs"
+	"sync"
+)
 
-// StallFS wraps an FS and makes syncs (File.Sync and SyncDir) block while it
-// is stalled, as a disk that stopped answering would. Syncs that block stay
+// StallFS wraps an FS and makes syncs (File.Sync, SyncDir and SyncFS) block
+// while it is stalled, as a disk that stopped answering would. Syncs that block stay
 // blocked until Release; nothing else is affected. Safe for concurrent use.
 type StallFS struct {
 	FS // the wrapped file system; every method but those below passes through
@@ -15,7 +19,10 @@ type StallFS struct {
 	}
 }
 
-var _ FS = (*StallFS)(nil)
+var (
+	_ FS       = (*StallFS)(nil)
+	_ FSSyncer = (*StallFS)(nil)
+)
 
 // NewStallFS wraps inner, not stalled.
 func NewStallFS(inner FS) *StallFS { return &StallFS{FS: inner} }
@@ -67,6 +74,22 @@ func (s *StallFS) block() {
 func (s *StallFS) SyncDir(dir string) error {
 	s.block()
 	return s.FS.SyncDir(dir)
+}
+
+// SyncFS implements FSSyncer, blocking while stalled (one blocked sync, for
+// Waiting), then running the wrapped FS's SyncFS, or a Sync of each file if
+// it lacks one.
+func (s *StallFS) SyncFS(files []File) error {
+	inner := make([]File, len(files))
+	for i, file := range files {
+		sf, ok := file.(*stallFile)
+		if !ok || sf.fs != s {
+			return &fs.PathError{Op: "syncfs", Path: fmt.Sprintf("%T", file), Err: fs.ErrInvalid}
+		}
+		inner[i] = sf.File
+	}
+	s.block()
+	return syncFiles(s.FS, inner)
 }
 
 // Create implements FS.

@@ -159,8 +159,8 @@ func (l *Log) setEnds(written, durable Pos) {
 	l.mu.Unlock()
 }
 
-// syncActive syncs the active segment under the deadline and publishes the
-// durable end.
+// syncActive syncs the active segment (through Options.SyncGroup if set)
+// under the deadline and publishes the durable end.
 func (l *Log) syncActive() error {
 	end := l.WrittenEnd()
 	s := l.w.active
@@ -169,12 +169,21 @@ func (l *Log) syncActive() error {
 	// once per group commit.
 	l.syncing.Store(s)
 	l.w.watchdog.Reset(l.opts.SyncTimeout)
-	err := s.f.Sync()
+	var err error
+	if g := l.opts.SyncGroup; g != nil {
+		err = g.sync(l.fs, s.f)
+	} else {
+		err = s.f.Sync()
+	}
 	if !l.w.watchdog.Stop() {
 		return l.fail(ErrStorageStalled) // stalledSync already failed the Log
 	}
 	if err != nil {
-		return l.fail(fmt.Errorf("wal: sync %s: %w", s.name, err))
+		how := ""
+		if l.opts.SyncGroup != nil {
+			how = " (sync group flush)"
+		}
+		return l.fail(fmt.Errorf("wal: sync %s%s: %w", s.name, how, err))
 	}
 	l.setEnds(end, end)
 	return nil

@@ -362,3 +362,102 @@ func BenchmarkRead(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSyncGroup is a node's Logs under SyncAlways on the OS file
+// system: 18 Logs (3 nodes × 6 partitions in one process, each replica its
+// own Log) appending 13,000-byte frames, each Log syncing on its own
+// (group=false, the baseline: one fdatasync per Log per round) or through
+// one shared SyncGroup (group=true: one syncfs per round for all).
+//
+// Two load patterns: free, one goroutine per Log appending as fast as its
+// syncs allow; lockstep, rounds in which every Log appends one frame at
+// once and the next round starts when all are acknowledged.
+//
+// Metrics: MB/s (payload), flushes/s (device flushes issued: Log syncs
+// without a group, group flushes with one), syncs/op (Log syncs per
+// append) and syncs/flush.
+func BenchmarkSyncGroup(b *testing.B) {
+	for _, lockstep := range []bool{false, true} {
+		for _, group := range []bool{false, true} {
+			pattern := "free"
+			if lockstep {
+				pattern = "lockstep"
+			}
+			b.Run(fmt.Sprintf("%s/group=%v", pattern, group), func(b *testing.B) {
+				benchSyncGroup(b, 18, 13000, group, lockstep)
+			})
+		}
+	}
+}
+
+func benchSyncGroup(b *testing.B, nlogs, size int, group, lockstep bool) {
+	dir := b.TempDir()
+	var g *SyncGroup
+	if group {
+		g = NewSyncGroup()
+	}
+	logs := make([]*Log, nlogs)
+	for i := range logs {
+		l, err := Open(Options{Dir: filepath.Join(dir, fmt.Sprint(i)), SyncGroup: g})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		logs[i] = l
+	}
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	ctx := context.Background()
+	logSyncs := func() (n int64) {
+		for _, l := range logs {
+			n += l.Stats().Syncs
+		}
+		return n
+	}
+	syncsBefore := logSyncs()
+	var groupBefore SyncGroupStats
+	if g != nil {
+		groupBefore = g.Stats()
+	}
+	appendOne := func(l *Log) bool {
+		if _, err := l.Append(ctx, payload); err != nil {
+			b.Error(err)
+			return false
+		}
+		return true
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	if lockstep {
+		for done := 0; done < b.N; done += nlogs {
+			var wg sync.WaitGroup
+			for _, l := range logs[:min(nlogs, b.N-done)] {
+				wg.Go(func() { appendOne(l) })
+			}
+			wg.Wait()
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for _, l := range logs {
+			wg.Go(func() {
+				for next.Add(1) <= int64(b.N) && appendOne(l) {
+				}
+			})
+		}
+		wg.Wait()
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	syncs := logSyncs() - syncsBefore
+	flushes := syncs
+	if g != nil {
+		flushes = g.Stats().Flushes - groupBefore.Flushes
+	}
+	b.ReportMetric(float64(flushes)/elapsed.Seconds(), "flushes/s")
+	b.ReportMetric(float64(syncs)/float64(b.N), "syncs/op")
+	b.ReportMetric(float64(syncs)/float64(max(flushes, 1)), "syncs/flush")
+}

@@ -11,10 +11,11 @@ import (
 
 // faultScript is a scripted run over fsys: appends across segment rolls,
 // syncs, a truncation, retention, reads, a clean Close, a reopen and more
-// appends. It stops at the first error and returns it.
-func faultScript(fsys FS, md *model) (err error) {
+// appends; its syncs go through g if not nil. It stops at the first error
+// and returns it.
+func faultScript(fsys FS, md *model, g *SyncGroup) (err error) {
 	ctx := context.Background()
-	opts := Options{FS: fsys, Dir: testDir, SegmentSize: 300}
+	opts := Options{FS: fsys, Dir: testDir, SegmentSize: 300, SyncGroup: g}
 	l, err := Open(opts)
 	if err != nil {
 		return err
@@ -96,10 +97,23 @@ func faultScript(fsys FS, md *model) (err error) {
 // TestFaultLoop fails operation i of the scripted run, for every i, with
 // EIO or ENOSPC (sometimes after a short write). Either the run reports the
 // injected error, or nothing was lost; and a reopen without faults (after a
-// crash, for half of them) recovers every acknowledged frame.
+// crash, for half of them) recovers every acknowledged frame. It runs with
+// the Log syncing on its own and through a SyncGroup (whose flushes are
+// operations to fail too).
 func TestFaultLoop(t *testing.T) {
+	t.Run("own-syncs", func(t *testing.T) { faultLoop(t, false) })
+	t.Run("sync-group", func(t *testing.T) { faultLoop(t, true) })
+}
+
+func faultLoop(t *testing.T, group bool) {
+	newGroup := func() *SyncGroup {
+		if group {
+			return NewSyncGroup()
+		}
+		return nil
+	}
 	clean := NewFaultFS(NewMemFS())
-	if err := faultScript(clean, newModel()); err != nil {
+	if err := faultScript(clean, newModel(), newGroup()); err != nil {
 		t.Fatalf("run without faults: %v", err)
 	}
 	total := clean.Count()
@@ -116,7 +130,7 @@ func TestFaultLoop(t *testing.T) {
 		}
 		ffs.Inject(Fault{N: i, Err: injected, Short: i%3 == 0})
 		md := newModel()
-		err := faultScript(ffs, md)
+		err := faultScript(ffs, md, newGroup())
 		if ffs.Fired() == 0 && err != nil {
 			t.Fatalf("op %d: no fault fired but the run failed: %v", i, err)
 		}

@@ -73,6 +73,8 @@
 // (every later sync through it fails). Where all of a process's Logs live
 // on one file system (LocalCluster, one node per disk), one group for the
 // process is best. An FS that does not implement FSSyncer gets no merging.
+// Whether a group is faster depends on the file system and on how the Logs'
+// syncs line up (see SyncGroup): measure.
 //
 // # Failure
 //

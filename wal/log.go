@@ -190,7 +190,7 @@ type segment struct {
 
 // Stats are counters of a Log's IO since Open.
 type Stats struct {
-	Syncs        int64 // file syncs issued (group commits, rolls, truncation, Sync, Close)
+	Syncs        int64 // file syncs issued (group commits, rolls, truncation, Sync, Close), through Options.SyncGroup or not
 	Writes       int64 // write calls issued for frames
 	BytesWritten int64 // frame bytes written
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // StallFS wraps an FS and makes syncs (File.Sync, SyncDir and SyncFS) block
-// while it is stalled, as a disk that stopped answering would. Syncs that block stay
-// blocked until Release; nothing else is affected. Safe for concurrent use.
+// while it is stalled, as a disk that stopped answering would. Syncs that
+// block stay blocked until Release; nothing else is affected. Safe for
+// concurrent use.
 type StallFS struct {
 	FS // the wrapped file system; every method but those below passes through
 	mu struct {

@@ -36,6 +36,14 @@ type FSSyncer interface {
 // it; the Log waits for the next one. Flushes of one file system never
 // overlap.
 //
+// Measure before enabling it. ext4's journal already merges the concurrent
+// fdatasyncs of different files into shared commits, and a flush also
+// writes back what the Logs write while it runs without counting it for
+// them. BenchmarkSyncGroup measures both load patterns: on the machine it
+// was written on, a group doubled the throughput of 18 Logs appending in
+// lockstep rounds, and cost about a third of it when each Log appended
+// independently as fast as its syncs allowed.
+//
 // Trade-offs:
 //   - On Linux a flush is syncfs(2): it writes back every dirty file of the
 //     file system, other programs' too. Its latency depends on how much

@@ -272,6 +272,9 @@ func (l *Log) NextOffset() int64 {
 	return l.mu.assigned
 }
 
+// WALStats returns the counters of the log's wal: syncs, writes, bytes.
+func (l *Log) WALStats() wal.Stats { return l.wal.Stats() }
+
 // LogStartOffset is the offset of the first record kept.
 func (l *Log) LogStartOffset() int64 {
 	l.mu.Lock()

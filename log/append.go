@@ -152,46 +152,87 @@ func (l *Log) putBuf(bp *[]byte) {
 // returns the end offset of those with the error: the next batch must
 // start there.
 func (l *Log) AppendFollower(ctx context.Context, batches []byte) (int64, error) {
+	p, err := l.EnqueueFollower(ctx, batches)
+	if err != nil {
+		return p.next, err
+	}
+	return p.next, p.Wait(ctx)
+}
+
+// Pending is an append that EnqueueFollower handed to the wal: its offsets
+// are taken (the next append continues at Next), and Wait tells when the
+// wal acknowledges it.
+type Pending struct {
+	l    *Log
+	next int64
+	end  wal.Pos
+}
+
+// Next is the offset after the pending append's batches.
+func (p Pending) Next() int64 { return p.next }
+
+// Wait waits until the wal acknowledges the pending append (durably under
+// SyncAlways) and so until LogEndOffset reaches Next. Errors: ctx's, or
+// the storage failure (sticky) that lost it.
+func (p Pending) Wait(ctx context.Context) error {
+	if p.l == nil {
+		return nil
+	}
+	return p.l.await(ctx, p.end)
+}
+
+// EnqueueFollower is AppendFollower without the wait: it checks the
+// batches as AppendFollower does and hands them to the wal, and returns
+// once they are queued (the wal's back-pressure may block it). Appends
+// queued one after another are written and synced in order, several per
+// wal round, so a caller that keeps queueing while earlier appends sync
+// (a pipelined leader or follower) shares syncs among them. If it fails
+// after queueing some of the batches, the Pending it returns covers those
+// (its Next is where the next batch must start). LogEndOffset moves only
+// as Waits return; TruncateTo first waits for every queued append.
+func (l *Log) EnqueueFollower(ctx context.Context, batches []byte) (Pending, error) {
 	var list []Batch
 	for rest := batches; len(rest) > 0; {
 		b, r, err := SplitBatch(rest)
 		if err != nil {
-			return 0, err
+			return Pending{}, err
 		}
 		if err := b.Validate(); err != nil {
-			return 0, err
+			return Pending{}, err
 		}
 		if len(b) > l.opts.MaxBatchBytes {
-			return 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrBatchTooLarge, len(b), l.opts.MaxBatchBytes)
+			return Pending{}, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrBatchTooLarge, len(b), l.opts.MaxBatchBytes)
 		}
 		if n := len(list); n > 0 && list[n-1].NextOffset() != b.BaseOffset() {
-			return 0, fmt.Errorf("%w: batch at %d after a batch ending at %d", ErrNotContiguous, b.BaseOffset(), list[n-1].LastOffset())
+			return Pending{}, fmt.Errorf("%w: batch at %d after a batch ending at %d", ErrNotContiguous, b.BaseOffset(), list[n-1].LastOffset())
 		}
 		list = append(list, b)
 		rest = r
 	}
 	if len(list) == 0 {
-		return l.LogEndOffset(), nil
+		return Pending{next: l.LogEndOffset()}, nil
 	}
 	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
 	if err := l.checkFollower(list); err != nil {
-		l.appendMu.Unlock()
-		return 0, err
+		return Pending{}, err
 	}
-	var end wal.Pos
+	p := Pending{l: l, next: l.appendMu.next, end: -1}
 	for _, b := range list {
 		pos, e, err := l.wal.Enqueue(ctx, b)
 		if err != nil {
-			next := l.appendMu.next // the batches before b were enqueued
-			l.appendMu.Unlock()
-			return next, wrapWAL("append", err)
+			// The batches before b were enqueued.
+			p.next = l.appendMu.next
+			if p.end < 0 {
+				p.l = nil
+			}
+			return p, wrapWAL("append", err)
 		}
 		l.enqueued(b, pos, e, true)
-		end = e
+		p.end = e
 	}
-	next := l.appendMu.next
-	l.appendMu.Unlock()
-	return next, l.await(ctx, end)
+	p.next = l.appendMu.next
+	return p, nil
 }
 
 // checkFollower checks, under appendMu, that list continues the log and

@@ -264,6 +264,17 @@ func (l *Log) LogEndOffset() int64 {
 	return l.mu.leo
 }
 
+// NextOffset is the offset the next append takes: LogEndOffset plus the
+// batches queued to the wal and not yet acknowledged (see EnqueueFollower).
+func (l *Log) NextOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.assigned
+}
+
+// WALStats returns the counters of the log's wal: syncs, writes, bytes.
+func (l *Log) WALStats() wal.Stats { return l.wal.Stats() }
+
 // LogStartOffset is the offset of the first record kept.
 func (l *Log) LogStartOffset() int64 {
 	l.mu.Lock()

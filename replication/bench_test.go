@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,6 +90,19 @@ func runProducers(b *testing.B, c *tcluster, t *meta.Topic, producers, batch, si
 			lr, float64(st.leaderBatches.Load())/float64(lr), time.Duration(st.leaderNanos.Load()/lr),
 			fr, float64(st.followerPushes.Load())/float64(fr), time.Duration(st.followerNanos.Load()/fr))
 	}
+	var syncs, writes int64
+	for _, id := range c.ids {
+		n := c.nodes[id].rep
+		n.mu.RLock()
+		rs := slices.Collect(maps.Values(n.mu.replicas))
+		n.mu.RUnlock()
+		for _, r := range rs {
+			st := r.log.WALStats()
+			syncs, writes = syncs+st.Syncs, writes+st.Writes
+		}
+	}
+	b.ReportMetric(float64(syncs)/el.Seconds(), "syncs/s")
+	b.ReportMetric(float64(b.N*batch)/float64(max(syncs, 1)), "records/sync")
 	if st := c.net.Stats(); st.Dropped() > 0 {
 		b.Logf("network dropped %d of %d messages: %+v", st.Dropped(), st.Sent, st)
 	}

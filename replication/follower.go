@@ -2,7 +2,6 @@ package replication
 
 import (
 	"errors"
-	"time"
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/wal"
@@ -47,7 +46,10 @@ func (r *replica) onPush(from uint64, it *pushItem) {
 
 // followerStep applies the queued pushes in order: truncations, batches
 // (contiguous pushes share one log append, and so one sync), high
-// watermarks, and answers each with the durable log end. Called with mu
+// watermarks. It does not wait for its appends: each push's answer (the
+// log end, once durable) goes to the in-flight list, and the completer
+// (followerDone) sends the answers in order while the worker queues the
+// next pushes' batches, which the log syncs together. Called with mu
 // held; returns with it released, and whether to run again.
 func (r *replica) followerStep() bool {
 	items := r.mu.fq
@@ -60,10 +62,11 @@ func (r *replica) followerStep() bool {
 	epoch, leader := r.mu.epoch, r.mu.leader
 	r.mu.Unlock()
 
-	p := r.m.peer(leader)
-	ack := func(gen uint32, status byte) {
-		p.ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch, gen: gen,
-			status: status, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset(), hw: r.log.HighWatermark()})
+	answer := func(it *inflight) {
+		it.follower, it.epoch, it.leader = true, epoch, leader
+		r.mu.Lock()
+		r.queueInflightLocked(it)
+		r.mu.Unlock()
 	}
 	var badGen uint32
 	bad := false
@@ -74,7 +77,7 @@ func (r *replica) followerStep() bool {
 		}
 		switch {
 		case it.flags&pushProbe != 0:
-			ack(it.gen, ackHello)
+			answer(&inflight{gen: it.gen, status: ackHello, answer: true, hw: -1})
 		case it.flags&pushHWOnly != 0:
 			if !r.agreementKnown(epoch) && !matchPushFollows(items[i+1:], it.gen) {
 				// The leader thinks this replica matched, but it does not
@@ -83,47 +86,73 @@ func (r *replica) followerStep() bool {
 				// answer): without a match it would never take the high
 				// watermark. Ask for one with this generation, like a lost
 				// push does.
-				ack(it.gen, ackMismatch)
+				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}
-			r.setHW(it.hw, epoch)
-			if i == len(items)-1 || items[i+1].flags&pushHWOnly == 0 {
-				ack(it.gen, ackOK) // the leader resends the high watermark until acknowledged
-			}
+			// The leader resends the high watermark until acknowledged.
+			last := i == len(items)-1 || items[i+1].flags&pushHWOnly == 0
+			answer(&inflight{gen: it.gen, status: ackOK, answer: last, hw: it.hw})
 		case bad && it.gen == badGen:
 			// Later pushes of a generation that already failed to
 			// continue the log: the leader rematches on the first answer.
 		default:
 			bad = false
-			j, err := r.followerAppend(items, i)
+			j, p, err := r.followerAppend(items, i)
 			if err != nil {
 				if r.storageFailed(err) {
 					return false
 				}
 				bad, badGen = true, it.gen
-				ack(it.gen, ackMismatch)
+				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}
 			hw := items[j].hw
 			for _, x := range items[i : j+1] {
 				hw = max(hw, x.hw)
 			}
-			r.setHW(hw, epoch)
-			ack(items[j].gen, ackOK)
+			answer(&inflight{pending: p, start: r.m.mono(), gen: items[j].gen, status: ackOK, answer: true, hw: hw,
+				pushes: pushes(items[i : j+1])})
 			i = j
 		}
 	}
 	return true
 }
 
-// followerAppend truncates if items[i] says so and appends the batches of
-// items[i] and of the contiguous pushes after it; it returns the index of
-// the last push applied.
-func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
+// followerDone finishes a follower's in-flight item once the appends
+// before it are acknowledged (err is the log's if they failed): it takes
+// the leader's high watermark and sends the answer.
+func (r *replica) followerDone(it *inflight, err error) {
+	if err != nil {
+		r.failStorage(err)
+		return
+	}
+	if it.pushes > 0 {
+		r.m.stats.followerRounds.Add(1)
+		r.m.stats.followerPushes.Add(int64(it.pushes))
+		r.m.stats.followerNanos.Add(r.m.mono() - it.start)
+	}
+	if it.hw >= 0 {
+		r.setHW(it.hw, it.epoch)
+	}
+	if it.answer {
+		r.m.peer(it.leader).ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: it.epoch, gen: it.gen,
+			status: it.status, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset(), hw: r.log.HighWatermark()})
+	}
+}
+
+// followerAppend truncates if items[i] says so and queues to the log the
+// batches of items[i] and of the contiguous pushes after it; it returns
+// the index of the last push applied and the pending append.
+func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, error) {
 	it := &items[i]
 	ctx := r.m.ctx
-	end := r.log.LogEndOffset()
+	end := r.log.NextOffset()
 	if it.flags&pushTruncate != 0 && end > it.prevEnd {
+		// A truncation waits for the appends in flight (and so for the
+		// answers queued before it).
+		r.mu.Lock()
+		r.drainLocked()
+		r.mu.Unlock()
 		truncate := r.log.TruncateTo
 		if r.m.cfg.Durability != wal.SyncAlways {
 			// The leader of this epoch may have lost unsynced records
@@ -132,9 +161,9 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 			truncate = r.log.TruncateBelowHighWatermark
 		}
 		if err := truncate(ctx, it.prevEnd); err != nil {
-			return i, err
+			return i, log.Pending{}, err
 		}
-		end = r.log.LogEndOffset()
+		end = r.log.NextOffset()
 		r.mu.Lock()
 		for _, ps := range r.mu.producers {
 			ps.truncate(end)
@@ -142,11 +171,11 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		r.mu.Unlock()
 	}
 	if it.prevEnd != end {
-		return i, errMismatch
+		return i, log.Pending{}, errMismatch
 	}
 	if len(it.batches) == 0 {
 		r.confirmed(it.epoch, end)
-		return i, nil
+		return i, log.Pending{}, nil
 	}
 	// Gather the contiguous pushes that follow (high-watermark pushes
 	// between them do not break the run): one append, one sync.
@@ -173,7 +202,6 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		j, last = j+1, j+1
 	}
 	j = last // trailing high-watermark pushes are applied by the caller
-	t0 := time.Now()
 	waited, start := int64(0), r.m.mono()
 	for _, x := range items[i : j+1] {
 		if x.flags&pushHWOnly == 0 && x.arrived > 0 {
@@ -181,18 +209,17 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, error) {
 		}
 	}
 	r.m.stats.pushWaitNanos.Add(waited)
-	end, err := r.log.AppendFollower(ctx, buf)
-	r.m.stats.followerRounds.Add(1)
-	r.m.stats.followerPushes.Add(int64(pushes(items[i : j+1])))
-	r.m.stats.followerNanos.Add(int64(time.Since(t0)))
+	p, err := r.log.EnqueueFollower(ctx, buf)
 	if err != nil {
-		return i, err
+		return i, log.Pending{}, err
 	}
 	r.mu.Lock()
 	r.recordProducersLocked(buf)
 	r.mu.Unlock()
-	r.confirmed(it.epoch, end)
-	return j, nil
+	// The log agrees with the leader's up to the batches just queued; the
+	// high watermark taken after they are durable may reach their end.
+	r.confirmed(it.epoch, p.Next())
+	return j, p, nil
 }
 
 var errMismatch = errors.New("replication: push does not continue the log")
@@ -213,15 +240,23 @@ func (r *replica) storageFailed(err error) bool {
 		}
 		return false
 	}
+	r.failStorage(err)
+	r.mu.Lock()
+	r.mu.working = false
+	r.mu.Unlock()
+	return true
+}
+
+// failStorage fails the replica for a storage error, unless the Manager or
+// the log is closing.
+func (r *replica) failStorage(err error) {
 	var out answers
 	r.mu.Lock()
 	if r.m.ctx.Err() == nil && !errors.Is(err, log.ErrClosed) {
 		r.failLocked(err, &out)
 	}
-	r.mu.working = false
 	r.mu.Unlock()
 	out.deliver(r.m)
-	return true
 }
 
 // confirmed records that the follower's log agrees with the leader of

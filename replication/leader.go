@@ -94,12 +94,43 @@ func stampSequence(b []byte, seq int32) {
 	binary.BigEndian.PutUint32(b[batchCRCOffset:], crc32.Checksum(b[batchCRCFrom:], castagnoli))
 }
 
+// maxAppendsInFlight bounds the appends (leader rounds or follower appends) a
+// replica has queued to its log and not yet seen acknowledged.
+const maxAppendsInFlight = 16
+
+// inflight is an append a replica queued to its log, and what to do once
+// the log acknowledges it (completer): for a leader round, answer or park
+// its producers; for a follower, take the high watermark and answer the
+// leader. Items without an append (a follower's answer to a probe, say)
+// wait for the appends before them: answers leave in order.
+type inflight struct {
+	pending log.Pending // zero for nothing to wait for
+	start   int64       // mono time it was queued
+	epoch   int32
+
+	// leader round
+	reqs []*appendReq
+
+	// follower
+	follower bool
+	leader   uint64
+	gen      uint32
+	status   byte  // the answer's status
+	answer   bool  // send the answer (else only take hw)
+	hw       int64 // the leader's high watermark to take, -1 for none
+	pushes   int   // data pushes the append took
+}
+
 // leaderStep runs one leader round: it takes the queued batches, gives
 // them offsets, pushes them to the followers that are caught up (before
-// its own write, so that their writes and syncs overlap its own), writes
-// them as one wal write, and answers or parks the producers. Then it sends
-// catch-up data to followers that are behind. Called with mu held; returns
-// with it released, and whether to run again.
+// its own write, so that their writes and syncs overlap its own), and
+// queues them to the log as one append. It does not wait for the log: the
+// completer (complete) answers or parks the producers once the round is
+// durable, while the next rounds are assigned, pushed and queued, so that
+// a sync covers every round queued while the previous one ran, and
+// followers receive batches without waiting for the leader's sync. With
+// nothing queued it sends catch-up data to followers that are behind.
+// Called with mu held; returns with it released, and whether to run again.
 func (r *replica) leaderStep() bool {
 	m := r.m
 	epoch := r.mu.epoch
@@ -146,24 +177,83 @@ func (r *replica) leaderStep() bool {
 		m.peer(t.id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
 			gen: t.gen, prevEnd: base, hw: hw, batches: buf})
 	}
-	t0 := time.Now()
 	start := m.mono()
-	_, err := r.log.AppendFollower(m.ctx, buf)
-	m.stats.leaderRounds.Add(1)
-	m.stats.leaderBatches.Add(int64(len(round)))
-	m.stats.leaderNanos.Add(int64(time.Since(t0)))
-	r.roundStats(round, start)
+	p, err := r.log.EnqueueFollower(m.ctx, buf)
 
 	r.mu.Lock()
 	if err != nil {
+		// Nothing or part of the round reached the wal: the storage
+		// failed or the Manager closes; either way no later round can be
+		// written.
 		r.roundFailedLocked(round, err, &out)
 		r.mu.working = false
 		r.mu.Unlock()
 		out.deliver(m)
 		return false
 	}
-	stillLeader := r.mu.role == roleLeader && r.mu.epoch == epoch && !r.mu.superseded
-	for _, q := range round {
+	r.queueInflightLocked(&inflight{reqs: round, pending: p, epoch: epoch, start: start})
+	r.mu.Unlock()
+	return true
+}
+
+// queueInflightLocked adds an item to the in-flight list and makes sure
+// a completer runs.
+func (r *replica) queueInflightLocked(it *inflight) {
+	r.mu.inflight = append(r.mu.inflight, it)
+	if !r.mu.completing && r.m.spawn(r.complete) {
+		r.mu.completing = true
+	}
+}
+
+// complete finishes the items of the in-flight list in order, as the log
+// acknowledges their appends. It runs while items are in flight (at most
+// one completer a replica) and exits when none is left.
+func (r *replica) complete() {
+	m := r.m
+	for {
+		r.mu.Lock()
+		if len(r.mu.inflight) == 0 {
+			r.mu.completing = false
+			r.mu.Unlock()
+			return
+		}
+		it := r.mu.inflight[0]
+		r.mu.Unlock()
+
+		err := it.pending.Wait(m.ctx)
+		if it.follower {
+			r.followerDone(it, err)
+		}
+		var out answers
+		r.mu.Lock()
+		r.mu.inflight[0] = nil
+		r.mu.inflight = r.mu.inflight[1:]
+		if r.mu.progress != nil {
+			close(r.mu.progress)
+			r.mu.progress = nil
+		}
+		if !it.follower {
+			m.stats.leaderRounds.Add(1)
+			m.stats.leaderBatches.Add(int64(len(it.reqs)))
+			m.stats.leaderNanos.Add(m.mono() - it.start)
+			r.roundStats(it.reqs, it.start)
+			if err != nil {
+				r.roundFailedLocked(it.reqs, err, &out)
+			} else {
+				r.roundWrittenLocked(it, &out)
+			}
+		}
+		r.mu.Unlock()
+		out.deliver(m)
+	}
+}
+
+// roundWrittenLocked answers or parks the batches of a round the log
+// acknowledged, moves the high watermark (the leader's own log end is part
+// of it) and starts the worker if followers wait for catch-up data.
+func (r *replica) roundWrittenLocked(rd *inflight, out *answers) {
+	stillLeader := r.mu.role == roleLeader && r.mu.epoch == rd.epoch && !r.mu.superseded
+	for _, q := range rd.reqs {
 		switch {
 		case q.acks == AcksNone:
 		case !stillLeader:
@@ -176,11 +266,25 @@ func (r *replica) leaderStep() bool {
 			r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 		}
 	}
-	r.advanceHWLocked(&out)
+	r.advanceHWLocked(out)
+	if r.catchUpNeededLocked() {
+		r.kickLocked()
+	}
+}
+
+// awaitRoundLocked waits, without mu, until the completer finished a
+// round (or the Manager closes). Called with mu held and rounds in
+// flight; returns with mu released.
+func (r *replica) awaitRoundLocked() {
+	if r.mu.progress == nil {
+		r.mu.progress = make(chan struct{})
+	}
+	ch := r.mu.progress
 	r.mu.Unlock()
-	out.deliver(m)
-	r.catchUp()
-	return true
+	select {
+	case <-ch:
+	case <-r.m.ctx.Done():
+	}
 }
 
 // roundStats counts the time the batches of a round written from start

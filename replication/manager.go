@@ -288,6 +288,12 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 	if len(records) == 0 {
 		return 0, 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
+	if err := ctx.Err(); err != nil {
+		// Checked before anything else: the select below picks at random
+		// among ready cases, and an append whose ctx ended before the
+		// call must write nothing.
+		return 0, 0, fmt.Errorf("replication: append: %w", err)
+	}
 	t, err := m.topic(ctx, topic, partition)
 	if err != nil {
 		return 0, 0, err

@@ -114,8 +114,11 @@ type replica struct {
 		epochStart int64 // log end when the epoch began
 		nextOffset int64 // offsets handed out
 		queue      []*appendReq
-		parked     []*appendReq // for an epoch this replica has not learned yet
-		hwWaiters  []*appendReq // AcksAll, written, waiting for the high watermark
+		parked     []*appendReq  // for an epoch this replica has not learned yet
+		hwWaiters  []*appendReq  // AcksAll, written, waiting for the high watermark
+		inflight   []*inflight   // appends queued to the log and answers after them, in order
+		completing bool          // a completer goroutine works through inflight
+		progress   chan struct{} // closed by the completer when it finished an item
 		followers  map[uint64]*fstate
 		isrBusy    bool // an AlterISR is in flight
 
@@ -201,7 +204,7 @@ func (m *Manager) quarantine(dir string) (string, error) {
 
 // rebuildRecords is how far back from its end a reopened log is read to
 // rebuild producer state: enough for every batch a producer may still
-// retry (maxInFlight per producer).
+// retry (maxAppendsInFlight per producer).
 const (
 	rebuildRecords = 1 << 16
 	rebuildBytes   = 4 << 20
@@ -273,6 +276,16 @@ func (r *replica) work() {
 			r.mu.Unlock()
 			return
 		}
+		if r.mustAwaitLocked() {
+			r.awaitRoundLocked()
+			if r.m.ctx.Err() != nil {
+				r.mu.Lock()
+				r.mu.working = false
+				r.mu.Unlock()
+				return
+			}
+			continue
+		}
 		var more bool
 		switch r.mu.role {
 		case roleLeader:
@@ -288,6 +301,36 @@ func (r *replica) work() {
 		if !more {
 			return
 		}
+	}
+}
+
+// mustAwaitLocked reports whether the worker must wait for in-flight
+// items before its next step: their number is bounded, and only the work
+// that queued them may run beside them (a leader's rounds in its epoch, a
+// follower's appends); anything else (beginning an epoch, following after
+// leading, leading after following) waits until they are done.
+func (r *replica) mustAwaitLocked() bool {
+	n := len(r.mu.inflight)
+	switch {
+	case n == 0:
+		return false
+	case n >= maxAppendsInFlight:
+		return true
+	case r.mu.role == roleLeader:
+		last := r.mu.inflight[n-1]
+		return !r.mu.ready || last.follower || last.epoch != r.mu.epoch
+	case r.mu.role == roleFollower:
+		return !r.mu.inflight[n-1].follower
+	}
+	return true
+}
+
+// drainLocked waits until nothing is in flight (or the Manager closes).
+// Called with mu held; returns with it held.
+func (r *replica) drainLocked() {
+	for len(r.mu.inflight) > 0 && r.m.ctx.Err() == nil {
+		r.awaitRoundLocked()
+		r.mu.Lock()
 	}
 }
 

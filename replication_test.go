@@ -1,6 +1,7 @@
 package replog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -481,4 +482,60 @@ func tryReadN(c *replog.Cluster, topic string, p int32, n int) ([]replog.Record,
 		out = append(out, res.Records...)
 	}
 	return out[:n], nil
+}
+
+// A replica that was down while retention on its leader removed records
+// it lacks starts its log over at the leader's log start and catches up
+// (Kafka's truncate-fully-and-start-at), instead of staying out of the
+// ISR for good.
+func TestFollowerBehindLogStartCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) { c.SegmentSize = 4 << 10 }))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, RetentionBytes: 8 << 10})
+		requireEngine(t, lc.Node(1), "t")
+		leader := leaderOf(t, lc.Node(1), "t", 0).Leader
+		down := replog.NodeID(1)
+		if down == leader {
+			down = 2
+		}
+		readN(t, lc.Node(down), "t", 0, 0, 1)
+		if err := lc.Stop(down); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		val := make([]byte, 500)
+		for i := range 100 {
+			if _, err := lc.Node(leader).Append(ctx, "t", 0, []replog.Record{{Value: fmt.Appendf(val[:0:0], "%d-%s", i, val)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 100 && leaderOf(t, lc.Node(leader), "t", 0).LogStartOffset <= 1; i++ {
+			settle()
+		}
+		start := leaderOf(t, lc.Node(leader), "t", 0).LogStartOffset
+		if start <= 1 {
+			t.Fatalf("retention did not move the leader's log start past the stopped replica's end (start %d)", start)
+		}
+		if err := lc.Restart(down); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp := func() bool {
+			p := leaderOf(t, lc.Node(down), "t", 0)
+			return p.HighWatermark == 101 && p.LogStartOffset >= start && slices.Contains(p.ISR, down)
+		}
+		for i := 0; i < 100 && !caughtUp(); i++ {
+			settle()
+		}
+		if p := leaderOf(t, lc.Node(down), "t", 0); !caughtUp() {
+			t.Fatalf("restarted replica on node %d did not catch up: %+v (leader's log start %d)", down, p, start)
+		}
+		from := leaderOf(t, lc.Node(down), "t", 0).LogStartOffset
+		got := readN(t, lc.Node(down), "t", 0, from, int(101-from))
+		want := readN(t, lc.Node(leader), "t", 0, from, int(101-from))
+		for i := range want {
+			if !bytes.Equal(got[i].Value, want[i].Value) {
+				t.Fatalf("offset %d: the caught-up replica holds %.10q, the leader %.10q", want[i].Offset, got[i].Value, want[i].Value)
+			}
+		}
+	})
 }

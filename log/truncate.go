@@ -115,6 +115,58 @@ func (l *Log) truncate(ctx context.Context, offset int64, belowHW bool) error {
 	return nil
 }
 
+// ResetTo discards every record and starts the log over, empty, at
+// offset (Kafka's truncate-fully-and-start-at): for a follower whose
+// leader no longer holds the records it lacks (retention removed them),
+// so that it can follow from the leader's log start. The log start, end
+// and high watermark all become offset, even if that lowers the high
+// watermark; the epoch cache and index are emptied. It first waits for
+// every queued append, and is durable when it returns: a crash after it
+// recovers the empty log at offset; a crash during it recovers either
+// the old log or the new one. Errors: ErrOffsetOutOfRange for a negative
+// offset, ErrClosed, storage errors wrapped, ctx's error.
+func (l *Log) ResetTo(ctx context.Context, offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: reset to %d", ErrOffsetOutOfRange, offset)
+	}
+	l.dataMu.Lock()
+	defer l.dataMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err := l.wal.Sync(ctx); err != nil { // every enqueued frame acknowledged and durable
+		return wrapWAL("reset", err)
+	}
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.ackLocked()
+	interval := l.mu.index.interval
+	l.mu.Unlock()
+	// The checkpoint first: until the wal is cut, recovery finds batches
+	// that do not start at its offset, ignores it and keeps the old log.
+	pos := l.wal.Start()
+	ck := &checkpoint{CoverPos: int64(pos), CoverOffset: offset, HighWater: offset, StartOffset: offset}
+	if err := l.writeCheckpoint(ck); err != nil {
+		return err
+	}
+	if err := l.wal.TruncateAfter(ctx, pos); err != nil {
+		return wrapWAL("reset", err)
+	}
+	l.mu.Lock()
+	l.mu.index = offsetIndex{interval: interval}
+	l.mu.epochs = epochCache{}
+	l.mu.pending.reset()
+	l.mu.start, l.mu.hw = offset, offset
+	l.mu.leo, l.mu.leoPos, l.mu.lastPos, l.mu.assigned = offset, pos, -1, offset
+	l.mu.hwWait.advance(offset)
+	l.mu.endWait.advance(offset)
+	l.mu.Unlock()
+	l.appendMu.next = offset
+	return nil
+}
+
 // locate returns the position and base offset of the batch holding
 // offset (offset < LogEndOffset). The caller holds dataMu exclusively.
 func (l *Log) locate(offset int64) (wal.Pos, int64, error) {

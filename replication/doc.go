@@ -83,7 +83,11 @@
 // T = min(L, end of E in its own log) and tells the follower to truncate
 // to T first if it holds more (the first push of a match is sent even
 // when empty: it also tells the follower that its log agrees with the
-// leader's below T). A push that does not continue the
+// leader's below T). If T is below the leader's log start (retention
+// removed what the follower lacks, or the replica is new), the leader
+// sends from its log start S instead and the follower starts its log over,
+// empty, at S (log.ResetTo; Kafka's truncate-fully-and-start-at). A push
+// that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
 // (E, L), and the leader rematches. Each match starts a new generation;
 // answers of older generations are ignored, except a hello of generation
@@ -169,7 +173,8 @@
 //
 //	push (1, leader → follower, TagReplication):
 //	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | batches
-//	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only
+//	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only,
+//	           8 (with 1) start the log over, empty, at prevEnd
 //	ack (2, follower → leader, TagReplication):
 //	    topicID u | partition | epoch | gen u | status u8 | lastEpoch | logEnd | hw
 //	    status: 0 ok, 1 hello, 2 mismatch, 3 stale epoch (epoch is the newer one)
@@ -197,9 +202,6 @@
 //
 // # Caveats
 //
-//   - A follower behind the leader's log start (retention removed what it
-//     lacks) cannot catch up: it stays out of the ISR, logged. Replicas
-//     created after retention ran on their leader have the same problem.
 //   - A replica directory of a topic deleted while this node was down is
 //     not removed at the next start; nor are quarantined directories.
 //   - Corruption that log.Open does not see (a sealed segment, or any

@@ -147,6 +147,22 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 	it := &items[i]
 	ctx := r.m.ctx
 	end := r.log.NextOffset()
+	if it.flags&pushReset != 0 && (end != it.prevEnd || r.log.LogStartOffset() != it.prevEnd) {
+		// The leader no longer holds what this log lacks (retention):
+		// start over, empty, at its log start.
+		r.mu.Lock()
+		r.drainLocked()
+		r.mu.Unlock()
+		if err := r.log.ResetTo(ctx, it.prevEnd); err != nil {
+			return i, log.Pending{}, err
+		}
+		r.m.cfg.Logger.Info("replication: replica restarted its log at the leader's log start",
+			"topic", r.topic, "partition", r.key.partition, "offset", it.prevEnd)
+		end = r.log.NextOffset()
+		r.mu.Lock()
+		clear(r.mu.producers)
+		r.mu.Unlock()
+	}
 	if it.flags&pushTruncate != 0 && end > it.prevEnd {
 		// A truncation waits for the appends in flight (and so for the
 		// answers queued before it).

@@ -35,7 +35,7 @@ type fstate struct {
 	probeAt    int64
 	hw         int64 // the follower's high watermark, as its last ack showed
 	hwAt       int64 // mono time the high watermark was last pushed
-	warned     bool  // "cannot catch up" was logged
+	reset      bool  // the next push tells the follower to start its log over at sentEnd
 }
 
 type inflightPush struct {
@@ -475,7 +475,10 @@ func (r *replica) catchUp() {
 			if f.truncate {
 				flags = pushTruncate
 			}
-			f.truncate = false
+			if f.reset {
+				flags |= pushReset
+			}
+			f.truncate, f.reset = false, false
 			f.sent(end, len(data), r.m.mono())
 			r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
 				gen: gen, flags: flags, prevEnd: from, hw: r.log.HighWatermark(), batches: data})
@@ -592,20 +595,18 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 			t = min(t, end)
 		}
 	}
-	if t < r.log.LogStartOffset() {
-		if f.warned {
-			f.matched = false
-			return
-		}
-		f.warned = true
-		r.m.cfg.Logger.Warn("replication: follower is behind the log start; it cannot catch up",
-			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", r.log.LogStartOffset())
-		f.matched = false
-		return
+	reset := false
+	if start := r.log.LogStartOffset(); t < start {
+		// Retention removed what the follower lacks: it starts its log
+		// over at our log start (Kafka's truncate-fully-and-start-at).
+		r.m.cfg.Logger.Info("replication: follower is behind the log start; it restarts its log there",
+			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", start)
+		t, reset = start, true
 	}
 	f.gen++
 	f.matched = true
 	f.sentEnd = t
+	f.reset = reset
 	f.hw = 0 // a restarted follower's high watermark may have gone back: learn it from its next answer
 	// Always send a first push from t, empty if need be: it truncates the
 	// follower if it holds more, and confirms to it that its log agrees

@@ -36,6 +36,7 @@ const (
 	pushTruncate byte = 1 << 0 // truncate the log to prevEnd before appending
 	pushProbe    byte = 1 << 1 // no data: answer with an ack of status ackHello
 	pushHWOnly   byte = 1 << 2 // no data: only the high watermark
+	pushReset    byte = 1 << 3 // with pushTruncate: start the log over, empty, at prevEnd
 )
 
 // pushItem carries a leader's batches (raw, as its log stores them) for one

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Durability is what a Log promises about acknowledged frames when the OS or
@@ -89,6 +92,21 @@ type Options struct {
 	// including its wait for the flush. Nil (the default): the Log syncs its
 	// own file with fdatasync. See SyncGroup for the trade-offs.
 	SyncGroup *SyncGroup
+	// Journal, when set, replaces the per-round fdatasync of the active
+	// segment: each group commit appends what it wrote to the shared
+	// journal, and its frames are durable (Wait returns) once the journal
+	// has synced that record; the journal syncs the records of all its Logs
+	// with one write and one fdatasync per round. Rolls, TruncateAfter,
+	// checkpoints and Close still fdatasync the segment itself. Open first
+	// replays the journal's records for JournalID onto the segments. Only
+	// with Durability SyncAlways, and not with SyncGroup. Nil (the
+	// default): the Log syncs its own file. See the package doc, "Journal".
+	Journal *Journal
+	// JournalID names the Log in the journal. It must be stable across
+	// restarts and unique among the journal's Logs. Default: Dir, cleaned
+	// (filepath.Clean): keep Dir stable (the same path at every start), or
+	// set JournalID. At most 65535 bytes.
+	JournalID string
 }
 
 func (o *Options) setDefaults() {
@@ -113,6 +131,9 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Journal != nil && o.JournalID == "" {
+		o.JournalID = filepath.Clean(o.Dir)
+	}
 }
 
 func (o *Options) validate() error {
@@ -129,6 +150,12 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: MaxFrameSize %d out of range", ErrInvalidOptions, o.MaxFrameSize)
 	case o.MaxPending < 0:
 		return fmt.Errorf("%w: negative MaxPending", ErrInvalidOptions)
+	case o.Journal != nil && o.Durability != SyncAlways:
+		return fmt.Errorf("%w: a Journal needs Durability SyncAlways, not %v", ErrInvalidOptions, o.Durability)
+	case o.Journal != nil && o.SyncGroup != nil:
+		return fmt.Errorf("%w: Journal and SyncGroup are exclusive", ErrInvalidOptions)
+	case len(o.JournalID) > maxJournalID:
+		return fmt.Errorf("%w: JournalID of %d bytes", ErrInvalidOptions, len(o.JournalID))
 	}
 	return nil
 }
@@ -149,6 +176,7 @@ type Log struct {
 	truncGen   atomic.Uint64
 	syncing    atomic.Pointer[segment] // the segment syncActive syncs
 	syncs      atomic.Int64
+	commits    atomic.Int64 // group commits through Options.Journal
 	writes     atomic.Int64
 	bytes      atomic.Int64
 
@@ -190,7 +218,8 @@ type segment struct {
 
 // Stats are counters of a Log's IO since Open.
 type Stats struct {
-	Syncs        int64 // file syncs issued (group commits, rolls, truncation, Sync, Close), through Options.SyncGroup or not
+	Syncs        int64 // file syncs issued (group commits, rolls, truncation, Sync, Close), through Options.SyncGroup or not; with Options.Journal only the segment's own syncs
+	Commits      int64 // group commits made durable through Options.Journal
 	Writes       int64 // write calls issued for frames
 	BytesWritten int64 // frame bytes written
 }
@@ -217,7 +246,24 @@ func Open(opts Options) (*Log, error) {
 		adminReq: make(chan adminRequest),
 	}
 
+	if j := opts.Journal; j != nil {
+		refs, err := j.reserve(opts.JournalID)
+		if err != nil {
+			return nil, err
+		}
+		if err := j.replayInto(l.fs, l.dir, refs, opts.SyncTimeout); err != nil {
+			j.register(opts.JournalID, nil)
+			return nil, err
+		}
+	}
 	segs, end, err := l.recover()
+	if j := opts.Journal; j != nil {
+		if err != nil {
+			j.register(opts.JournalID, nil)
+		} else {
+			j.register(opts.JournalID, l)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -237,11 +283,25 @@ func Open(opts Options) (*Log, error) {
 // writer, or while TruncateAfter runs. Positions are assigned in call order.
 // Errors: ErrFrameTooLarge, ErrClosed, the sticky failure, ctx's error.
 func (l *Log) Enqueue(ctx context.Context, payload []byte) (pos, end Pos, err error) {
-	if len(payload) > l.opts.MaxFrameSize {
-		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(payload), l.opts.MaxFrameSize)
+	return l.enqueueParts(ctx, payload, nil)
+}
+
+// enqueueParts is Enqueue of the payload a followed by b.
+func (l *Log) enqueueParts(ctx context.Context, a, b []byte) (pos, end Pos, err error) {
+	n := len(a) + len(b)
+	if n > l.opts.MaxFrameSize {
+		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, l.opts.MaxFrameSize)
 	}
-	sum := xxhashSum(payload)
-	size := int(frameSize(len(payload)))
+	var sum uint64
+	if len(b) == 0 {
+		sum = xxhashSum(a)
+	} else {
+		d := xxhash.New()
+		_, _ = d.Write(a) // a Digest's Write never fails
+		_, _ = d.Write(b)
+		sum = d.Sum64()
+	}
+	size := int(frameSize(n))
 	l.mu.Lock()
 	for {
 		if l.mu.err != nil {
@@ -278,7 +338,9 @@ func (l *Log) Enqueue(ctx context.Context, payload []byte) (pos, end Pos, err er
 	pos = l.mu.next
 	end = pos + Pos(size)
 	l.mu.next = end
-	l.mu.buf = appendFrame(l.mu.buf, pos, payload, sum)
+	var h [FrameHeaderSize]byte
+	putFrameHeader(h[:], pos, n, sum)
+	l.mu.buf = append(append(append(l.mu.buf, h[:]...), a...), b...)
 	l.mu.Unlock()
 	select {
 	case l.kick <- struct{}{}:
@@ -387,7 +449,7 @@ func (l *Log) Err() error {
 
 // Stats returns the Log's IO counters.
 func (l *Log) Stats() Stats {
-	return Stats{Syncs: l.syncs.Load(), Writes: l.writes.Load(), BytesWritten: l.bytes.Load()}
+	return Stats{Syncs: l.syncs.Load(), Commits: l.commits.Load(), Writes: l.writes.Load(), BytesWritten: l.bytes.Load()}
 }
 
 // Done is closed once the writer goroutine has exited and the Log's files are

@@ -49,7 +49,7 @@ func (l *Log) TruncateAfter(ctx context.Context, pos Pos) error {
 	if err := l.checkBoundary(pos); err != nil {
 		return err
 	}
-	return l.toWriter(adminRequest{truncate: true, pos: pos, reply: make(chan error, 1)})
+	return l.toWriter(adminRequest{kind: adminTruncate, pos: pos, reply: make(chan error, 1)})
 }
 
 // toWriter hands req to the writer goroutine and waits for its reply, or
@@ -114,6 +114,17 @@ func (l *Log) truncate(pos Pos) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
+	if l.opts.Journal != nil {
+		// Durably first, before any byte goes: a replay that finds the
+		// record cuts the writes before it, whatever the crash left of
+		// the files (see the package doc, "Journal").
+		if err := l.journalAppend(journalTruncate, pos, nil); err != nil {
+			return err
+		}
+		if err := l.commitJournal(); err != nil {
+			return err
+		}
+	}
 	for {
 		l.mu.Lock()
 		segs := l.mu.segs
@@ -176,7 +187,7 @@ func (l *Log) DeleteBefore(pos Pos) (Pos, error) {
 	err := l.usableLocked()
 	l.mu.Unlock()
 	if err == nil {
-		err = l.toWriter(adminRequest{pos: pos, reply: make(chan error, 1)})
+		err = l.toWriter(adminRequest{kind: adminDeleteBefore, pos: pos, reply: make(chan error, 1)})
 	}
 	return l.Start(), err
 }

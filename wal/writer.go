@@ -14,6 +14,8 @@ type writerState struct {
 	interval *time.Timer // SyncInterval; nil under other policies
 	armed    bool        // interval is running
 	watchdog *time.Timer // fires stalled when a sync of the active segment overruns
+	jend     Pos         // Options.Journal: end of the last record appended
+	jhdr     []byte      // Options.Journal: scratch for record headers
 }
 
 func (w *writerState) init(l *Log) {
@@ -32,10 +34,19 @@ func (w *writerState) init(l *Log) {
 // adminRequest asks the writer to run TruncateAfter's or DeleteBefore's IO
 // between group commits.
 type adminRequest struct {
-	truncate bool // TruncateAfter; else DeleteBefore
-	pos      Pos
-	reply    chan error // buffered
+	kind  adminKind
+	pos   Pos
+	reply chan error // buffered
 }
+
+// adminKind is what an adminRequest asks for.
+type adminKind int
+
+const (
+	adminDeleteBefore adminKind = iota
+	adminTruncate
+	adminCheckpoint // a Journal's checkpoint: sync the active segment
+)
 
 // run is the writer goroutine. Owned by the Log: started by Open, stopped by
 // Close (through stop); it closes done when it exits.
@@ -53,9 +64,12 @@ func (l *Log) run() {
 			l.w.armed = false
 			intervalDue = true
 		case req := <-l.adminReq:
-			if req.truncate {
+			switch req.kind {
+			case adminTruncate:
 				req.reply <- l.truncate(req.pos)
-			} else {
+			case adminCheckpoint:
+				req.reply <- l.checkpointSync()
+			default:
 				req.reply <- l.deleteBefore(req.pos)
 			}
 			continue
@@ -99,6 +113,8 @@ func (l *Log) round(intervalDue bool) {
 		return
 	}
 	switch {
+	case l.opts.Journal != nil:
+		l.commitJournal()
 	case l.opts.Durability == SyncAlways, syncReq, intervalDue:
 		l.syncActive()
 	case l.opts.Durability == SyncInterval && !l.w.armed:
@@ -139,6 +155,13 @@ func (l *Log) writeBatch(batch []byte, start Pos) error {
 			l.fail(fmt.Errorf("wal: write %s at %d: %w", l.w.active.name, l.w.size, err))
 			return err
 		}
+		if j := l.opts.Journal; j != nil {
+			// After the write: the record must never describe bytes the
+			// segment does not hold yet (see Journal.checkpoint).
+			if err := l.journalAppend(journalWrite, start+Pos(off), batch[off:off+n]); err != nil {
+				return err
+			}
+		}
 		l.w.size += int64(n)
 		off += n
 		l.setEnds(start+Pos(off), -1)
@@ -160,7 +183,9 @@ func (l *Log) setEnds(written, durable Pos) {
 }
 
 // syncActive syncs the active segment (through Options.SyncGroup if set)
-// under the deadline and publishes the durable end.
+// under the deadline and publishes the durable end. With Options.Journal it
+// is the segment's own fdatasync (rolls, truncation, checkpoints, Close);
+// group commits go through commitJournal.
 func (l *Log) syncActive() error {
 	end := l.WrittenEnd()
 	s := l.w.active
@@ -246,6 +271,12 @@ func (l *Log) initSegment(seg *segment) error {
 
 // shutdown is the writer's last act: flush, sync, mark clean, close files.
 func (l *Log) shutdown() {
+	forgotten := false
+	defer func() {
+		if j := l.opts.Journal; j != nil && !forgotten {
+			j.forget(l.opts.JournalID, false) // its records stay for its replay
+		}
+	}()
 	defer func() {
 		l.mu.Lock()
 		l.mu.exited = true
@@ -264,10 +295,16 @@ func (l *Log) shutdown() {
 	if l.Err() != nil {
 		return
 	}
-	if l.WrittenEnd() > l.DurableEnd() {
+	if l.WrittenEnd() > l.DurableEnd() || l.opts.Journal != nil {
 		if err := l.syncActive(); err != nil {
 			return
 		}
+	}
+	if j := l.opts.Journal; j != nil {
+		// The segments are durable by themselves: the journal may drop
+		// this Log's records.
+		j.forget(l.opts.JournalID, true)
+		forgotten = true
 	}
 	// The marker must describe the file as it is: a Log whose files went
 	// away under it (a simulated crash) or changed size writes none.

@@ -153,6 +153,10 @@ func (j *Journal) Stats() JournalStats {
 	}
 }
 
+// Done is closed once the journal's writer goroutine has exited (after
+// Close; under a stalled sync, when that sync returns).
+func (j *Journal) Done() <-chan struct{} { return j.log.Done() }
+
 // Err returns the journal's sticky failure, or nil.
 func (j *Journal) Err() error { return j.log.Err() }
 
@@ -229,17 +233,18 @@ func (j *Journal) forget(id string, clean bool) {
 	}
 }
 
-// replayInto applies the records of id to the segments in dir.
-func (j *Journal) replayInto(fsys FS, dir string, refs []journalRef, timeout time.Duration) error {
+// replayInto applies the records of id to the segments in dir and returns
+// the end of the bytes it restored (-1 if none).
+func (j *Journal) replayInto(fsys FS, dir string, refs []journalRef, timeout time.Duration) (Pos, error) {
 	if len(refs) == 0 {
-		return nil
+		return -1, nil
 	}
 	// Records of an earlier incarnation in this process may not be written
 	// yet (a Log that failed while its round waited).
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := j.log.Wait(ctx, refs[len(refs)-1].jend); err != nil {
-		return fmt.Errorf("wal: journal replay: %w", err)
+		return -1, fmt.Errorf("wal: journal replay: %w", err)
 	}
 	var buf []byte
 	read := func(jpos Pos) ([]byte, error) {

@@ -145,22 +145,25 @@ type replaySegment struct {
 }
 
 // replay applies a Log's journal records to its segment files in dir:
-// writes the spans, cuts the log at the end the records give (removing the
-// segments past it, last first, each removal made durable), and syncs every
-// file it changed. read returns the data of the record at jpos. Spans below
-// the first segment (deleted by retention) are skipped. It is idempotent:
-// a crash during a replay and a second replay give what one replay gives.
-func replay(fsys FS, dir string, refs []journalRef, read func(jpos Pos) ([]byte, error), logf func(msg string, args ...any)) (err error) {
+// writes the spans, cuts the log where a final truncation says (removing
+// the segments past it, last first, each removal made durable), and syncs
+// every file it changed. read returns the data of the record at jpos. Spans
+// below the first segment (deleted by retention) are skipped. It is
+// idempotent: a crash during a replay and a second replay give what one
+// replay gives. It returns the end of the bytes it restored (-1 if none).
+func replay(fsys FS, dir string, refs []journalRef, read func(jpos Pos) ([]byte, error),
+	logf func(msg string, args ...any)) (restored Pos, err error) {
+	restored = -1
 	plan := planReplay(refs)
 	if len(plan.spans) == 0 && !plan.hasEnd {
-		return nil
+		return restored, nil
 	}
 	names, err := fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return restored, nil
 	}
 	if err != nil {
-		return fmt.Errorf("wal: journal replay: list %s: %w", dir, err)
+		return restored, fmt.Errorf("wal: journal replay: list %s: %w", dir, err)
 	}
 	var segs []*replaySegment
 	defer func() {
@@ -178,7 +181,7 @@ func replay(fsys FS, dir string, refs []journalRef, read func(jpos Pos) ([]byte,
 		}
 	}
 	if len(segs) == 0 {
-		return nil
+		return restored, nil
 	}
 	open := func(s *replaySegment) error {
 		if s.f != nil {
@@ -211,33 +214,35 @@ func replay(fsys FS, dir string, refs []journalRef, read func(jpos Pos) ([]byte,
 		}
 		data, err := read(sp.jpos)
 		if err != nil {
-			return err
+			return restored, err
 		}
 		if sp.skip+n > len(data) {
-			return fmt.Errorf("wal: journal replay: record at %d holds %d bytes, want %d", sp.jpos, len(data), sp.skip+n)
+			return restored, fmt.Errorf("wal: journal replay: record at %d holds %d bytes, want %d", sp.jpos, len(data), sp.skip+n)
 		}
 		if err := open(s); err != nil {
-			return err
+			return restored, err
 		}
 		off := SegmentHeaderSize + int64(sp.pos-s.start)
 		if _, err := s.f.WriteAt(data[sp.skip:sp.skip+n], off); err != nil {
-			return fmt.Errorf("wal: journal replay: write %s at %d: %w", s.name, off, err)
+			return restored, fmt.Errorf("wal: journal replay: write %s at %d: %w", s.name, off, err)
 		}
 		s.touched = true
+		restored = sp.pos + Pos(n)
 	}
 	if plan.hasEnd {
 		if err := replayCut(fsys, dir, &segs, plan.end, open, holder); err != nil {
-			return err
+			return restored, err
 		}
+		restored = min(restored, plan.end)
 	}
 	for _, s := range segs {
 		if s.touched {
 			if err := s.f.Sync(); err != nil {
-				return fmt.Errorf("wal: journal replay: sync %s: %w", s.name, err)
+				return restored, fmt.Errorf("wal: journal replay: sync %s: %w", s.name, err)
 			}
 		}
 	}
-	return nil
+	return restored, nil
 }
 
 // replayCut makes end the end of the log: removes the segments starting

@@ -205,6 +205,8 @@ type Log struct {
 	}
 
 	w writerState // owned by the writer goroutine
+
+	replayedEnd Pos // set by Open: end of what the journal replay restored, or -1
 }
 
 // segment is one segment file. Its end is the next segment's start, or
@@ -233,17 +235,18 @@ func Open(opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		opts:     opts,
-		fs:       opts.FS,
-		dir:      opts.Dir,
-		logger:   opts.Logger.With("wal", opts.Dir),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		failed:   make(chan struct{}),
-		stalled:  make(chan struct{}),
-		admin:    make(chan struct{}, 1),
-		adminReq: make(chan adminRequest),
+		opts:        opts,
+		fs:          opts.FS,
+		dir:         opts.Dir,
+		logger:      opts.Logger.With("wal", opts.Dir),
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		failed:      make(chan struct{}),
+		stalled:     make(chan struct{}),
+		admin:       make(chan struct{}, 1),
+		adminReq:    make(chan adminRequest),
+		replayedEnd: -1,
 	}
 
 	if j := opts.Journal; j != nil {
@@ -251,7 +254,7 @@ func Open(opts Options) (*Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := j.replayInto(l.fs, l.dir, refs, opts.SyncTimeout); err != nil {
+		if l.replayedEnd, err = j.replayInto(l.fs, l.dir, refs, opts.SyncTimeout); err != nil {
 			j.register(opts.JournalID, nil)
 			return nil, err
 		}

@@ -167,10 +167,18 @@ func (l *Log) recoverLast(s *segment, size int64) (Pos, error) {
 	if valid >= 0 {
 		cerr := &CorruptError{Segment: s.name, Offset: off,
 			Reason: fmt.Sprintf("%s, and a valid frame follows at offset %d", reason, valid)}
-		if l.opts.Durability == SyncAlways {
+		replayed := l.opts.Journal != nil && l.replayedEnd >= 0 && s.start+Pos(off-SegmentHeaderSize) >= l.replayedEnd
+		if l.opts.Durability == SyncAlways && !replayed {
 			return 0, cerr
 		}
-		l.logger.Warn("damage in the unsynced tail; truncating (Durability is not SyncAlways)", "err", cerr)
+		if replayed {
+			// Past what the journal restored: bytes written after the
+			// last durable record, never synced, that the disk may have
+			// kept in any order.
+			l.logger.Warn("damage past the journal's last record; truncating", "err", cerr)
+		} else {
+			l.logger.Warn("damage in the unsynced tail; truncating (Durability is not SyncAlways)", "err", cerr)
+		}
 	}
 	l.logger.Warn("truncating torn tail", "segment", s.name, "offset", off,
 		"dropped_bytes", size-off, "reason", reason)

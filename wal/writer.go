@@ -210,6 +210,12 @@ func (l *Log) syncActive() error {
 		}
 		return l.fail(fmt.Errorf("wal: sync %s%s: %w", s.name, how, err))
 	}
+	if l.opts.Journal != nil {
+		// Frames are acknowledged only once their journal record is
+		// durable: a replay that ends with a truncation cuts the bytes
+		// after it, synced or not (see planReplay).
+		return nil
+	}
 	l.setEnds(end, end)
 	return nil
 }

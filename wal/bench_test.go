@@ -461,3 +461,94 @@ func benchSyncGroup(b *testing.B, nlogs, size int, group, lockstep bool) {
 	b.ReportMetric(float64(syncs)/float64(b.N), "syncs/op")
 	b.ReportMetric(float64(syncs)/float64(max(flushes, 1)), "syncs/flush")
 }
+
+// BenchmarkJournal: 18 Logs on OSFS, one goroutine per Log appending
+// 13,000-byte frames with Append (SyncAlways), each Log syncing its own
+// segment (own) or all of them sharing one Journal (journal). MB/s is the
+// Logs' payload; syncs/s counts the fdatasyncs issued (segments and
+// journal).
+//
+// The small=... variants are replog's shape: 100-byte frames, 8 appenders
+// per Log (a pipelining leader), where the syncs, not the bytes, are the
+// limit.
+func BenchmarkJournal(b *testing.B) {
+	for _, small := range []bool{false, true} {
+		for _, journal := range []bool{false, true} {
+			name := "own"
+			if journal {
+				name = "journal"
+			}
+			size, writers := 13000, 1
+			if small {
+				name = "small=100x8/" + name
+				size, writers = 100, 8
+			}
+			b.Run(name, func(b *testing.B) { benchJournal(b, 18, size, writers, journal) })
+		}
+	}
+}
+
+func benchJournal(b *testing.B, nlogs, size, writers int, journal bool) {
+	dir := b.TempDir()
+	var j *Journal
+	if journal {
+		var err error
+		if j, err = OpenJournal(JournalOptions{Dir: filepath.Join(dir, "journal")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	logs := make([]*Log, nlogs)
+	for i := range logs {
+		l, err := Open(Options{Dir: filepath.Join(dir, fmt.Sprint(i)), Journal: j})
+		if err != nil {
+			b.Fatal(err)
+		}
+		logs[i] = l
+	}
+	defer func() {
+		for _, l := range logs {
+			l.Close()
+		}
+		if j != nil {
+			j.Close()
+		}
+	}()
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	ctx := context.Background()
+	syncs := func() (n int64) {
+		for _, l := range logs {
+			n += l.Stats().Syncs
+		}
+		if j != nil {
+			n += j.Stats().Syncs
+		}
+		return n
+	}
+	before := syncs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range logs {
+		for range writers {
+			wg.Go(func() {
+				for next.Add(1) <= int64(b.N) {
+					if _, err := l.Append(ctx, payload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	n := syncs() - before
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "syncs/s")
+	b.ReportMetric(float64(n)/float64(b.N), "syncs/op")
+}

@@ -98,21 +98,8 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 	if opts.SegmentSize < 0 || opts.SyncTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative journal SegmentSize or SyncTimeout", ErrInvalidOptions)
 	}
-	l, err := Open(Options{
-		FS:           opts.FS,
-		Dir:          opts.Dir,
-		SegmentSize:  opts.SegmentSize,
-		SyncTimeout:  opts.SyncTimeout,
-		MaxFrameSize: maxDecodeLength,
-		MaxPending:   max(DefaultMaxPending, int(min(opts.SegmentSize, 64<<20))),
-		Logger:       opts.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wal: open journal: %w", err)
-	}
 	j := &Journal{
 		opts:   opts,
-		log:    l,
 		logger: opts.Logger.With("wal_journal", opts.Dir),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
@@ -120,6 +107,19 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 	}
 	j.mu.logs = map[string]*Log{}
 	j.mu.index = map[string][]journalRef{}
+	l, err := open(Options{
+		FS:           opts.FS,
+		Dir:          opts.Dir,
+		SegmentSize:  opts.SegmentSize,
+		SyncTimeout:  opts.SyncTimeout,
+		MaxFrameSize: maxDecodeLength,
+		MaxPending:   max(DefaultMaxPending, int(min(opts.SegmentSize, 64<<20))),
+		Logger:       opts.Logger,
+	}, journalPipeline, logHooks{durable: j.durableAdvanced, failed: j.failed})
+	if err != nil {
+		return nil, fmt.Errorf("wal: open journal: %w", err)
+	}
+	j.log = l
 	if err := j.loadIndex(); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
@@ -281,6 +281,34 @@ func (j *Journal) appendRecord(id string, hdr, data []byte, kind byte, pos Pos) 
 		}
 	}
 	return jend, nil
+}
+
+// durableAdvanced tells the registered Logs that the journal has synced
+// everything before jdurable. The internal log calls it.
+func (j *Journal) durableAdvanced(jdurable Pos) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, l := range j.mu.logs {
+		if l != nil {
+			l.journalDurable(jdurable)
+		}
+	}
+}
+
+// failed fails the registered Logs waiting for the journal. The internal
+// log calls it once, when it fails.
+func (j *Journal) failed(err error) {
+	j.mu.Lock()
+	logs := make([]*Log, 0, len(j.mu.logs))
+	for _, l := range j.mu.logs {
+		if l != nil {
+			logs = append(logs, l)
+		}
+	}
+	j.mu.Unlock()
+	for _, l := range logs {
+		l.journalFailed(err)
+	}
 }
 
 // waitDurable waits until the journal has synced everything before end, the

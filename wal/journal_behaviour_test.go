@@ -88,12 +88,12 @@ func TestJournalAckWithoutSegmentSync(t *testing.T) {
 	}
 }
 
-// TestJournalMergesCommits: while the journal's sync is blocked, the rounds
-// of every other Log queue behind it and are synced together by the next
-// journal sync: two journal syncs per round of n Logs.
+// TestJournalMergesCommits: while the journal's syncs are blocked (as many
+// as it keeps in flight), the rounds of every other Log queue behind them
+// and are synced together by the next one or two journal syncs.
 func TestJournalMergesCommits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const n, rounds = 6, 5
+		const n, rounds = 16, 5
 		m := NewMemFS()
 		sfs := NewStallFS(m)
 		j, logs := openJournalLogs(t, sfs, m, n, JournalOptions{}, nil)
@@ -102,18 +102,20 @@ func TestJournalMergesCommits(t *testing.T) {
 		before := j.Stats().Syncs
 		for r := range rounds {
 			sfs.Stall()
-			first := appendAsync(logs[0], fmt.Sprint("first ", r))
-			synctest.Wait() // the journal's sync of log 0's record is blocked
-			var rest []<-chan error
-			for _, l := range logs[1:] {
-				rest = append(rest, appendAsync(l, fmt.Sprint("rest ", r)))
+			var waits []<-chan error
+			for _, l := range logs[:journalPipeline] {
+				waits = append(waits, appendAsync(l, fmt.Sprint("first ", r)))
+				synctest.Wait() // this Log's record has a journal sync of its own, blocked
+			}
+			for _, l := range logs[journalPipeline:] {
+				waits = append(waits, appendAsync(l, fmt.Sprint("rest ", r)))
 			}
 			synctest.Wait()
-			if sfs.Waiting() != 1 {
-				t.Fatalf("%d journal syncs blocked, want 1", sfs.Waiting())
+			if sfs.Waiting() != journalPipeline {
+				t.Fatalf("%d journal syncs blocked, want %d", sfs.Waiting(), journalPipeline)
 			}
 			sfs.Release()
-			for _, ch := range append(rest, first) {
+			for _, ch := range waits {
 				if err := <-ch; err != nil {
 					t.Fatal(err)
 				}
@@ -129,8 +131,9 @@ func TestJournalMergesCommits(t *testing.T) {
 		}
 		syncs := j.Stats().Syncs - before
 		t.Logf("%d commits, %d journal syncs", commits, syncs)
-		if commits != n*rounds || syncs != 2*rounds {
-			t.Fatalf("%d commits with %d journal syncs, want %d with %d", commits, syncs, n*rounds, 2*rounds)
+		if commits != n*rounds || syncs > (journalPipeline+2)*rounds {
+			t.Fatalf("%d commits with %d journal syncs, want %d with at most %d",
+				commits, syncs, n*rounds, (journalPipeline+2)*rounds)
 		}
 	})
 }
@@ -191,9 +194,9 @@ func TestJournalTrimsAndKeepsAcked(t *testing.T) {
 	})
 }
 
-// TestJournalFailedSyncFailsLogs: a failed journal sync fails every Log
-// whose round it covered, with the IO error; the journal is never synced
-// again, and the other Logs fail at their next commit.
+// TestJournalFailedSyncFailsLogs: failed journal syncs fail every Log whose
+// round they covered, with the IO error; the journal starts no sync after
+// that, and the other Logs fail at their next commit.
 func TestJournalFailedSyncFailsLogs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 4
@@ -212,7 +215,7 @@ func TestJournalFailedSyncFailsLogs(t *testing.T) {
 			waits = append(waits, appendAsync(l, "lost"))
 			synctest.Wait()
 		}
-		jfs.Inject(Fault{Ops: OpSync, N: 0, Err: syscall.EIO})
+		jfs.Inject(Fault{Ops: OpSync, Sticky: true, Err: syscall.EIO})
 		sfs.Release()
 		for i, ch := range waits {
 			if err := <-ch; !errors.Is(err, syscall.EIO) {
@@ -229,7 +232,7 @@ func TestJournalFailedSyncFailsLogs(t *testing.T) {
 		if _, err := logs[0].Append(context.Background(), []byte("after")); !errors.Is(err, syscall.EIO) {
 			t.Fatalf("log 0 after the failed journal sync: %v", err)
 		}
-		if j.Stats().Syncs != syncs || jfs.Fired() != 1 {
+		if j.Stats().Syncs != syncs || jfs.Fired() > n-1 {
 			t.Fatalf("journal synced again after a failed sync (%d -> %d, %d faults)", syncs, j.Stats().Syncs, jfs.Fired())
 		}
 	})

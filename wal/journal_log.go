@@ -48,3 +48,58 @@ func (l *Log) checkpointSync() error {
 	}
 	return l.syncActive()
 }
+
+// journalCommit is a group commit waiting for the journal: its frames end
+// at end, its last record at jend.
+type journalCommit struct{ jend, end Pos }
+
+// commitJournalAsync queues the round's commit: the writer goes on with
+// the next round while the journal syncs this one's records, and the
+// durable end advances when it has (journalDurable). The journal's
+// SyncTimeout bounds it: a stalled journal fails every Log with a commit
+// waiting (journalFailed).
+func (l *Log) commitJournalAsync() {
+	j := l.opts.Journal
+	l.commits.Add(1)
+	l.jpend.Lock()
+	l.jpend.q = append(l.jpend.q, journalCommit{jend: l.w.jend, end: l.WrittenEnd()})
+	l.jpend.Unlock()
+	// The journal may have synced or failed before the commit was queued.
+	l.journalDurable(j.log.DurableEnd())
+	if err := j.log.Err(); err != nil {
+		l.journalFailed(err)
+	}
+}
+
+// journalDurable publishes the commits whose records the journal has
+// synced up to jdurable.
+func (l *Log) journalDurable(jdurable Pos) {
+	l.jpend.Lock()
+	end := Pos(-1)
+	i := 0
+	for i < len(l.jpend.q) && l.jpend.q[i].jend <= jdurable {
+		end = l.jpend.q[i].end
+		i++
+	}
+	if i > 0 {
+		l.jpend.q = append(l.jpend.q[:0], l.jpend.q[i:]...)
+		l.mu.Lock()
+		if Pos(l.durableEnd.Load()) < end && l.mu.err == nil {
+			l.durableEnd.Store(int64(end))
+			l.mu.durable.wake()
+		}
+		l.mu.Unlock()
+	}
+	l.jpend.Unlock()
+}
+
+// journalFailed fails the Log if a commit of its waits for the failed
+// journal.
+func (l *Log) journalFailed(err error) {
+	l.jpend.Lock()
+	waiting := len(l.jpend.q) > 0
+	l.jpend.Unlock()
+	if waiting {
+		l.fail(fmt.Errorf("wal: journal commit: %w", err))
+	}
+}

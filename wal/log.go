@@ -206,7 +206,24 @@ type Log struct {
 
 	w writerState // owned by the writer goroutine
 
-	replayedEnd Pos // set by Open: end of what the journal replay restored, or -1
+	replayedEnd Pos           // set by Open: end of what the journal replay restored, or -1
+	pipe        *syncPipeline // a Journal's internal log: syncs in flight; nil otherwise
+	hooks       logHooks      // a Journal's internal log: its listeners; zero otherwise
+
+	// jpend are the group commits waiting for their journal records to be
+	// synced (Options.Journal), oldest first.
+	jpend struct {
+		sync.Mutex
+		q []journalCommit
+	}
+}
+
+// logHooks let a Journal follow its internal log. They run on the
+// goroutine that advanced the durable end or failed the Log, with no lock
+// of the Log held.
+type logHooks struct {
+	durable func(Pos)   // the durable end advanced to at least this
+	failed  func(error) // the Log failed with this
 }
 
 // segment is one segment file. Its end is the next segment's start, or
@@ -229,7 +246,11 @@ type Stats struct {
 // Open opens the Log in opts.Dir, creating it if needed, and recovers it:
 // a torn tail of the last segment is truncated; damage before it is a
 // *CorruptError (errors.Is ErrCorrupt). See the package doc.
-func Open(opts Options) (*Log, error) {
+func Open(opts Options) (*Log, error) { return open(opts, 0, logHooks{}) }
+
+// open is Open; pipeline > 0 lets that many syncs be in flight, and hooks
+// are called as the Log advances and fails (a Journal's internal log).
+func open(opts Options, pipeline int, hooks logHooks) (*Log, error) {
 	opts.setDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -248,6 +269,10 @@ func Open(opts Options) (*Log, error) {
 		adminReq:    make(chan adminRequest),
 		replayedEnd: -1,
 	}
+	if pipeline > 0 {
+		l.pipe = newSyncPipeline(pipeline)
+	}
+	l.hooks = hooks
 
 	if j := opts.Journal; j != nil {
 		refs, err := j.reserve(opts.JournalID)
@@ -503,6 +528,9 @@ func (l *Log) fail(err error) error {
 	l.notifyLocked()
 	l.mu.Unlock()
 	l.logger.Error("wal failed", "err", err)
+	if l.hooks.failed != nil {
+		l.hooks.failed(err)
+	}
 	return err
 }
 

@@ -111,6 +111,7 @@ func (l *Log) checkBoundary(pos Pos) error {
 // made durable before the next (so a crash leaves a contiguous prefix), then
 // truncates the segment holding pos and syncs it.
 func (l *Log) truncate(pos Pos) error {
+	l.drainPipeline()
 	if err := l.Err(); err != nil {
 		return err
 	}

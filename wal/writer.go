@@ -114,7 +114,9 @@ func (l *Log) round(intervalDue bool) {
 	}
 	switch {
 	case l.opts.Journal != nil:
-		l.commitJournal()
+		l.commitJournalAsync()
+	case l.pipe != nil:
+		l.pipelineSync()
 	case l.opts.Durability == SyncAlways, syncReq, intervalDue:
 		l.syncActive()
 	case l.opts.Durability == SyncInterval && !l.w.armed:
@@ -180,6 +182,9 @@ func (l *Log) setEnds(written, durable Pos) {
 		l.mu.durable.wake()
 	}
 	l.mu.Unlock()
+	if durable >= 0 && l.hooks.durable != nil {
+		l.hooks.durable(durable)
+	}
 }
 
 // syncActive syncs the active segment (through Options.SyncGroup if set)
@@ -235,6 +240,7 @@ func (l *Log) stalledSync() {
 // every segment but the last is whole and synced, and the last one exists
 // durably before it holds acknowledged data.
 func (l *Log) roll(start Pos) error {
+	l.drainPipeline()
 	if err := l.syncActive(); err != nil {
 		return err
 	}
@@ -298,8 +304,14 @@ func (l *Log) shutdown() {
 		l.w.interval.Stop()
 	}
 	l.round(false)
+	l.drainPipeline()
 	if l.Err() != nil {
 		return
+	}
+	if l.opts.Journal != nil && l.WrittenEnd() > l.DurableEnd() {
+		if err := l.commitJournal(); err != nil {
+			return
+		}
 	}
 	if l.WrittenEnd() > l.DurableEnd() || l.opts.Journal != nil {
 		if err := l.syncActive(); err != nil {

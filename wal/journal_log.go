@@ -19,6 +19,7 @@ func (l *Log) journalAppend(kind byte, pos Pos, data []byte) error {
 
 // commitJournal waits, under the sync deadline, until the journal has
 // synced every record this Log appended, and publishes the durable end.
+// TruncateAfter and Close use it; group commits use commitJournalAsync.
 // A failed journal fails the Log with the journal's error (a stalled one
 // with ErrStorageStalled).
 func (l *Log) commitJournal() error {
@@ -36,7 +37,12 @@ func (l *Log) commitJournal() error {
 	if err != nil {
 		return l.fail(fmt.Errorf("wal: journal commit: %w", err))
 	}
+	// Every queued commit is covered: drop them, so that none publishes
+	// its end after a truncation that follows lowered it.
+	l.jpend.Lock()
+	l.jpend.q = l.jpend.q[:0]
 	l.setEnds(end, end)
+	l.jpend.Unlock()
 	return nil
 }
 

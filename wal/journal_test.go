@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -35,11 +36,17 @@ func (m *model) forgetFrom(p Pos) {
 	}
 }
 
-// crashFS crashes its MemFS at the nth write or truncation of a file (all
-// its files), counting from arm: a crash in the middle of whatever writes.
+// crashFS is one process's view of a MemFS that crashes: it can crash the
+// MemFS at the nth write or truncation of a file, counting from arm (a
+// crash in the middle of whatever writes), or when told. After the crash
+// every operation through it fails, as the process is gone: without that,
+// the goroutines still running would change the rebooted disk (remove a
+// file, sync a directory), which no real crash allows. The next process
+// takes a new crashFS.
 type crashFS struct {
 	*MemFS
 	left atomic.Int64 // writes before the crash; <= 0: disarmed
+	dead atomic.Bool
 	torn bool
 	seed uint64
 }
@@ -51,13 +58,84 @@ func (c *crashFS) arm(n int, torn bool, seed uint64) {
 
 func (c *crashFS) tick() {
 	if c.left.Load() > 0 && c.left.Add(-1) == 0 {
-		c.MemFS.Crash(CrashOptions{Torn: c.torn, Seed: c.seed})
+		c.crash(CrashOptions{Torn: c.torn, Seed: c.seed})
 	}
 }
 
-func (c *crashFS) Create(name string) (File, error) { return c.wrap(c.MemFS.Create(name)) }
+func (c *crashFS) crash(opts CrashOptions) {
+	if !c.dead.Swap(true) {
+		c.MemFS.Crash(opts)
+	}
+}
+
+func (c *crashFS) gone(op, name string) error {
+	if c.dead.Load() {
+		return &fs.PathError{Op: op, Path: name, Err: ErrCrashed}
+	}
+	return nil
+}
+
+func (c *crashFS) Create(name string) (File, error) {
+	if err := c.gone("create", name); err != nil {
+		return nil, err
+	}
+	return c.wrap(c.MemFS.Create(name))
+}
+
+func (c *crashFS) Open(name string) (File, error) {
+	if err := c.gone("open", name); err != nil {
+		return nil, err
+	}
+	return c.MemFS.Open(name)
+}
+
 func (c *crashFS) OpenReadWrite(name string) (File, error) {
+	if err := c.gone("open", name); err != nil {
+		return nil, err
+	}
 	return c.wrap(c.MemFS.OpenReadWrite(name))
+}
+
+func (c *crashFS) Remove(name string) error {
+	if err := c.gone("remove", name); err != nil {
+		return err
+	}
+	return c.MemFS.Remove(name)
+}
+
+func (c *crashFS) Rename(oldname, newname string) error {
+	if err := c.gone("rename", oldname); err != nil {
+		return err
+	}
+	return c.MemFS.Rename(oldname, newname)
+}
+
+func (c *crashFS) MkdirAll(dir string) error {
+	if err := c.gone("mkdir", dir); err != nil {
+		return err
+	}
+	return c.MemFS.MkdirAll(dir)
+}
+
+func (c *crashFS) ReadDir(dir string) ([]string, error) {
+	if err := c.gone("readdir", dir); err != nil {
+		return nil, err
+	}
+	return c.MemFS.ReadDir(dir)
+}
+
+func (c *crashFS) SyncDir(dir string) error {
+	if err := c.gone("syncdir", dir); err != nil {
+		return err
+	}
+	return c.MemFS.SyncDir(dir)
+}
+
+func (c *crashFS) Stat(name string) (int64, error) {
+	if err := c.gone("stat", name); err != nil {
+		return 0, err
+	}
+	return c.MemFS.Stat(name)
 }
 
 func (c *crashFS) wrap(f File, err error) (File, error) {
@@ -158,7 +236,6 @@ func journalCrashRun(t *testing.T, seed uint64, logger *slog.Logger, replays, ch
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 1234))
 	mem := NewMemFS()
-	fsys := &crashFS{MemFS: mem}
 	const nlogs = 3
 	jseg := int64(2048 + rng.IntN(8192))
 	lseg := int64(512 + rng.IntN(4096))
@@ -170,15 +247,16 @@ func journalCrashRun(t *testing.T, seed uint64, logger *slog.Logger, replays, ch
 		what := fmt.Sprintf("seed %d cycle %d", seed, cycle)
 		if cycle > 0 && rng.IntN(2) == 0 {
 			// Crash in the middle of the replay's writes.
+			fsys := &crashFS{MemFS: mem}
 			fsys.arm(1+rng.IntN(6), rng.IntN(2) == 0, seed*1000+uint64(cycle))
 			if node, err := openJournalNode(fsys, nlogs, jseg, lseg, logger); err == nil {
 				node.close()
 			}
-			if fsys.left.Load() <= 0 {
+			if fsys.dead.Load() {
 				replays.Add(1)
 			}
-			fsys.arm(0, false, 0)
 		}
+		fsys := &crashFS{MemFS: mem}
 		node, err := openJournalNode(fsys, nlogs, jseg, lseg, logger)
 		if err != nil {
 			t.Fatalf("%s: open: %v", what, err)
@@ -216,7 +294,7 @@ func journalCrashRun(t *testing.T, seed uint64, logger *slog.Logger, replays, ch
 		cseed := seed*100 + uint64(cycle)
 		crash := func() {
 			once.Do(func() {
-				mem.Crash(CrashOptions{Torn: torn, Seed: cseed})
+				fsys.crash(CrashOptions{Torn: torn, Seed: cseed})
 				close(crashed)
 			})
 		}
@@ -240,7 +318,7 @@ func journalCrashRun(t *testing.T, seed uint64, logger *slog.Logger, replays, ch
 		node.close()
 	}
 	// A last clean reopen after the final crash.
-	node, err := openJournalNode(fsys, nlogs, jseg, lseg, logger)
+	node, err := openJournalNode(mem, nlogs, jseg, lseg, logger)
 	if err != nil {
 		t.Fatalf("seed %d: final open: %v", seed, err)
 	}

@@ -76,6 +76,100 @@
 // Whether a group is faster depends on the file system and on how the Logs'
 // syncs line up (see SyncGroup): measure.
 //
+// # Journal
+//
+// A Journal is the other way to pay one sync per round for many Logs: a
+// node-level redo journal in its own directory. A Log opened with
+// Options.Journal does not fdatasync its active segment per group commit.
+// It writes its frames to the segment (the page cache) and then appends
+// one record to the journal holding what it just wrote; its frames are
+// durable (Wait returns) once the journal has synced that record. The
+// journal's writer takes every record queued meanwhile, whichever Log it
+// comes from, and writes them with one write and one fdatasync of one
+// sequential file; it keeps up to four such syncs in flight (the next
+// batch is written while earlier syncs run), and publishes their ends in
+// order. A Log does not wait for its round's journal sync before writing
+// its next round. No timer, no waiting to fill a batch.
+//
+//	Log A   write seg A ─ record ┐
+//	Log B   write seg B ─ record ┤
+//	Log C   write seg C ─ record ┤
+//	journal                      └─[ one write, one fdatasync ]── acks A, B, C
+//
+// The trade-off: every byte is written twice (to its segment, later
+// written back by the OS or synced at a checkpoint, and to the journal),
+// for one fdatasync per node round instead of one per Log. It pays where
+// syncs, not bytes, are the limit: many Logs with small rounds.
+//
+// Journal records are the frames of an internal write-ahead log (the same
+// segment and frame format as above, in the journal's directory), one
+// record per frame payload (integers little-endian):
+//
+//	+--------+------------+================+-------------+===============+
+//	| kind   | id length  | id             | position    | data          |
+//	| u8     | u16 = n    | n bytes        | u64         | rest          |
+//	+--------+------------+================+-------------+===============+
+//	 0        1            3                3+n           11+n
+//
+//	kind 1  write:    data is the bytes the Log wrote at position (whole
+//	                  frames, within one segment)
+//	kind 2  truncate: the Log's end became position (no data)
+//	kind 3  forget:   the Log's earlier records no longer apply (no data)
+//
+// id is Options.JournalID (by default the Log's Dir, cleaned): it must be
+// stable across restarts and unique among the journal's Logs.
+//
+// What stays as without a journal: a roll still fdatasyncs the old segment
+// and creates the new one durably (header, file and directory synced), so
+// every segment but the active one is durable by itself. TruncateAfter
+// appends a truncate record and waits until it is durable before it
+// touches any file, then removes and truncates as usual and fdatasyncs the
+// segment. Close fdatasyncs the active segment.
+//
+// Replay. Open of a Log with a journal first replays the journal's records
+// for its id, in journal order, onto its segment files, then recovers as
+// usual. The records fold into what they leave: a write at p, and a
+// truncate to p, drop every byte at or past p (the Log's end was p when
+// the record was made), forget drops everything; the writes left are
+// written at their positions (into the segment whose start is the largest
+// at or below the position; bytes below the first segment, deleted by
+// retention, are skipped); if the last record is a truncate, the log is
+// cut there (the segments starting past it removed, last first, each
+// removal made durable, and the segment holding it truncated). Every file
+// changed is fdatasynced before the Log opens. Replay is idempotent: a crash
+// during it, then a second replay, give what one gives. A truncate record
+// followed by a write record does not cut: the write was made after the
+// truncation's own fdatasync, so the bytes past the last write are the
+// Log's own, and recovery judges them as for any unsynced tail (damage
+// past what the replay restored is truncated with a warning, not an error).
+//
+// Trimming. Once SegmentSize bytes of records were appended since the last
+// checkpoint, the journal checkpoints: it notes its end p, asks every Log
+// registered with it to fdatasync its active segment (on the Log's writer,
+// between two rounds: one fdatasync, appends are not held up longer), and
+// then deletes its segments lying wholly before p. Records of an id that
+// no open Log has (a Log not opened yet since the node started, or closed
+// after a failure) stay: trimming stops at the first of them. A Log closed
+// cleanly has synced its segment, and the journal forgets its records. A
+// Log deleted for good must be forgotten with Journal.Forget, or its
+// records keep the journal from trimming (and a new Log with the same id
+// would replay them).
+//
+// What replay assumes: the journal holds every record since the last
+// checkpoint that all of its id's Logs took part in; every byte before
+// those records is durable in its segment (synced by a checkpoint, a roll,
+// a truncation or Close); segment files are removed only by retention
+// (below every record's position), by TruncateAfter (after its durable
+// record), or by replay itself; a Log's directory is not deleted and
+// recreated under the same id without Forget.
+//
+// Errors: a failed or stalled journal sync fails the journal (sticky,
+// never retried) and every Log with a round waiting for it, with the IO
+// error or ErrStorageStalled; the journal's SyncTimeout bounds the Logs'
+// commits. Only SyncAlways Logs take a journal, and not with a SyncGroup.
+// Close the Logs first, then the journal; the journal's Close, as a Log's,
+// returns promptly under a stalled sync.
+//
 // # Failure
 //
 // Every sync has a deadline, Options.SyncTimeout. A sync still blocked past

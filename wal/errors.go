@@ -34,7 +34,9 @@ var (
 	// is not the start of a frame.
 	ErrNotFrameBoundary = errors.New("wal: position is not a frame boundary")
 
-	// ErrInvalidOptions is returned by Open for options that fail validation.
+	// ErrInvalidOptions is returned by Open and OpenJournal for options that
+	// fail validation, by Open for a JournalID already open in its Journal,
+	// and by Journal.Forget for an id that is open.
 	ErrInvalidOptions = errors.New("wal: invalid options")
 
 	// ErrCrashed is returned (inside a *fs.PathError) by the files a MemFS

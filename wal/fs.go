@@ -39,8 +39,10 @@ type FS interface {
 }
 
 // File is an open file of an FS. ReadAt may be called concurrently with any
-// method but Close; WriteAt, Truncate and Sync are called by one goroutine at
-// a time.
+// method but Close; WriteAt and Truncate are called by one goroutine at a
+// time. Sync may run concurrently with WriteAt and with other Syncs (a
+// Journal keeps several in flight); it makes durable at least what was
+// written before it was called.
 type File interface {
 	io.ReaderAt
 	io.WriterAt

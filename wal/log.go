@@ -98,9 +98,11 @@ type Options struct {
 	// has synced that record; the journal syncs the records of all its Logs
 	// with one write and one fdatasync per round. Rolls, TruncateAfter,
 	// checkpoints and Close still fdatasync the segment itself. Open first
-	// replays the journal's records for JournalID onto the segments. Only
-	// with Durability SyncAlways, and not with SyncGroup. Nil (the
-	// default): the Log syncs its own file. See the package doc, "Journal".
+	// replays the journal's records for JournalID onto the segments. The
+	// journal's SyncTimeout, not this Log's, bounds its group commits
+	// (this Log's still bounds its own syncs). Only with Durability
+	// SyncAlways, and not with SyncGroup. Nil (the default): the Log syncs
+	// its own file. See the package doc, "Journal".
 	Journal *Journal
 	// JournalID names the Log in the journal. It must be stable across
 	// restarts and unique among the journal's Logs. Default: Dir, cleaned

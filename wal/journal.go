@@ -138,6 +138,10 @@ func (j *Journal) loadIndex() error {
 		if err != nil {
 			return &CorruptError{Segment: "journal", Offset: int64(f.Pos), Reason: err.Error()}
 		}
+		if r.kind == journalForget {
+			delete(j.mu.index, r.id) // replay starts after it; trimming need not wait for its id
+			continue
+		}
 		j.mu.index[r.id] = append(j.mu.index[r.id],
 			journalRef{jpos: f.Pos, jend: f.Next, kind: r.kind, pos: r.pos, n: len(r.data)})
 	}
@@ -365,33 +369,47 @@ func (j *Journal) checkpointer() {
 func (j *Journal) checkpoint() {
 	p := j.log.NextPos() // every record before p was enqueued after its bytes were written
 	j.lastCheckpoint.Store(int64(p))
+	type member struct {
+		id  string
+		l   *Log
+		err error
+	}
 	j.mu.Lock()
-	logs := make(map[string]*Log, len(j.mu.logs))
+	members := make([]member, 0, len(j.mu.logs))
 	for id, l := range j.mu.logs {
 		if l != nil {
-			logs[id] = l
+			members = append(members, member{id: id, l: l})
 		}
 	}
 	j.mu.Unlock()
-	for id, l := range logs {
-		err := l.toWriter(adminRequest{kind: adminCheckpoint, reply: make(chan error, 1)})
-		if err == nil {
+	// All at once: the disk merges the syncs, and each Log's writer holds
+	// its appends back for one sync only.
+	var wg sync.WaitGroup
+	for i := range members {
+		m := &members[i]
+		wg.Go(func() { m.err = m.l.toWriter(adminRequest{kind: adminCheckpoint, reply: make(chan error, 1)}) })
+	}
+	wg.Wait()
+	synced := make(map[string]bool, len(members))
+	for _, m := range members {
+		if m.err == nil {
+			synced[m.id] = true
 			continue
 		}
 		j.mu.Lock()
-		still := j.mu.logs[id] == l
+		still := j.mu.logs[m.id] == m.l
 		j.mu.Unlock()
 		if still {
-			// Its records stay until it is replayed (reopened).
-			j.logger.Warn("checkpoint: a Log did not sync; journal not trimmed", "id", id, "err", err)
+			// A failed Log: its records stay until it is replayed.
+			j.logger.Warn("checkpoint: a Log did not sync; journal not trimmed", "id", m.id, "err", m.err)
 			return
 		}
-		// Closed meanwhile: clean (records dropped) or not (records kept,
-		// the limit below keeps them).
+		// Closed meanwhile: cleanly (its records are dropped) or not (they
+		// stay, and hold the trim back below).
 	}
 	j.mu.Lock()
 	for id, refs := range j.mu.index {
-		if _, ok := logs[id]; !ok && len(refs) > 0 {
+		if !synced[id] && len(refs) > 0 {
 			p = min(p, refs[0].jpos)
 		}
 	}

@@ -356,6 +356,18 @@ func TestJournalForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = j.Close()
+	// Reopened, the journal holds nothing for the id: it does not keep the
+	// journal from trimming.
+	if j, err = OpenJournal(JournalOptions{FS: m, Dir: journalDir}); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	left := len(j.mu.index[jlogDir(0)])
+	j.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d records of a forgotten Log indexed after a restart", left)
+	}
+	_ = j.Close()
 	// A new Log in the same directory, a crash before it wrote anything,
 	// a replay: the old records must not land in its new segment.
 	j, logs = openJournalLogs(t, m, m, 1, JournalOptions{}, nil)

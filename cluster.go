@@ -76,6 +76,7 @@ func Open(cfg Config) (*Cluster, error) {
 		SyncInterval:   cfg.SyncInterval,
 		SyncTimeout:    cfg.SyncTimeout,
 		SegmentSize:    cfg.SegmentSize,
+		Journal:        cfg.Journal,
 		MaxBatchBytes:  cfg.MaxBatchBytes,
 		ReplicaLagTime: cfg.SessionTimeout,
 		Clock:          cfg.Clock,

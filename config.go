@@ -125,6 +125,15 @@ type Config struct {
 	// SyncInterval is the period of SyncPeriodic. Default 100ms.
 	SyncInterval time.Duration
 
+	// Journal (SyncAlways only) makes the node's partition logs share one
+	// redo journal: each log writes its rounds without syncing them, and
+	// the journal syncs what every partition wrote meanwhile with one
+	// write and one fdatasync. A node with many partitions then pays one
+	// device flush per round instead of one per partition (much higher
+	// throughput on disks whose flushes serialise), for every byte
+	// written twice. Same guarantees as without it. Off by default.
+	Journal bool
+
 	// SyncTimeout is the deadline of one sync of a partition log. A sync
 	// still blocked after it fails the appends waiting for it with
 	// ErrStorageStalled, and the node gives up leading the partitions on
@@ -193,6 +202,8 @@ func (c *Config) validate() error {
 		return invalid(op, "Config.Transport is nil")
 	case c.Durability < SyncAlways || c.Durability > SyncNever:
 		return invalid(op, "Config.Durability %v", c.Durability)
+	case c.Journal && c.Durability != SyncAlways:
+		return invalid(op, "Config.Journal needs Durability SyncAlways, not %v", c.Durability)
 	case c.SyncInterval < 0, c.SyncTimeout < 0, c.SessionTimeout < 0:
 		return invalid(op, "negative duration in Config")
 	case c.MaxBatchBytes < 0, c.SegmentSize < 0:

@@ -47,7 +47,8 @@ var allFaults = []FaultKind{Kill, Crash, CrashAll, Isolate, IsolateLeader, KillL
 // seed alone replays a run:
 //
 //	seed mod 4 = 0: SyncAlways, 3 nodes, every fault (crashes of every node
-//	                included: nothing acknowledged may be lost)
+//	                included: nothing acknowledged may be lost); with a
+//	                journal per node (Config.Journal) when seed/4 is odd
 //	seed mod 4 = 1: SyncNever, 3 nodes, every fault but CrashAll: one node
 //	                at a time loses its unsynced data; nothing acknowledged
 //	                may be lost, the other replicas hold it
@@ -58,6 +59,8 @@ func configFor(seed int64, d time.Duration) runConfig {
 	faults := randomFaults()
 	cfg := runConfig{Seed: seed, Nodes: 3, Clients: 4, Duration: d, Durability: replog.SyncAlways, Kinds: faults}
 	switch uint64(seed) % 4 {
+	case 0:
+		cfg.Journal = (uint64(seed)/4)%2 == 1
 	case 1:
 		cfg.Durability = replog.SyncNever
 		cfg.Kinds = without(faults, CrashAll)

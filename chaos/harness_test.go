@@ -43,13 +43,18 @@ type runConfig struct {
 	Clients    int
 	Duration   time.Duration // workload under faults
 	Durability replog.Durability
+	Journal    bool // Config.Journal: the nodes' logs share a redo journal
 	Kinds      []FaultKind
 	ExpectLoss bool // SyncNever with CrashAll: losses are expected
 }
 
 func (c runConfig) String() string {
-	return fmt.Sprintf("seed %d: %d nodes, %d clients, %v, %v, faults %v, expect loss %v",
-		c.Seed, c.Nodes, c.Clients, c.Duration, c.Durability, c.Kinds, c.ExpectLoss)
+	dur := c.Durability.String()
+	if c.Journal {
+		dur += " with a journal"
+	}
+	return fmt.Sprintf("seed %d: %d nodes, %d clients, %v, %s, faults %v, expect loss %v",
+		c.Seed, c.Nodes, c.Clients, c.Duration, dur, c.Kinds, c.ExpectLoss)
 }
 
 // event is one thing the nemesis or the harness did, on the history's
@@ -150,6 +155,7 @@ func newHarness(t testing.TB, cfg runConfig) *harness {
 		}),
 		replog.WithConfig(func(c *replog.Config) {
 			c.Durability = cfg.Durability
+			c.Journal = cfg.Journal
 			c.SessionTimeout = sessionTimeout
 			c.SyncTimeout = syncTimeout
 			c.SegmentSize = segmentSize

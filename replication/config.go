@@ -76,6 +76,13 @@ type Config struct {
 	SyncInterval time.Duration
 	SyncTimeout  time.Duration
 	SegmentSize  int64
+	// Journal (with Durability SyncAlways only) makes the node's replicas
+	// share one redo journal, a wal.Journal in Dir/journal: a replica's
+	// round is written to its own log without a sync and to the journal,
+	// and the journal syncs the rounds of every replica with one write and
+	// one fdatasync. A node then pays one device flush per round, not one
+	// per partition; every byte is written twice. See wal.Journal.
+	Journal bool
 
 	// MaxBatchBytes is the largest encoded batch Append accepts.
 	// Default DefaultMaxBatchBytes (4 MiB).
@@ -98,6 +105,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.ID is 0", ErrInvalidArgument)
 	case c.Meta == nil:
 		return fmt.Errorf("%w: Config.Meta is nil", ErrInvalidArgument)
+	case c.Journal && c.Durability != wal.SyncAlways:
+		return fmt.Errorf("%w: Config.Journal needs Durability SyncAlways, not %v", ErrInvalidArgument, c.Durability)
 	case c.Replication == nil || c.Forward == nil:
 		return fmt.Errorf("%w: Config.Replication and Config.Forward are required", ErrInvalidArgument)
 	case c.Dir == "" && c.FS != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
+	"github.com/replog/replog/wal"
 )
 
 // ReadOptions bound a Read.
@@ -55,6 +57,7 @@ type Manager struct {
 	start  time.Time
 
 	watcher    *meta.Watcher
+	journal    *wal.Journal  // with Config.Journal; closed after the replicas
 	registered chan struct{} // closed once this node's incarnation is known
 	pepoch     atomic.Int32  // producer epoch: the incarnation, 15 bits
 	closed     atomic.Bool
@@ -109,6 +112,14 @@ func Open(cfg Config) (*Manager, error) {
 	}
 	cfg.setDefaults()
 	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{})}
+	if cfg.Journal {
+		j, err := wal.OpenJournal(wal.JournalOptions{FS: cfg.FS, Dir: filepath.Join(cfg.Dir, journalDir),
+			SyncTimeout: cfg.SyncTimeout, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("replication: open the journal: %w", err)
+		}
+		m.journal = j
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.mu.replicas = map[pkey]*replica{}
 	m.mu.producers = map[pkey]*producer{}
@@ -511,5 +522,14 @@ func (m *Manager) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.journal != nil {
+		if err := m.journal.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// journalDir is the directory of the node's journal under Config.Dir
+// (replica directories always hold dashes: no topic's can be it).
+const journalDir = "journal"

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -146,7 +147,8 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	}
 	opts := log.Options{
 		WAL: wal.Options{FS: m.cfg.FS, Dir: dir, SegmentSize: m.cfg.SegmentSize,
-			Durability: m.cfg.Durability, SyncInterval: m.cfg.SyncInterval, SyncTimeout: m.cfg.SyncTimeout},
+			Durability: m.cfg.Durability, SyncInterval: m.cfg.SyncInterval, SyncTimeout: m.cfg.SyncTimeout,
+			Journal: m.journal, JournalID: filepath.Base(dir)},
 		MaxBatchBytes:  m.cfg.MaxBatchBytes,
 		RetentionBytes: cfg.RetentionBytes,
 		RetentionTime:  cfg.RetentionTime,
@@ -164,6 +166,9 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 		}
 		m.cfg.Logger.Error("replication: replica log corrupt: moved aside, the replica starts empty and recovers from its leader",
 			"topic", topic, "partition", key.partition, "moved_to", q, "err", err)
+		if ferr := m.forgetJournal(dir); ferr != nil {
+			return nil, fmt.Errorf("replication: open %s/%d: %w (forgetting its journal records: %w)", topic, key.partition, err, ferr)
+		}
 		l, err = log.Open(opts)
 		fresh = true
 	}
@@ -177,6 +182,17 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r.mu.heard = -1
 	r.rebuildProducers()
 	return r, nil
+}
+
+// forgetJournal tells the node's journal, if any, that the replica log in
+// dir is gone: its records must never be replayed into a new log there.
+func (m *Manager) forgetJournal(dir string) error {
+	if m.journal == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.SyncTimeout)
+	defer cancel()
+	return m.journal.Forget(ctx, filepath.Base(dir))
 }
 
 // quarantine moves the files of a replica directory into a new directory
@@ -521,6 +537,9 @@ func (r *replica) close(remove bool) error {
 			}
 		}
 		_ = r.m.cfg.FS.Remove(r.dir) // an FS without directory removal keeps it, empty
+		if derr == nil {
+			derr = r.m.forgetJournal(r.dir)
+		}
 		if derr != nil {
 			return fmt.Errorf("replication: remove %s: %w", r.dir, derr)
 		}

@@ -42,6 +42,7 @@ type options struct {
 	Producers      int
 	Acks           string
 	Durability     string
+	Journal        bool
 	Memory         bool
 	Dir            string
 	Duration       time.Duration
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&o.Producers, "producers", 16, "concurrent producers (producer i appends to partition i mod partitions)")
 	flag.StringVar(&o.Acks, "acks", "all", "acks: all, leader or none")
 	flag.StringVar(&o.Durability, "durability", "always", "durability: always, periodic or never")
+	flag.BoolVar(&o.Journal, "journal", false, "share one redo journal per node (Config.Journal; durability always only)")
 	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory (wal.MemFS, whose sync copies the file to simulate crashes: not a fast mode)")
 	flag.StringVar(&o.Dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (or, with -idle, to measure)")
@@ -119,6 +121,7 @@ type result struct {
 	Producers     int     `json:"producers"`
 	Acks          string  `json:"acks"`
 	Durability    string  `json:"durability"`
+	Journal       bool    `json:"journal"`
 	Storage       string  `json:"storage"`
 	Forward       bool    `json:"forward"`
 	Records       int64   `json:"records"`
@@ -147,8 +150,12 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 		return json.NewEncoder(w).Encode(r)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s, acks=%s\n",
-		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, r.Acks)
+	journal := ""
+	if r.Journal {
+		journal = " with a journal per node"
+	}
+	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s%s, acks=%s\n",
+		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, journal, r.Acks)
 	if r.Mode == "idle" {
 		fmt.Fprintf(&b, "idle for %.1fs: CPU %.2f%% of one core, RSS %.1f MB (peak %.1f MB)\n",
 			r.Seconds, r.IdleCPUPercent, r.IdleRSSMB, r.PeakRSSMB)
@@ -189,7 +196,10 @@ func (o *options) check() error {
 	if _, err := parseAcks(o.Acks); err != nil {
 		return err
 	}
-	_, err := parseDurability(o.Durability)
+	d, err := parseDurability(o.Durability)
+	if err == nil && o.Journal && d != replog.SyncAlways {
+		err = fmt.Errorf("-journal needs -durability always")
+	}
 	return err
 }
 

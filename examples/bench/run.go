@@ -25,10 +25,11 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 	acks, _ := parseAcks(o.Acks)
 	dur, _ := parseDurability(o.Durability)
 	res := &result{Mode: "load", Nodes: o.Nodes, Partitions: o.Partitions, RF: o.RF, RecordSize: o.RecordSize,
-		Batch: o.Batch, Producers: o.Producers, Acks: acks.String(), Durability: dur.String(),
+		Batch: o.Batch, Producers: o.Producers, Acks: acks.String(), Durability: dur.String(), Journal: o.Journal,
 		Storage: "disk", Forward: o.Forward, Failover: o.Failover}
 	lopts := []replog.LocalOption{replog.WithConfig(func(c *replog.Config) {
 		c.Durability = dur
+		c.Journal = o.Journal
 		c.SessionTimeout = o.SessionTimeout
 	})}
 	if o.Memory {

@@ -83,7 +83,14 @@
 // T = min(L, end of E in its own log) and tells the follower to truncate
 // to T first if it holds more (the first push of a match is sent even
 // when empty: it also tells the follower that its log agrees with the
-// leader's below T). A push that does not continue the
+// leader's below T). If the leader's log lacks E (a leader of an epoch in
+// between wrote records this one never had), its answer is the end of an
+// earlier epoch E' < E, and the follower's records of epochs after E' may
+// start below it: the leader then sends E' instead (Kafka's KIP-279
+// follower step), the follower truncates to min(T, its own end of E') and
+// answers "mismatch" with its new (E, L), and the leader matches again;
+// meanwhile the follower counts as unmatched (nothing is sent to it, the
+// high watermark waits). A push that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
 // (E, L), and the leader rematches. Each match starts a new generation;
 // answers of older generations are ignored, except a hello of generation
@@ -168,8 +175,10 @@
 // for unsigned); a trailing "bytes" field is the rest of the body.
 //
 //	push (1, leader → follower, TagReplication):
-//	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | batches
-//	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only
+//	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | [matchEpoch] | batches
+//	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only,
+//	    8 truncate to prevEnd and to the follower's end of matchEpoch, then
+//	    answer "mismatch" (matchEpoch is there only with flag 8)
 //	ack (2, follower → leader, TagReplication):
 //	    topicID u | partition | epoch | gen u | status u8 | lastEpoch | logEnd | hw
 //	    status: 0 ok, 1 hello, 2 mismatch, 3 stale epoch (epoch is the newer one)

@@ -481,11 +481,22 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 // epoch in the leader's log, capped by the follower's end) and starts
 // sending from there, telling the follower to truncate first if it holds
 // more.
+//
+// If the leader's log lacks the follower's last epoch (a leader of an
+// epoch in between wrote records this leader never had), the answer is
+// the end of an earlier epoch, and the follower's own end of that epoch
+// may lie below it: its records of the later epochs there differ from
+// ours. Only the follower knows where they start (Kafka's KIP-279
+// follower step), so it is sent the epoch (pushMatchEpoch), truncates to
+// its own end of it, and answers again with its new last epoch; until
+// then it stays unmatched: nothing is sent to it and the high watermark
+// counts nothing of it.
 func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now int64) {
 	t := min(logEnd, r.mu.nextOffset)
+	answer := log.UndefinedEpoch
 	if lastEpoch != log.UndefinedEpoch {
 		if e, end := r.log.EndOffsetForEpoch(lastEpoch); e != log.UndefinedEpoch {
-			t = min(t, end)
+			t, answer = min(t, end), e
 		}
 	}
 	if t < r.log.LogStartOffset() {
@@ -500,6 +511,15 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 		return
 	}
 	f.gen++
+	f.inflight, f.inBytes = f.inflight[:0], 0
+	f.progressAt = now
+	if answer != log.UndefinedEpoch && answer != lastEpoch {
+		f.matched, f.truncate = false, false
+		f.probeAt = now // resent as a probe if the answer is lost
+		r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: r.mu.epoch,
+			gen: f.gen, flags: pushMatchEpoch, prevEnd: t, matchEpoch: answer})
+		return
+	}
 	f.matched = true
 	f.sentEnd = t
 	f.hw = 0 // a restarted follower's high watermark may have gone back: learn it from its next answer
@@ -507,8 +527,6 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	// follower if it holds more, and confirms to it that its log agrees
 	// with ours below t (it takes our high watermark only that far).
 	f.truncate = true
-	f.inflight, f.inBytes = f.inflight[:0], 0
-	f.progressAt = now
 	f.st.logEnd = t
 	f.st.observeFetch(now, t, r.log.LogEndOffset())
 	r.kickLocked()

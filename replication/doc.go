@@ -108,7 +108,12 @@
 // has not caught up for ReplicaLagTime and to add back a follower that
 // holds everything below the high watermark and everything before the
 // leader's epoch began. An idle follower that holds all the leader has is
-// caught up.
+// caught up. While a request that adds a follower is on its way, the high
+// watermark counts that follower too (Kafka's maximal ISR): the controller
+// may apply the addition and elect the follower (a preferred replica gets
+// its leadership back at once) before the leader learns of it. A request
+// refused for good drops it; one whose outcome stays unknown counts it
+// for twice the request's timeout at most.
 //
 // # Forwarding and idempotence
 //

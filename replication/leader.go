@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
 )
 
 // Flow control of the leader's pushes to one follower.
@@ -539,8 +540,17 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 // replica that lacks what the high watermark passed; without this, a
 // leadership handed over by a controlled shutdown would wait for the
 // stopped node to be shrunk out before committing anything.
+//
+// It also holds the members a pending AlterISR adds (Kafka's maximal ISR,
+// KIP-497): the controller may apply the addition, and elect the new
+// member (a preferred leader is handed its leadership back at once),
+// before this leader learns of it; a high watermark computed without it
+// meanwhile could pass records it lacks, and they would be lost.
 func (r *replica) countedISRLocked() []uint64 {
 	isr := r.mu.part.ISR
+	if add := r.pendingAddsLocked(); len(add) > 0 {
+		isr = append(slices.Clone(isr), add...)
+	}
 	st := r.m.cfg.Meta.State()
 	for i, id := range isr {
 		if n, ok := st.Node(id); ok && n.Draining && id != r.m.cfg.ID {
@@ -554,6 +564,26 @@ func (r *replica) countedISRLocked() []uint64 {
 		}
 	}
 	return isr
+}
+
+// pendingAddsLocked returns the members that the last AlterISR asked to
+// add and that the metadata does not show yet. They count until the
+// partition's record moves past the epoch the request was made at (the
+// change applied or something else did), until the request is refused
+// for good, or, should its outcome stay unknown (a request that timed
+// out and was never applied), for twice the request's own timeout.
+func (r *replica) pendingAddsLocked() []uint64 {
+	if len(r.mu.isrAdding) == 0 || r.mu.part.PartitionEpoch != r.mu.isrAddingPE ||
+		r.m.mono()-r.mu.isrAddingAt > 2*int64(r.m.alterISRTimeout()) {
+		return nil
+	}
+	var out []uint64
+	for _, id := range r.mu.isrAdding {
+		if !slices.Contains(r.mu.part.ISR, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // advanceHWLocked moves the high watermark to the smallest log end over
@@ -675,18 +705,38 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 	}
 	r.mu.isrBusy = true
 	epoch, pepoch := part.LeaderEpoch, part.PartitionEpoch
+	var adding []uint64
+	for _, id := range isr {
+		if !slices.Contains(part.ISR, id) {
+			adding = append(adding, id)
+		}
+	}
+	if len(adding) > 0 {
+		r.mu.isrAdding, r.mu.isrAddingPE, r.mu.isrAddingAt = adding, pepoch, now
+	}
+	alter := r.m.cfg.Meta.AlterISR
+	if h := r.m.alterISRHook.Load(); h != nil {
+		alter = *h
+	}
 	ok := r.m.spawn(func() {
-		ctx, cancel := context.WithTimeout(r.m.ctx, 10*r.m.cfg.tickInterval()+time.Second)
-		_, err := r.m.cfg.Meta.AlterISR(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
+		ctx, cancel := context.WithTimeout(r.m.ctx, r.m.alterISRTimeout())
+		_, err := alter(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
 		cancel()
 		if err != nil {
 			r.m.cfg.Logger.Info("replication: ISR change refused", "topic", r.topic, "partition", r.key.partition, "isr", isr, "err", err)
 		}
 		r.mu.Lock()
 		r.mu.isrBusy = false
+		if errors.Is(err, meta.ErrInvalidArgument) && r.mu.isrAddingPE == pepoch {
+			r.mu.isrAdding = nil // refused for good: nothing was added
+		}
+		var out answers
+		r.advanceHWLocked(&out)
 		r.mu.Unlock()
+		out.deliver(r.m)
 	})
 	if !ok {
 		r.mu.isrBusy = false
+		r.mu.isrAdding = nil
 	}
 }

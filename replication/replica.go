@@ -118,6 +118,13 @@ type replica struct {
 		hwWaiters  []*appendReq // AcksAll, written, waiting for the high watermark
 		followers  map[uint64]*fstate
 		isrBusy    bool // an AlterISR is in flight
+		// isrAdding are the members an AlterISR asked at partition epoch
+		// isrAddingPE (mono time isrAddingAt) adds: the high watermark
+		// counts them until the metadata moves past that epoch (see
+		// pendingAddsLocked).
+		isrAdding   []uint64
+		isrAddingPE int32
+		isrAddingAt int64
 
 		// follower
 		fq     []pushItem

@@ -59,7 +59,11 @@
 // serving its divergent tail as committed; a restarted replica failing for
 // good on a replayed epoch; acknowledged appends lost right after
 // CreateTopic (producer sequences reused after a stale resync); a follower
-// stuck after every node crashed under SyncNever.
+// stuck after every node crashed under SyncNever; a follower keeping,
+// below the high watermark, records of an epoch its new leader never had
+// (seed 149: a record duplicated, replicas diverging); a leader committing
+// records without a follower whose return to the ISR was on its way, and
+// that was then elected without them.
 //
 // A replica whose segment was corrupted must report it (wal.ErrCorrupt)
 // and never serve the damaged record; replog does not yet rebuild such a

@@ -86,6 +86,9 @@ type outcome struct {
 	events   []event
 	hist     history.History
 	finals   map[uint64][]history.Entry
+	// epochs is each final replica's leader-epoch cache (epoch → first
+	// offset), written to the dump: it tells which leader wrote what.
+	epochs   map[uint64][]log.EpochEntry
 	result   *history.Result
 	problems []string // harness-level failures: no recovery, unreadable replicas
 	gaps     []string // known gaps of replog met in the run (not failures)
@@ -368,12 +371,16 @@ func (h *harness) finish(o *outcome) {
 	}
 	o.finals = map[uint64][]history.Entry{}
 	for _, id := range h.nodes() {
-		held, found, err := readRawLog(h.memFS(id))
+		held, epochs, found, err := readRawLog(h.memFS(id))
 		switch {
 		case err != nil:
 			h.failure(id, "n%d's replica cannot be read from its files: %v", id, err)
 		case found:
 			o.finals[id] = held
+			if o.epochs == nil {
+				o.epochs = map[uint64][]log.EpochEntry{}
+			}
+			o.epochs[id] = epochs
 			h.note(-1, nil, "n%d's replica holds %d records", id, len(held))
 		}
 	}
@@ -406,11 +413,12 @@ func (h *harness) waitISR() {
 }
 
 // readRawLog opens the partition's replica on fsys, if there is one, and
-// returns all it holds, up to its log end (committed or not).
-func readRawLog(fsys *wal.MemFS) (entries []history.Entry, found bool, err error) {
+// returns all it holds, up to its log end (committed or not), and its
+// leader-epoch cache.
+func readRawLog(fsys *wal.MemFS) (entries []history.Entry, epochs []log.EpochEntry, found bool, err error) {
 	dirs, err := fsys.ReadDir("/partitions")
 	if err != nil {
-		return nil, false, nil // no replica on this node
+		return nil, nil, false, nil // no replica on this node
 	}
 	var dir string
 	for _, d := range dirs {
@@ -419,27 +427,28 @@ func readRawLog(fsys *wal.MemFS) (entries []history.Entry, found bool, err error
 		}
 	}
 	if dir == "" {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	l, err := log.Open(log.Options{WAL: wal.Options{FS: fsys, Dir: dir}})
 	if err != nil {
-		return nil, true, err
+		return nil, nil, true, err
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
+	epochs = l.Epochs()
 	for from, end := l.LogStartOffset(), l.LogEndOffset(); from < end; {
 		recs, err := l.Read(from, end, 1<<20)
 		if err != nil {
-			return entries, true, err
+			return entries, epochs, true, err
 		}
 		if len(recs) == 0 {
-			return entries, true, fmt.Errorf("chaos: raw read at %d of %d returned nothing", from, end)
+			return entries, epochs, true, fmt.Errorf("chaos: raw read at %d of %d returned nothing", from, end)
 		}
 		for _, r := range recs {
 			entries = append(entries, history.Entry{Offset: r.Offset, Value: string(r.Value)})
 		}
 		from = recs[len(recs)-1].Offset + 1
 	}
-	return entries, true, nil
+	return entries, epochs, true, nil
 }
 
 // healAll ends every fault: the network heals, syncs run, stopped nodes
@@ -553,6 +562,10 @@ func (h *harness) dump(o *outcome) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		fmt.Fprintf(&b, "  n%d: %v\n", id, o.finals[id])
+	}
+	b.WriteString("\nfinal leader-epoch caches (epoch first-offset):\n")
+	for _, id := range ids {
+		fmt.Fprintf(&b, "  n%d: %v\n", id, o.epochs[id])
 	}
 	b.WriteString("\nhistory:\n")
 	for _, op := range o.hist {

@@ -175,7 +175,7 @@ func testCorruptSegment(t *testing.T, which string) {
 	if err := h.lc.Close(); err != nil {
 		t.Logf("Close: %v", err)
 	}
-	held, _, err := readRawLog(h.memFS(victim))
+	held, _, _, err := readRawLog(h.memFS(victim))
 	switch {
 	case err == nil && equalValues(held, want):
 		t.Logf("n%d's replica recovered: it holds all %d records", victim, len(held))

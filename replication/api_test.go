@@ -266,3 +266,44 @@ func TestStaleResyncDeletesNothing(t *testing.T) {
 		checkValues(t, values(c), append(names("a", 3), names("b", 3)...))
 	})
 }
+
+// A forwarded read whose answer lands just as its resend timer fires
+// takes the answer or retries; the two must not write the call's answer
+// unsynchronised (they did: race reports in the chaos soak). The leader
+// answers an empty read after MaxWait, delayed by exactly the forwarder's
+// resend margin, so both happen at one instant of the bubble's clock;
+// then the delay goes, so that a retry is answered in time. Run it with
+// -race.
+func TestForwardedReadAnswerAtResendTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		o := c.other(l)
+		if _, _, err := c.nodes[o].rep.Append(ctx, "t", 0, rec("a"), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		const maxWait = 100 * time.Millisecond
+		margin := time.Duration(c.nodes[o].rep.resendAfter(1))
+		for range 10 {
+			c.net.SetLink(l, o, transport.LinkFaults{Delay: margin})
+			type result struct {
+				res ReadResult
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				res, err := c.nodes[o].rep.Read(ctx, "t", 0, 1, ReadOptions{MaxWait: maxWait})
+				done <- result{res, err}
+			}()
+			time.Sleep(maxWait + margin + time.Millisecond) // the bubble's clock: past the coincidence
+			c.net.Heal()
+			r := <-done
+			if r.err != nil || len(r.res.Records) != 0 || r.res.HighWatermark != 1 {
+				t.Fatalf("read at the end through node %d: %+v, %v", o, r.res, r.err)
+			}
+		}
+	})
+}

@@ -83,7 +83,14 @@
 // T = min(L, end of E in its own log) and tells the follower to truncate
 // to T first if it holds more (the first push of a match is sent even
 // when empty: it also tells the follower that its log agrees with the
-// leader's below T). If T is below the leader's log start (retention
+// leader's below T). If the leader's log lacks E (a leader of an epoch in
+// between wrote records this one never had), its answer is the end of an
+// earlier epoch E' < E, and the follower's records of epochs after E' may
+// start below it: the leader then sends E' instead (Kafka's KIP-279
+// follower step), the follower truncates to min(T, its own end of E') and
+// answers "mismatch" with its new (E, L), and the leader matches again;
+// meanwhile the follower counts as unmatched (nothing is sent to it, the
+// high watermark waits). If T is below the leader's log start (retention
 // removed what the follower lacks, or the replica is new), the leader
 // sends from its log start S instead and the follower starts its log over,
 // empty, at S (log.ResetTo; Kafka's truncate-fully-and-start-at). A push
@@ -105,7 +112,12 @@
 // has not caught up for ReplicaLagTime and to add back a follower that
 // holds everything below the high watermark and everything before the
 // leader's epoch began. An idle follower that holds all the leader has is
-// caught up.
+// caught up. While a request that adds a follower is on its way, the high
+// watermark counts that follower too (Kafka's maximal ISR): the controller
+// may apply the addition and elect the follower (a preferred replica gets
+// its leadership back at once) before the leader learns of it. A request
+// refused for good drops it; one whose outcome stays unknown counts it
+// for twice the request's timeout at most.
 //
 // # Forwarding and idempotence
 //
@@ -172,9 +184,11 @@
 // for unsigned); a trailing "bytes" field is the rest of the body.
 //
 //	push (1, leader → follower, TagReplication):
-//	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | batches
+//	    topicID u | partition | epoch | gen u | flags u8 | prevEnd | hw | [matchEpoch] | batches
 //	    flags: 1 truncate to prevEnd first, 2 probe, 4 high watermark only,
-//	           8 (with 1) start the log over, empty, at prevEnd
+//	    8 truncate to prevEnd and to the follower's end of matchEpoch, then
+//	    answer "mismatch" (matchEpoch is there only with flag 8),
+//	    16 (with 1) start the log over, empty, at prevEnd
 //	ack (2, follower → leader, TagReplication):
 //	    topicID u | partition | epoch | gen u | status u8 | lastEpoch | logEnd | hw
 //	    status: 0 ok, 1 hello, 2 mismatch, 3 stale epoch (epoch is the newer one)

@@ -324,6 +324,10 @@ func TestFollowerWithoutAgreementAsksForMatch(t *testing.T) {
 		defer cancel()
 		appendN(t, ctx, c, l, "a", 5)
 		checkValues(t, values(c), names("a", 5))
+		// Let the acks of the high watermark land first: one landing
+		// after the reset below would tell the leader again that the
+		// follower knows it, and the leader would push it no more.
+		synctest.Wait()
 		r := replicaOf(t, c, f)
 		r.mu.Lock()
 		r.mu.agreed = -1 // as after becomeFollowerLocked, with the hello lost

@@ -92,6 +92,11 @@ func (r *replica) followerStep() bool {
 			// The leader resends the high watermark until acknowledged.
 			last := i == len(items)-1 || items[i+1].flags&pushHWOnly == 0
 			answer(&inflight{gen: it.gen, status: ackOK, answer: last, hw: it.hw})
+		case it.flags&pushMatchEpoch != 0:
+			if err := r.truncateToEpoch(it); err != nil && r.storageFailed(err) {
+				return false
+			}
+			answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1}) // the leader matches again from the new end
 		case bad && it.gen == badGen:
 			// Later pushes of a generation that already failed to
 			// continue the log: the leader rematches on the first answer.
@@ -164,27 +169,10 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 		r.mu.Unlock()
 	}
 	if it.flags&pushTruncate != 0 && end > it.prevEnd {
-		// A truncation waits for the appends in flight (and so for the
-		// answers queued before it).
-		r.mu.Lock()
-		r.drainLocked()
-		r.mu.Unlock()
-		truncate := r.log.TruncateTo
-		if r.m.cfg.Durability != wal.SyncAlways {
-			// The leader of this epoch may have lost unsynced records
-			// this replica saw committed (every node crashed): follow it,
-			// high watermark included, as Kafka does.
-			truncate = r.log.TruncateBelowHighWatermark
-		}
-		if err := truncate(ctx, it.prevEnd); err != nil {
+		if err := r.truncateLog(it.prevEnd); err != nil {
 			return i, log.Pending{}, err
 		}
 		end = r.log.NextOffset()
-		r.mu.Lock()
-		for _, ps := range r.mu.producers {
-			ps.truncate(end)
-		}
-		r.mu.Unlock()
 	}
 	if it.prevEnd != end {
 		return i, log.Pending{}, errMismatch
@@ -239,6 +227,56 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 }
 
 var errMismatch = errors.New("replication: push does not continue the log")
+
+// truncateLog truncates the log to offset (at a batch boundary at or
+// below it; at or past the end it drops only epochs begun there without
+// records) and forgets the producer batches it removed.
+func (r *replica) truncateLog(offset int64) error {
+	// A truncation waits for the appends in flight (and so for the
+	// answers queued before it).
+	r.mu.Lock()
+	r.drainLocked()
+	r.mu.Unlock()
+	truncate := r.log.TruncateTo
+	if r.m.cfg.Durability != wal.SyncAlways {
+		// The leader of this epoch may have lost unsynced records this
+		// replica saw committed (every node crashed): follow it, high
+		// watermark included, as Kafka does.
+		truncate = r.log.TruncateBelowHighWatermark
+	}
+	if err := truncate(r.m.ctx, offset); err != nil {
+		return err
+	}
+	end := r.log.NextOffset()
+	r.mu.Lock()
+	for _, ps := range r.mu.producers {
+		ps.truncate(end)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// truncateToEpoch is this replica's step of a match whose leader lacks its
+// latest epoch (pushMatchEpoch, Kafka's KIP-279): the leader's answer,
+// it.prevEnd, is where the leader's epoch it.matchEpoch ends, but this
+// replica's records of later epochs may start below it, and only this log
+// knows where. It truncates to its own end of it.matchEpoch as well, which
+// removes every epoch after it; its next answer (a mismatch) tells the
+// leader its new latest epoch and end, and the leader matches again from
+// there. Records below the end are no longer known to agree with the
+// leader's until then.
+func (r *replica) truncateToEpoch(it *pushItem) error {
+	target := it.prevEnd
+	if e, end := r.log.EndOffsetForEpoch(it.matchEpoch); e != log.UndefinedEpoch {
+		target = min(target, end)
+	}
+	r.mu.Lock()
+	if r.mu.epoch == it.epoch && r.mu.role == roleFollower {
+		r.mu.agreed = -1
+	}
+	r.mu.Unlock()
+	return r.truncateLog(target)
+}
 
 // storageFailed fails the replica if err is a storage failure (not a
 // protocol mismatch, nor the Manager closing) and reports whether it did.

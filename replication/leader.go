@@ -6,9 +6,9 @@ import (
 	"errors"
 	"hash/crc32"
 	"slices"
-	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
 )
 
 // Flow control of the leader's pushes to one follower.
@@ -588,11 +588,22 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 // epoch in the leader's log, capped by the follower's end) and starts
 // sending from there, telling the follower to truncate first if it holds
 // more.
+//
+// If the leader's log lacks the follower's last epoch (a leader of an
+// epoch in between wrote records this leader never had), the answer is
+// the end of an earlier epoch, and the follower's own end of that epoch
+// may lie below it: its records of the later epochs there differ from
+// ours. Only the follower knows where they start (Kafka's KIP-279
+// follower step), so it is sent the epoch (pushMatchEpoch), truncates to
+// its own end of it, and answers again with its new last epoch; until
+// then it stays unmatched: nothing is sent to it and the high watermark
+// counts nothing of it.
 func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now int64) {
 	t := min(logEnd, r.mu.nextOffset)
+	answer := log.UndefinedEpoch
 	if lastEpoch != log.UndefinedEpoch {
 		if e, end := r.log.EndOffsetForEpoch(lastEpoch); e != log.UndefinedEpoch {
-			t = min(t, end)
+			t, answer = min(t, end), e
 		}
 	}
 	reset := false
@@ -604,6 +615,16 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 		t, reset = start, true
 	}
 	f.gen++
+	f.inflight, f.inBytes = f.inflight[:0], 0
+	f.progressAt = now
+	if answer != log.UndefinedEpoch && answer != lastEpoch && !reset {
+		// (A follower that starts its log over keeps nothing to match.)
+		f.matched, f.truncate = false, false
+		f.probeAt = now // resent as a probe if the answer is lost
+		r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: r.mu.epoch,
+			gen: f.gen, flags: pushMatchEpoch, prevEnd: t, matchEpoch: answer})
+		return
+	}
 	f.matched = true
 	f.sentEnd = t
 	f.reset = reset
@@ -612,8 +633,6 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	// follower if it holds more, and confirms to it that its log agrees
 	// with ours below t (it takes our high watermark only that far).
 	f.truncate = true
-	f.inflight, f.inBytes = f.inflight[:0], 0
-	f.progressAt = now
 	f.st.logEnd = t
 	f.st.observeFetch(now, t, r.log.LogEndOffset())
 	r.kickLocked()
@@ -626,8 +645,17 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 // replica that lacks what the high watermark passed; without this, a
 // leadership handed over by a controlled shutdown would wait for the
 // stopped node to be shrunk out before committing anything.
+//
+// It also holds the members a pending AlterISR adds (Kafka's maximal ISR,
+// KIP-497): the controller may apply the addition, and elect the new
+// member (a preferred leader is handed its leadership back at once),
+// before this leader learns of it; a high watermark computed without it
+// meanwhile could pass records it lacks, and they would be lost.
 func (r *replica) countedISRLocked() []uint64 {
 	isr := r.mu.part.ISR
+	if add := r.pendingAddsLocked(); len(add) > 0 {
+		isr = append(slices.Clone(isr), add...)
+	}
 	st := r.m.cfg.Meta.State()
 	for i, id := range isr {
 		if n, ok := st.Node(id); ok && n.Draining && id != r.m.cfg.ID {
@@ -641,6 +669,26 @@ func (r *replica) countedISRLocked() []uint64 {
 		}
 	}
 	return isr
+}
+
+// pendingAddsLocked returns the members that the last AlterISR asked to
+// add and that the metadata does not show yet. They count until the
+// partition's record moves past the epoch the request was made at (the
+// change applied or something else did), until the request is refused
+// for good, or, should its outcome stay unknown (a request that timed
+// out and was never applied), for twice the request's own timeout.
+func (r *replica) pendingAddsLocked() []uint64 {
+	if len(r.mu.isrAdding) == 0 || r.mu.part.PartitionEpoch != r.mu.isrAddingPE ||
+		r.m.mono()-r.mu.isrAddingAt > 2*int64(r.m.alterISRTimeout()) {
+		return nil
+	}
+	var out []uint64
+	for _, id := range r.mu.isrAdding {
+		if !slices.Contains(r.mu.part.ISR, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // advanceHWLocked moves the high watermark to the smallest log end over
@@ -762,18 +810,38 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 	}
 	r.mu.isrBusy = true
 	epoch, pepoch := part.LeaderEpoch, part.PartitionEpoch
+	var adding []uint64
+	for _, id := range isr {
+		if !slices.Contains(part.ISR, id) {
+			adding = append(adding, id)
+		}
+	}
+	if len(adding) > 0 {
+		r.mu.isrAdding, r.mu.isrAddingPE, r.mu.isrAddingAt = adding, pepoch, now
+	}
+	alter := r.m.cfg.Meta.AlterISR
+	if h := r.m.alterISRHook.Load(); h != nil {
+		alter = *h
+	}
 	ok := r.m.spawn(func() {
-		ctx, cancel := context.WithTimeout(r.m.ctx, 10*r.m.cfg.tickInterval()+time.Second)
-		_, err := r.m.cfg.Meta.AlterISR(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
+		ctx, cancel := context.WithTimeout(r.m.ctx, r.m.alterISRTimeout())
+		_, err := alter(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
 		cancel()
 		if err != nil {
 			r.m.cfg.Logger.Info("replication: ISR change refused", "topic", r.topic, "partition", r.key.partition, "isr", isr, "err", err)
 		}
 		r.mu.Lock()
 		r.mu.isrBusy = false
+		if errors.Is(err, meta.ErrInvalidArgument) && r.mu.isrAddingPE == pepoch {
+			r.mu.isrAdding = nil // refused for good: nothing was added
+		}
+		var out answers
+		r.advanceHWLocked(&out)
 		r.mu.Unlock()
+		out.deliver(r.m)
 	})
 	if !ok {
 		r.mu.isrBusy = false
+		r.mu.isrAdding = nil
 	}
 }

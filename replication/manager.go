@@ -77,6 +77,9 @@ type Manager struct {
 		queueNanos, hwNanos, hwBatches, pushWaitNanos atomic.Int64
 	}
 
+	// alterISRHook, when set (tests), replaces Meta.AlterISR.
+	alterISRHook atomic.Pointer[alterISRFunc]
+
 	// catchUpBufs recycles the buffers catch-up pushes are read into
 	// (catchUpReadBytes of capacity each): a push copies its batches into
 	// the outgoing message, so a buffer is free again once pushed.
@@ -155,6 +158,12 @@ func (m *Manager) spawn(fn func()) bool {
 
 // mono is the Manager's monotonic time in nanoseconds.
 func (m *Manager) mono() int64 { return int64(time.Since(m.start)) }
+
+// alterISRFunc is the signature of meta.Node.AlterISR.
+type alterISRFunc func(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error)
+
+// alterISRTimeout bounds one AlterISR request.
+func (m *Manager) alterISRTimeout() time.Duration { return 10*m.cfg.tickInterval() + time.Second }
 
 func (m *Manager) retryDelay() int64 { return int64(2 * m.cfg.tickInterval()) }
 

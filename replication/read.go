@@ -138,6 +138,16 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 	}
 }
 
+// isClosed reports whether ch is closed.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // forwardRead sends a read to the partition's leader and waits for its
 // answer, riding out leader changes and lost messages within ctx.
 func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offset int64, opts ReadOptions) (ReadResult, error) {
@@ -168,24 +178,26 @@ func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offse
 		select {
 		case <-rc.done:
 		case <-timer.C:
-			rc.resp.code = codeRetry
 		case <-ctx.Done():
 			err = fmt.Errorf("replication: read: %w", ctx.Err())
 		case <-m.done:
 			err = ErrClosed
 		}
 		timer.Stop()
+		// Once rc is out of the map, the handler no longer writes rc.resp
+		// (it writes it and closes done under m.mu): it is ours. An answer
+		// may have landed as the timer fired: take it then.
 		m.mu.Lock()
 		delete(m.mu.reads, id)
+		resp := rc.resp
+		answered := isClosed(rc.done)
 		m.mu.Unlock()
 		if err != nil {
 			return ReadResult{}, err
 		}
-		// rc.done closed or the timer fired: rc.resp is ours now (the
-		// handler only writes it before closing done, under m.mu).
-		m.mu.Lock()
-		resp := rc.resp
-		m.mu.Unlock()
+		if !answered {
+			resp.code = codeRetry
+		}
 		switch resp.code {
 		case codeOK:
 			return readResult(resp, offset, opts.MaxRecords)

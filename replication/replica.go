@@ -122,6 +122,13 @@ type replica struct {
 		progress   chan struct{} // closed by the completer when it finished an item
 		followers  map[uint64]*fstate
 		isrBusy    bool // an AlterISR is in flight
+		// isrAdding are the members an AlterISR asked at partition epoch
+		// isrAddingPE (mono time isrAddingAt) adds: the high watermark
+		// counts them until the metadata moves past that epoch (see
+		// pendingAddsLocked).
+		isrAdding   []uint64
+		isrAddingPE int32
+		isrAddingAt int64
 
 		// follower
 		fq     []pushItem

@@ -36,7 +36,13 @@ const (
 	pushTruncate byte = 1 << 0 // truncate the log to prevEnd before appending
 	pushProbe    byte = 1 << 1 // no data: answer with an ack of status ackHello
 	pushHWOnly   byte = 1 << 2 // no data: only the high watermark
-	pushReset    byte = 1 << 3 // with pushTruncate: start the log over, empty, at prevEnd
+	// pushMatchEpoch: no data; the leader lacks the follower's latest
+	// epoch. The follower truncates to prevEnd and to its own end of
+	// matchEpoch (the leader's epoch before the follower's latest), then
+	// answers ackMismatch with its new latest epoch and log end. Only
+	// this flag carries the matchEpoch field.
+	pushMatchEpoch byte = 1 << 3
+	pushReset      byte = 1 << 4 // with pushTruncate: start the log over, empty, at prevEnd
 )
 
 // pushItem carries a leader's batches (raw, as its log stores them) for one
@@ -49,7 +55,10 @@ type pushItem struct {
 	flags     byte
 	prevEnd   int64
 	hw        int64
-	batches   []byte
+	// matchEpoch is on the wire only with pushMatchEpoch: the epoch the
+	// leader's log answers for the follower's latest (see matchLocked).
+	matchEpoch int32
+	batches    []byte
 
 	arrived int64 // mono time a follower took it, for the stage statistics; not on the wire
 }
@@ -156,6 +165,9 @@ func appendPush(dst []byte, p *pushItem) []byte {
 	dst = append(dst, p.flags)
 	dst = binary.AppendVarint(dst, p.prevEnd)
 	dst = binary.AppendVarint(dst, p.hw)
+	if p.flags&pushMatchEpoch != 0 {
+		dst = binary.AppendVarint(dst, int64(p.matchEpoch))
+	}
 	dst = append(dst, p.batches...)
 	return endItem(dst, s)
 }
@@ -306,6 +318,10 @@ func decodePush(body []byte, p *pushItem) error {
 	p.flags = r.byte("flags")
 	p.prevEnd = r.varint("previous end")
 	p.hw = r.varint("high watermark")
+	p.matchEpoch = 0
+	if p.flags&pushMatchEpoch != 0 {
+		p.matchEpoch = r.int32("match epoch")
+	}
 	p.batches = r.rest()
 	return r.err
 }

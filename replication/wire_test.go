@@ -19,12 +19,13 @@ func message(items ...[]byte) []byte {
 
 func TestWireRoundTrip(t *testing.T) {
 	push := pushItem{topicID: 7, partition: 3, epoch: 9, gen: 4, flags: pushTruncate, prevEnd: 100, hw: 90, batches: []byte("raw")}
+	match := pushItem{topicID: 7, partition: 3, epoch: 9, gen: 5, flags: pushMatchEpoch, prevEnd: 100, matchEpoch: 6, batches: []byte{}}
 	ack := ackItem{topicID: 7, partition: 3, epoch: 9, gen: 4, status: ackMismatch, lastEpoch: 8, logEnd: 95, hw: 90}
 	app := appendItem{reqID: 11, attempt: 2, topicID: 7, partition: 3, epoch: 9, acks: AcksAll, batch: []byte("batch")}
 	resp := appendResp{reqID: 11, attempt: 2, code: codeNotLeader, leader: 2, epoch: 10, base: -1, last: -1}
 	read := readItem{reqID: 12, topicID: 7, partition: 3, offset: 5, maxBytes: 1 << 20, maxRecords: 10, maxWait: time.Second}
 	rresp := readResp{reqID: 12, code: codeOK, leader: 1, hw: 50, logStart: 0, batches: []byte("batches")}
-	msg := message(appendPush(nil, &push), appendAck(nil, &ack), appendAppend(nil, &app),
+	msg := message(appendPush(nil, &push), appendPush(nil, &match), appendAck(nil, &ack), appendAppend(nil, &app),
 		appendAppendResp(nil, &resp), appendRead(nil, &read), appendReadResp(nil, &rresp))
 	var got []any
 	err := forEachItem(msg, func(kind byte, body []byte) error {
@@ -56,7 +57,7 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []any{push, ack, app, resp, read, rresp}
+	want := []any{push, match, ack, app, resp, read, rresp}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 	}
@@ -134,6 +135,7 @@ func fuzzItems(t *testing.T, msg []byte) {
 func seedMessages() [][]byte {
 	return [][]byte{
 		message(appendPush(nil, &pushItem{topicID: 1, partition: 2, epoch: 3, gen: 4, prevEnd: 5, hw: 6, batches: []byte{1, 2, 3}})),
+		message(appendPush(nil, &pushItem{topicID: 1, partition: 2, epoch: 3, gen: 4, flags: pushMatchEpoch, prevEnd: 5, matchEpoch: 2})),
 		message(appendAck(nil, &ackItem{topicID: 1, status: ackOK, lastEpoch: -1, logEnd: 5, hw: 5})),
 		message(appendAppend(nil, &appendItem{reqID: 1, acks: AcksLeader, batch: []byte{9}}), appendAppendResp(nil, &appendResp{reqID: 1})),
 		message(appendRead(nil, &readItem{reqID: 1, offset: 3, maxWait: time.Millisecond}), appendReadResp(nil, &readResp{reqID: 1, batches: []byte{7}})),

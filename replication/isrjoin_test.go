@@ -1,0 +1,101 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog/meta"
+)
+
+// While a leader's request to add a follower to the ISR is on its way,
+// its high watermark must count that follower: the controller may apply
+// the addition and hand the follower the leadership (it is the preferred
+// replica) before the leader learns of it, and a record committed without
+// the follower meanwhile would be lost (Kafka's maximal ISR, KIP-497).
+// Found by the chaos soak (seed 242286920536, SyncAlways): the preferred
+// replica rejoined and was elected lacking two acknowledged records.
+func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		senders := map[uint64]*dropSender{}
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
+			senders[id] = d
+			cfg.Replication = d
+		})
+		f, _ := c.topicT()
+		part, _ := c.nodes[f].meta.State().Partition("t", 0)
+		if part.Replicas[0] != f {
+			t.Fatalf("leader %d is not the preferred replica %v", f, part.Replicas)
+		}
+		l := part.Replicas[1]
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, f, "a", 3)
+		checkValues(t, values(c), names("a", 3))
+
+		// F, the preferred replica, stops: L leads, F leaves the ISR.
+		c.stop(f)
+		c.waitFor("L leads without F in the ISR", 60*time.Second, func() bool {
+			p, ok := c.nodes[l].meta.State().Partition("t", 0)
+			return ok && p.Leader == l && !slices.Contains(p.ISR, f) && leaderReady(c, l, p.LeaderEpoch)
+		})
+		// L's request to add F back is held on its way to the controller
+		// until released; L's pushes to F are lost meanwhile.
+		requested, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error) {
+			if slices.Contains(isr, f) {
+				once.Do(func() { close(requested) })
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return meta.Partition{}, ctx.Err()
+				}
+			}
+			return c.nodes[l].meta.AlterISR(ctx, topic, partition, leaderEpoch, partitionEpoch, isr)
+		})
+		c.nodes[l].rep.alterISRHook.Store(&hook)
+		senders[l].set(f)
+		c.start(f)
+		select {
+		case <-requested: // F caught up (nothing was appended while it was away)
+		case <-ctx.Done():
+			t.Fatal("L never asked to add F to the ISR")
+		}
+
+		// z, appended now, must not be acknowledged without F.
+		zctx, zcancel := context.WithTimeout(ctx, time.Second)
+		_, _, zerr := c.nodes[l].rep.Append(zctx, "t", 0, rec("z"), AcksAll)
+		zcancel()
+		if zerr == nil {
+			t.Error("z acknowledged while the ISR addition of F, which lacks it, was pending")
+		} else if !errors.Is(zerr, context.DeadlineExceeded) {
+			t.Fatalf("append z: %v", zerr)
+		}
+
+		// The addition lands; the controller hands F its leadership back.
+		close(release)
+		c.waitFor("F leads again", 60*time.Second, func() bool {
+			p, ok := c.nodes[f].meta.State().Partition("t", 0)
+			return ok && p.Leader == f && leaderReady(c, f, p.LeaderEpoch)
+		})
+		senders[l].set()
+		appendN(t, ctx, c, f, "w", 1)
+		want := append(names("a", 3), "w/0")
+		var got []string
+		for _, v := range values(c) {
+			if v != "z" || zerr == nil {
+				got = append(got, v)
+			}
+		}
+		if zerr == nil {
+			want = append(want, "z") // acknowledged: it must be there, once
+		}
+		checkValues(t, got, want)
+	})
+}

@@ -48,6 +48,9 @@ var (
 	// errProducerFenced: the batch comes from an older epoch of a producer
 	// that has since restarted.
 	errProducerFenced = errors.New("replication: producer epoch is fenced")
+	// errSequenceRefused is what a producer learns of any of the three
+	// above (the wire has one code for them): its batch was not written.
+	errSequenceRefused = errors.New("replication: the leader refused the producer sequence (fenced producer epoch, sequence reused for other data, or too old to deduplicate); the batch was not written")
 )
 
 // seqBatch is one batch a replica holds for a producer.

@@ -221,7 +221,7 @@ func codeError2(code byte, topic string, partition int32) error {
 	case codeUnknownTopic:
 		return fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
 	case codeSequence:
-		return fmt.Errorf("replication: append to %s/%d refused: %w", topic, partition, errSequenceTooOld)
+		return fmt.Errorf("replication: append to %s/%d: %w", topic, partition, errSequenceRefused)
 	default:
 		return fmt.Errorf("replication: append to %s/%d failed on the leader (code %d)", topic, partition, code)
 	}

@@ -70,7 +70,9 @@ type AppendResult struct {
 // writes a batch twice for its own retries.
 //
 // The records are copied before Append returns; Offset fields are ignored;
-// a zero Timestamp becomes the leader's clock.
+// a zero Timestamp becomes the clock of the node Append is called on
+// (Config.Clock), which need not be the leader (Kafka stamps
+// CreateTime on the producer too).
 //
 // Errors: ErrInvalidArgument (topic name, negative partition, empty batch,
 // timestamp out of range, unknown Acks), ErrUnknownTopic (unless
@@ -78,7 +80,9 @@ type AppendResult struct {
 // ErrNotEnoughReplicas (AcksAll with the ISR below MinInSyncReplicas),
 // ErrStorageStalled, ErrNotLeader (the leader could not be reached within
 // ctx), ErrClosed, ctx's error. After ErrStorageStalled, ErrNotLeader or a
-// ctx error the batch may or may not have been written.
+// ctx error the batch may or may not have been written; so too after
+// ErrUnknownTopic when the topic was deleted while the append was on its
+// way (the batch went with the topic, or never reached it).
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"

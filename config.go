@@ -131,7 +131,12 @@ type Config struct {
 	// write and one fdatasync. A node with many partitions then pays one
 	// device flush per round instead of one per partition (much higher
 	// throughput on disks whose flushes serialise), for every byte
-	// written twice. Same guarantees as without it. Off by default.
+	// written twice. Same guarantees as without it. Off by default: new,
+	// and one limit: the journal trims itself only past the records of
+	// every partition log it has seen, so a replica whose topic was
+	// deleted while its node was down (its directory stays, nothing opens
+	// it again) keeps the journal from trimming; it then grows with the
+	// node's writes until that directory is removed by hand.
 	Journal bool
 
 	// SyncTimeout is the deadline of one sync of a partition log. A sync

@@ -52,10 +52,12 @@
 //	                                      # random seeds for 10 minutes
 //
 // -chaos.duration sets the workload time of one run (default 5s). An open
-// bug of replog that the runs hit is named in the tests (corruptionBug
-// today); the random runs leave its fault out, and the scenario it breaks
-// skips, unless -chaos.known-bugs is given, so that CI stays green while it
-// stands. Bugs the suite found and that were fixed since: a deposed leader
+// bug of replog that the runs hit is named in the tests (corruptionBug,
+// empty today); the random runs leave its fault out, and the scenario it
+// breaks skips, unless -chaos.known-bugs is given, so that CI stays green
+// while it stands. Bugs the suite found and that were fixed since: a
+// corrupted replica that stayed in the ISR and, elected, could serve
+// nothing; a deposed leader
 // serving its divergent tail as committed; a restarted replica failing for
 // good on a replayed epoch; acknowledged appends lost right after
 // CreateTopic (producer sequences reused after a stale resync); a follower
@@ -66,9 +68,10 @@
 // that was then elected without them.
 //
 // A replica whose segment was corrupted must report it (wal.ErrCorrupt)
-// and never serve the damaged record; replog does not yet rebuild such a
-// replica from its peers, so the suite counts that as a known gap
-// (knownCorruptionGap in the tests), not as a failure. A failed
+// and never serve the damaged record; replog rebuilds such a replica from
+// its peers only at its next start, so reads through it failing until then
+// count as a known gap (knownCorruptionGap in the tests), not as a
+// failure. A failed
 // run prints its seed, configuration, schedule, the faults as applied (on
 // the history's tick line), the violations and the operations involved,
 // and writes the whole history, the final logs and the tail of the node

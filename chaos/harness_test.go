@@ -192,11 +192,12 @@ func (h *harness) note(fault int, err error, format string, args ...any) {
 }
 
 // knownCorruptionGap is what replog does not do yet with a corrupted
-// segment: it reports it (Restart or Read fail with wal.ErrCorrupt) and
-// never serves the damaged record, but the replica does not recover from
-// its peers. Clear it once it does: runs then fail on it.
-const knownCorruptionGap = "gap: a replica with a corrupted wal segment reports it and serves nothing " +
-	"from it, but does not recover from its peers"
+// segment: a replica whose read finds the damage reports it (the read fails
+// with wal.ErrCorrupt), takes no more writes and is rebuilt from its peers
+// only at its next start; until then reads through it fail. Clear it once
+// the rebuild happens in place: runs then fail on it.
+const knownCorruptionGap = "gap: a replica whose read finds its wal damaged fails and is rebuilt from " +
+	"its peers only at its next start"
 
 // failure records a failure of node id in the final phase: a known gap if
 // id's segment was corrupted and err reports the corruption, a problem

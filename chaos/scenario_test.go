@@ -170,6 +170,20 @@ func testCorruptSegment(t *testing.T, which string) {
 		t.Fatalf("n%d: read after corruption: %v, want the whole log or wal.ErrCorrupt", victim, rerr)
 	}
 	t.Logf("reads through n%d: %d records, err %v", victim, len(got), rerr)
+	if rerr != nil {
+		// The read found the damage: the replica failed and marked itself
+		// for rebuilding. A restart rebuilds it from its peers.
+		if err := h.lc.CloseNode(victim); err != nil {
+			t.Logf("CloseNode n%d: %v", victim, err)
+		}
+		if err := h.lc.Restart(victim); err != nil {
+			t.Fatalf("Restart n%d after a read found the damage: %v", victim, err)
+		}
+		got, rerr = h.readThrough(victim, int64(len(want)))
+		if rerr != nil || !equalValues(got, want) {
+			t.Fatalf("n%d after its rebuild serves %d records, err %v; want the %d appended", victim, len(got), rerr, len(want))
+		}
+	}
 
 	// Has its replica recovered from its peers? Its own files say.
 	if err := h.lc.Close(); err != nil {

@@ -460,6 +460,7 @@ func (r *replica) catchUp() {
 			}
 		}
 
+		r.readFailed(err)
 		r.mu.Lock()
 		if f.gen == gen && f.sentEnd == from && r.mu.epoch == epoch && r.mu.role == roleLeader {
 			if err != nil {

@@ -86,6 +86,7 @@ func (r *replica) read(ctx context.Context, offset int64, opts ReadOptions) (Rea
 		}
 		recs, err := r.log.Read(offset, hw, opts.MaxBytes)
 		if err != nil {
+			r.readFailed(err)
 			return ReadResult{}, err
 		}
 		if len(recs) > 0 {
@@ -117,6 +118,7 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 		}
 		b, err := r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
 		if err != nil {
+			r.readFailed(err)
 			resp.code = codeError
 			if errors.Is(err, log.ErrOffsetOutOfRange) {
 				resp.code = codeOffsetOutOfRange

@@ -164,6 +164,14 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	}
 	l, err := log.Open(opts)
 	fresh := false
+	if err == nil && m.markedCorrupt(dir) {
+		// A read found the log damaged where Open does not look (see
+		// readFailed): rebuild it as a log Open finds corrupt.
+		if cerr := l.Close(); cerr != nil {
+			m.cfg.Logger.Warn("replication: closing a log marked corrupt", "dir", dir, "err", cerr)
+		}
+		l, err = nil, fmt.Errorf("%w: marked corrupt by a read", wal.ErrCorrupt)
+	}
 	if errors.Is(err, wal.ErrCorrupt) {
 		// Never serve a corrupt log: move it aside and start empty; the
 		// replica recovers the partition from its leader.
@@ -189,6 +197,45 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r.mu.heard = -1
 	r.rebuildProducers()
 	return r, nil
+}
+
+// corruptMarker is the file a replica leaves in its directory when a read
+// found its log damaged: the next start moves the log aside and rebuilds
+// it from the leader.
+const corruptMarker = "corrupt"
+
+// markedCorrupt reports whether the replica directory holds the marker.
+func (m *Manager) markedCorrupt(dir string) bool {
+	_, err := m.cfg.FS.Stat(filepath.Join(dir, corruptMarker))
+	return err == nil
+}
+
+// readFailed handles a failed read of the replica's log. Damage (a sealed
+// segment's, which log.Open does not check) is a storage failure of the
+// replica: it takes no more writes and the node reports itself unhealthy,
+// so that its leaderships move where another ISR member can take them and
+// it joins no ISR; and it leaves a marker, durably, so that the next start
+// moves the log aside and rebuilds it from the leader, as for a log Open
+// finds corrupt. Other errors are the caller's.
+func (r *replica) readFailed(err error) {
+	if !errors.Is(err, wal.ErrCorrupt) {
+		return
+	}
+	r.mu.Lock()
+	done := r.mu.failed != nil || r.mu.closed
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	if merr := wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, corruptMarker), []byte(err.Error())); merr != nil {
+		r.m.cfg.Logger.Error("replication: cannot mark a corrupt replica for rebuilding", "topic", r.topic,
+			"partition", r.key.partition, "err", merr)
+	}
+	var out answers
+	r.mu.Lock()
+	r.failLocked(fmt.Errorf("replication: %s/%d: %w", r.topic, r.key.partition, err), &out)
+	r.mu.Unlock()
+	out.deliver(r.m)
 }
 
 // forgetJournal tells the node's journal, if any, that the replica log in

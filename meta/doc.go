@@ -93,7 +93,12 @@
 // current leader epoch and partition epoch; joining members must be
 // eligible. Drain (controlled shutdown) and SetUnhealthy (stalled storage)
 // make a node ineligible: its leaderships move to other eligible ISR
-// members where there are any.
+// members where there are any. Resign, called by a node about to stop
+// after its Drain, hands the controller's role to the voter with the
+// longest log among those that answered within a lease (raft's leadership
+// transfer), so that the cluster does not wait an election timeout for a
+// new controller; while the role moves, the leader drops new proposals
+// and their proposers resend them.
 //
 // New topics are placed round-robin over the live nodes in ID order,
 // starting one node further for each topic created: replicas and preferred

@@ -34,6 +34,7 @@ type driver struct {
 	reads        map[uint64]*readReq
 	readSeq      uint64
 	pending      []*readReq // ReadState known, waiting for apply
+	resigns      []*resignReq
 
 	ctrl        *controller
 	decidedAt   uint64 // state index the controller last decided on
@@ -127,6 +128,7 @@ func (d *driver) tick() {
 		}
 	}
 	d.pending = slices.DeleteFunc(d.pending, func(r *readReq) bool { return r.ctx.Err() != nil })
+	d.tickResigns()
 	d.register()
 	if d.now%d.n.cfg.heartbeatTicks() == 0 {
 		d.sendHeartbeat()

@@ -24,6 +24,7 @@ func (d *driver) handleReady() error {
 			if !d.isLeader {
 				d.ctrl = nil
 			}
+			d.resigned()
 		}
 		if rd.HardState != nil {
 			d.term = rd.HardState.GetTerm()

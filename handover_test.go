@@ -186,3 +186,32 @@ func checkAcked(t *testing.T, node replog.NodeID, got, want []string, logs []*pr
 		}
 	}
 }
+
+// Close of the controller hands its role over: right after Close returns,
+// a metadata write through another node goes through without waiting for
+// an election (fake time: an election timeout is ten metadata ticks,
+// SessionTimeout/4 here).
+func TestCloseOfControllerHandsItOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 3})
+		ctrl := replog.ControllerOf(lc.Node(1))
+		if err := lc.CloseNode(ctrl); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		survivor := otherThan(lc, ctrl)[0]
+		ctx, cancel := context.WithTimeout(context.Background(), 10*testSession)
+		defer cancel()
+		if err := survivor.CreateTopic(ctx, "u", replog.TopicConfig{Partitions: 1, ReplicationFactor: 2}); err != nil {
+			t.Fatalf("CreateTopic after the controller closed: %v", err)
+		}
+		took := time.Since(start)
+		if now := replog.ControllerOf(survivor); now == ctrl || now == 0 {
+			t.Fatalf("controller %d closed; node %d takes %d for the controller", ctrl, survivor.ID(), now)
+		}
+		if took >= testSession/4 {
+			t.Errorf("CreateTopic right after Close of controller %d took %v of fake time: it waited for an election", ctrl, took)
+		}
+	})
+}

@@ -48,7 +48,11 @@ func TestResignHandsTheControllerOver(t *testing.T) {
 		if l := c.leader(); l != now {
 			t.Fatalf("controller %d after the handover to %d", l, now)
 		}
-		c.converged("after the handover")
+		for id, n := range c.nodes {
+			if _, err := n.LinearizableTopic(ctxT(t, 10*time.Second), "after"); err != nil {
+				t.Fatalf("node %d after the handover: %v", id, err)
+			}
+		}
 	})
 }
 

@@ -52,8 +52,9 @@
 // SetUnhealthy) are raft proposals. A follower's proposal is forwarded to
 // the leader by raft. The call returns once the command is applied on this
 // node, with its outcome; a proposal that raft dropped (no leader) or that
-// the network lost is proposed again every 2×ElectionTicks ticks until the
-// caller's context ends. Requests carry (node, registration nonce,
+// the network lost is proposed again every 2×ElectionTicks ticks, and at
+// once when a new leader becomes known, until the caller's context ends
+// (ReadIndex requests likewise). Requests carry (node, registration nonce,
 // sequence number); the state machine remembers the last 4096 per proposer
 // and skips a copy applied before, so a retry never applies twice. After a
 // context error the outcome is unknown.

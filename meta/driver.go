@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -272,6 +273,19 @@ func (d *driver) proposeData(p *proposal) {
 	p.last = d.now
 	if err := d.rn.Propose(p.data); err != nil {
 		d.n.log.Debug("meta: proposal dropped", "err", err)
+	}
+}
+
+// resendAll sends every waiting proposal and ReadIndex again, in the
+// order they were made: called when a new leader becomes known, so that
+// those the old leader (or raft, without a leader) dropped need not wait
+// for their retry (the state machine skips a proposal applied twice).
+func (d *driver) resendAll() {
+	for _, seq := range slices.Sorted(maps.Keys(d.waiters)) {
+		d.proposeData(d.waiters[seq])
+	}
+	for _, id := range slices.Sorted(maps.Keys(d.reads)) {
+		d.readIndex(d.reads[id])
 	}
 }
 

@@ -393,8 +393,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	for {
 		ch := m.changedCh()
-		a, b, c := m.leadsNothing(), m.noCalls(), m.handedOver(led)
-		if a && b && c {
+		if m.leadsNothing() && m.noCalls() && m.handedOver(led) {
 			return nil
 		}
 		select {

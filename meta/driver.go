@@ -38,8 +38,7 @@ type driver struct {
 	resigns      []*resignReq
 
 	ctrl        *controller
-	decidedAt   uint64 // state index the controller last decided on
-	scan        bool   // partitions or nodes changed since the last scan
+	scan        bool // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
 	lastContact int64 // tick of the last message from the leader
 }
@@ -184,10 +183,9 @@ func (d *driver) control() {
 		d.ctrl.takeover(s, d.now)
 		d.scan = true
 	}
-	if s.index == d.decidedAt && d.now%d.n.cfg.heartbeatTicks() != 0 {
-		return
-	}
-	d.decidedAt = s.index
+	// Sessions are checked every tick (a loop over the nodes), so that a
+	// node is fenced on the tick its session expires; the partitions are
+	// scanned only when something changed, and now and then.
 	scan := d.scan || d.now%d.n.cfg.sessionTicks() == 0
 	d.scan = false
 	for _, c := range d.ctrl.decide(s, d.now, scan) {

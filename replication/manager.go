@@ -444,12 +444,18 @@ func (m *Manager) leadsNothing() bool {
 	return true
 }
 
-// ledReplicas returns the replicas this node leads.
+// ledReplicas returns the replicas this node leads. (A replica's mu comes
+// before Manager.mu in the lock order: a replica's worker takes Manager.mu
+// under its own to reach a peer. So the replicas are listed first.)
 func (m *Manager) ledReplicas() []*replica {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []*replica
+	all := make([]*replica, 0, len(m.mu.replicas))
 	for _, r := range m.mu.replicas {
+		all = append(all, r)
+	}
+	m.mu.RUnlock()
+	var out []*replica
+	for _, r := range all {
 		r.mu.Lock()
 		if r.mu.role == roleLeader {
 			out = append(out, r)

@@ -414,6 +414,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	m.draining.Store(true)
 	led := m.ledReplicas()
+	m.awaitFollowersKnowHW(ctx, led)
 	if err := m.cfg.Meta.Drain(ctx); err != nil {
 		return fmt.Errorf("replication: shutdown: %w", err)
 	}
@@ -428,6 +429,39 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 			return fmt.Errorf("replication: shutdown: %w", ctx.Err())
 		case <-m.done:
 			return ErrClosed
+		}
+	}
+}
+
+// awaitFollowersKnowHW waits, at most half of ReplicaLagTime (and within
+// ctx), until the matched ISR followers of every replica in led have
+// acknowledged its high watermark. A follower that takes over the
+// leadership then knows every record committed: without this, a new
+// leader whose ISR shrinks below MinInSyncReplicas as its peers leave too
+// could not commit (so serve) records the old leader had committed.
+func (m *Manager) awaitFollowersKnowHW(ctx context.Context, led []*replica) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReplicaLagTime/2)
+	defer cancel()
+	for {
+		ch := m.changedCh()
+		known := true
+		for _, r := range led {
+			r.mu.Lock()
+			known = r.followersKnowHWLocked()
+			r.mu.Unlock()
+			if !known {
+				break
+			}
+		}
+		if known {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-m.done:
+			return
 		}
 	}
 }

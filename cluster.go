@@ -116,8 +116,10 @@ func (c *Cluster) ID() NodeID { return c.cfg.ID }
 // Close stops the node. It first hands the partitions this node leads to
 // other in-sync replicas and waits for that (a controlled shutdown, bounded
 // by SessionTimeout), so that a planned stop costs appends a leader change,
-// not a session timeout; then it stops replication, the metadata and the
-// transport, and waits for their goroutines. Calls in flight and every
+// not a session timeout; if the node is the controller it hands that role
+// over too, so that the cluster need not elect one. Then it stops
+// replication, the metadata and the transport, and waits for their
+// goroutines. Calls in flight and every
 // later call return ErrClosed. Close is idempotent: later calls return what
 // the first returned.
 func (c *Cluster) Close() error {
@@ -126,6 +128,9 @@ func (c *Cluster) Close() error {
 		if err := c.repl.Shutdown(ctx); err != nil {
 			c.cfg.Logger.Warn("controlled shutdown incomplete; the cluster will fail over",
 				"err", err)
+		}
+		if err := c.meta.Resign(ctx); err != nil {
+			c.cfg.Logger.Warn("controller not handed over; the cluster will elect one", "err", err)
 		}
 		cancel()
 		c.closeErr = c.stop()

@@ -60,8 +60,9 @@
 // A node that stops answering is declared dead after SessionTimeout; its
 // partitions get new leaders from their ISR, so a crash costs appends to its
 // partitions about one to two SessionTimeouts. Close does a controlled
-// shutdown first (leaderships move before the node goes), which costs
-// appends a leader change, tens of milliseconds. A partition whose whole
+// shutdown first (leaderships move before the node goes, and so does the
+// controller's role if the node holds it), which costs appends a leader
+// change, tens of milliseconds. A partition whose whole
 // ISR is gone stays offline until one of them returns: replog never
 // elects a replica that may lack acknowledged records.
 //

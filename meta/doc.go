@@ -52,8 +52,9 @@
 // SetUnhealthy) are raft proposals. A follower's proposal is forwarded to
 // the leader by raft. The call returns once the command is applied on this
 // node, with its outcome; a proposal that raft dropped (no leader) or that
-// the network lost is proposed again every 2×ElectionTicks ticks until the
-// caller's context ends. Requests carry (node, registration nonce,
+// the network lost is proposed again every 2×ElectionTicks ticks, and at
+// once when a new leader becomes known, until the caller's context ends
+// (ReadIndex requests likewise). Requests carry (node, registration nonce,
 // sequence number); the state machine remembers the last 4096 per proposer
 // and skips a copy applied before, so a retry never applies twice. After a
 // context error the outcome is unknown.
@@ -93,7 +94,12 @@
 // current leader epoch and partition epoch; joining members must be
 // eligible. Drain (controlled shutdown) and SetUnhealthy (stalled storage)
 // make a node ineligible: its leaderships move to other eligible ISR
-// members where there are any.
+// members where there are any. Resign, called by a node about to stop
+// after its Drain, hands the controller's role to the voter with the
+// longest log among those that answered within a lease (raft's leadership
+// transfer), so that the cluster does not wait an election timeout for a
+// new controller; while the role moves, the leader drops new proposals
+// and their proposers resend them.
 //
 // New topics are placed round-robin over the live nodes in ID order,
 // starting one node further for each topic created: replicas and preferred

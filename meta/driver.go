@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -34,10 +35,10 @@ type driver struct {
 	reads        map[uint64]*readReq
 	readSeq      uint64
 	pending      []*readReq // ReadState known, waiting for apply
+	resigns      []*resignReq
 
 	ctrl        *controller
-	decidedAt   uint64 // state index the controller last decided on
-	scan        bool   // partitions or nodes changed since the last scan
+	scan        bool // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
 	lastContact int64 // tick of the last message from the leader
 }
@@ -127,6 +128,7 @@ func (d *driver) tick() {
 		}
 	}
 	d.pending = slices.DeleteFunc(d.pending, func(r *readReq) bool { return r.ctx.Err() != nil })
+	d.tickResigns()
 	d.register()
 	if d.now%d.n.cfg.heartbeatTicks() == 0 {
 		d.sendHeartbeat()
@@ -181,10 +183,9 @@ func (d *driver) control() {
 		d.ctrl.takeover(s, d.now)
 		d.scan = true
 	}
-	if s.index == d.decidedAt && d.now%d.n.cfg.heartbeatTicks() != 0 {
-		return
-	}
-	d.decidedAt = s.index
+	// Sessions are checked every tick (a loop over the nodes), so that a
+	// node is fenced on the tick its session expires; the partitions are
+	// scanned only when something changed, and now and then.
 	scan := d.scan || d.now%d.n.cfg.sessionTicks() == 0
 	d.scan = false
 	for _, c := range d.ctrl.decide(s, d.now, scan) {
@@ -270,6 +271,19 @@ func (d *driver) proposeData(p *proposal) {
 	p.last = d.now
 	if err := d.rn.Propose(p.data); err != nil {
 		d.n.log.Debug("meta: proposal dropped", "err", err)
+	}
+}
+
+// resendAll sends every waiting proposal and ReadIndex again, in the
+// order they were made: called when a new leader becomes known, so that
+// those the old leader (or raft, without a leader) dropped need not wait
+// for their retry (the state machine skips a proposal applied twice).
+func (d *driver) resendAll() {
+	for _, seq := range slices.Sorted(maps.Keys(d.waiters)) {
+		d.proposeData(d.waiters[seq])
+	}
+	for _, id := range slices.Sorted(maps.Keys(d.reads)) {
+		d.readIndex(d.reads[id])
 	}
 }
 

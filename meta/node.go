@@ -42,14 +42,15 @@ type Node struct {
 		set map[*Watcher]struct{}
 	}
 
-	raftIn chan *pb.Message
-	metaIn chan heartbeatMsg
-	propc  chan *proposal
-	readc  chan *readReq
-	snapc  chan snapDone // capacity 1
-	stop   chan struct{}
-	done   chan struct{} // closed when the driver has exited
-	once   sync.Once
+	raftIn  chan *pb.Message
+	metaIn  chan heartbeatMsg
+	propc   chan *proposal
+	readc   chan *readReq
+	resignc chan *resignReq
+	snapc   chan snapDone // capacity 1
+	stop    chan struct{}
+	done    chan struct{} // closed when the driver has exited
+	once    sync.Once
 
 	d driver // owned by the driver goroutine
 }
@@ -96,8 +97,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), st: st,
 		raftIn: make(chan *pb.Message, inboxSize), metaIn: make(chan heartbeatMsg, inboxSize),
-		propc: make(chan *proposal), readc: make(chan *readReq), snapc: make(chan snapDone, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		propc: make(chan *proposal), readc: make(chan *readReq), resignc: make(chan *resignReq),
+		snapc: make(chan snapDone, 1),
+		stop:  make(chan struct{}), done: make(chan struct{})}
 	n.watchers.set = map[*Watcher]struct{}{}
 	if err := n.d.init(n); err != nil {
 		_ = n.closeStorage() // the init error is the one to report
@@ -230,6 +232,8 @@ func (n *Node) run() {
 			d.propose(p)
 		case r := <-n.readc:
 			d.read(r)
+		case r := <-n.resignc:
+			d.resign(r)
 		case sd := <-n.snapc:
 			err = d.snapshotDone(sd)
 		}

@@ -16,7 +16,9 @@ import (
 func (d *driver) handleReady() error {
 	for d.rn.HasReady() {
 		rd := d.rn.Ready()
+		newLeader := false
 		if rd.SoftState != nil {
+			newLeader = rd.SoftState.Lead != 0 && rd.SoftState.Lead != d.lead
 			d.lead = rd.SoftState.Lead
 			d.isLeader = rd.SoftState.RaftState == raft.StateLeader
 			d.n.leader.Store(d.lead)
@@ -24,6 +26,7 @@ func (d *driver) handleReady() error {
 			if !d.isLeader {
 				d.ctrl = nil
 			}
+			d.resigned()
 		}
 		if rd.HardState != nil {
 			d.term = rd.HardState.GetTerm()
@@ -44,6 +47,9 @@ func (d *driver) handleReady() error {
 			d.readState(rs)
 		}
 		d.rn.Advance(rd)
+		if newLeader {
+			d.resendAll()
+		}
 	}
 	d.updateLease()
 	return nil

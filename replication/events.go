@@ -190,10 +190,13 @@ func (m *Manager) tick(retention bool) {
 	}
 	m.mu.RUnlock()
 	retransmit := int64(4 * m.cfg.tickInterval())
+	var out answers
 	for _, r := range replicas {
 		r.mu.Lock()
-		r.tickLeaderLocked(now, retransmit)
+		r.tickLeaderLocked(now, retransmit, &out)
 		r.mu.Unlock()
+		out.deliver(m)
+		out = out[:0]
 	}
 	for _, p := range producers {
 		p.tick(now)

@@ -560,6 +560,9 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 		}
 		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
 		f.acked(a.logEnd)
+		if a.hw > f.hw && r.m.draining.Load() {
+			defer r.m.notifyChanged() // Shutdown may wait for it (a replica's mu may be held when taking Manager.mu)
+		}
 		f.hw = max(f.hw, a.hw)
 		f.progressAt = now
 		r.advanceHWLocked(&out)
@@ -737,13 +740,34 @@ func (r *replica) advanceHWLocked(out *answers) {
 	r.mu.hwWaiters = kept
 }
 
+// followersKnowHWLocked reports whether every matched follower the high
+// watermark counts has acknowledged it (see Manager.awaitFollowersKnowHW).
+func (r *replica) followersKnowHWLocked() bool {
+	if r.mu.role != roleLeader || !r.mu.ready || r.mu.superseded || r.mu.closed || r.mu.failed != nil {
+		return true
+	}
+	hw := r.log.HighWatermark()
+	for _, id := range r.countedISRLocked() {
+		if f := r.mu.followers[id]; f != nil && f.matched && f.hw < hw {
+			return false
+		}
+	}
+	return true
+}
+
 // tickLeaderLocked runs the leader's timed duties: retransmission to
 // followers whose pushes or acks were lost, probes of unmatched followers,
 // and ISR changes.
-func (r *replica) tickLeaderLocked(now, retransmitAfter int64) {
+//
+// It also recomputes the high watermark: what it counts can change without
+// an acknowledgement or a partition record (an ISR member starts draining:
+// see countedISRLocked), and an idle partition whose followers all left by
+// controlled shutdown would otherwise keep its last records uncommitted.
+func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 	if r.mu.role != roleLeader || !r.mu.ready || r.mu.superseded {
 		return
 	}
+	r.advanceHWLocked(out)
 	durable := r.log.LogEndOffset()
 	for id, f := range r.mu.followers {
 		switch {

@@ -414,6 +414,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	m.draining.Store(true)
 	led := m.ledReplicas()
+	m.awaitFollowersKnowHW(ctx, led)
 	if err := m.cfg.Meta.Drain(ctx); err != nil {
 		return fmt.Errorf("replication: shutdown: %w", err)
 	}
@@ -432,6 +433,39 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 }
 
+// awaitFollowersKnowHW waits, at most half of ReplicaLagTime (and within
+// ctx), until the matched ISR followers of every replica in led have
+// acknowledged its high watermark. A follower that takes over the
+// leadership then knows every record committed: without this, a new
+// leader whose ISR shrinks below MinInSyncReplicas as its peers leave too
+// could not commit (so serve) records the old leader had committed.
+func (m *Manager) awaitFollowersKnowHW(ctx context.Context, led []*replica) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReplicaLagTime/2)
+	defer cancel()
+	for {
+		ch := m.changedCh()
+		known := true
+		for _, r := range led {
+			r.mu.Lock()
+			known = r.followersKnowHWLocked()
+			r.mu.Unlock()
+			if !known {
+				break
+			}
+		}
+		if known {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-m.done:
+			return
+		}
+	}
+}
+
 func (m *Manager) leadsNothing() bool {
 	st := m.cfg.Meta.State()
 	for _, t := range st.Topics() {
@@ -444,12 +478,18 @@ func (m *Manager) leadsNothing() bool {
 	return true
 }
 
-// ledReplicas returns the replicas this node leads.
+// ledReplicas returns the replicas this node leads. (A replica's mu comes
+// before Manager.mu in the lock order: a replica's worker takes Manager.mu
+// under its own to reach a peer. So the replicas are listed first.)
 func (m *Manager) ledReplicas() []*replica {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []*replica
+	all := make([]*replica, 0, len(m.mu.replicas))
 	for _, r := range m.mu.replicas {
+		all = append(all, r)
+	}
+	m.mu.RUnlock()
+	var out []*replica
+	for _, r := range all {
 		r.mu.Lock()
 		if r.mu.role == roleLeader {
 			out = append(out, r)

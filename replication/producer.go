@@ -133,12 +133,19 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 	now := p.m.mono()
 	switch code {
 	case codeNotLeader, codeRetry:
-		if leader != 0 && epoch > p.mu.epoch {
-			// The leader knows better than our metadata: go there.
-			p.mu.leader, p.mu.epoch = leader, epoch
-		} else {
-			// Wait for the metadata to change (an event resends at once)
-			// or for the retry delay.
+		switch {
+		case leader != 0 && epoch > p.mu.epoch:
+			// The answer names a newer leader than our metadata does: go
+			// there at once, with every call sent elsewhere (they would
+			// be answered the same).
+			p.redirectLocked(leader, epoch)
+		case c.target != p.mu.leader:
+			// A node we no longer take for the leader answered (an event
+			// or an earlier answer named another since): send the call
+			// to the leader we know, at once.
+		default:
+			// Nothing newer known: wait for the metadata to change (an
+			// event resends at once) or for the retry delay.
 			c.notBefore = now + p.m.retryDelay()
 		}
 	case codeStorageStalled:
@@ -250,6 +257,18 @@ func (p *producer) setLeader(leader uint64, epoch int32) {
 		p.mu.Unlock()
 		return
 	}
+	p.redirectLocked(leader, epoch)
+	send := p.pickLocked(p.m.mono(), nil)
+	p.mu.Unlock()
+	p.send(send)
+}
+
+// redirectLocked takes leader, of epoch, as the partition's leader: calls
+// waiting for a retry delay may go at once, and calls sent to another node
+// are sent again to this one (the new leader deduplicates a batch the old
+// one wrote and replicated to it; answers to the older attempts are
+// ignored).
+func (p *producer) redirectLocked(leader uint64, epoch int32) {
 	p.mu.leader, p.mu.epoch = leader, epoch
 	for _, c := range p.mu.calls {
 		c.notBefore = 0
@@ -258,9 +277,6 @@ func (p *producer) setLeader(leader uint64, epoch int32) {
 			p.mu.inflight--
 		}
 	}
-	send := p.pickLocked(p.m.mono(), nil)
-	p.mu.Unlock()
-	p.send(send)
 }
 
 // tick resends calls whose answer is overdue (a lost message: the leader

@@ -8,7 +8,7 @@
 //	go run ./examples/bench -producers 1 -batch 1        # latency of one producer
 //	go run ./examples/bench -durability never            # no fsync
 //	go run ./examples/bench -forward                     # every append through a node that does not lead
-//	go run ./examples/bench -failover close              # Close a leader mid-run; longest gap between appends
+//	go run ./examples/bench -failover close              # Close a leader mid-run: the gap between appends across it
 //	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
 //	go run ./examples/bench -idle -partitions 1000       # no traffic: CPU and RSS of an idle cluster
 //	go run ./examples/bench -json                        # one JSON line instead of text
@@ -135,10 +135,17 @@ type result struct {
 	P999us        float64 `json:"p999_us"`
 	MaxUs         float64 `json:"max_us"`
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
-	// Failover runs: how the leader went, and the longest time without a
-	// successful append on a partition it led.
-	Failover      string  `json:"failover,omitempty"`
-	FailoverGapMs float64 `json:"failover_gap_ms,omitempty"`
+	// Failover runs: how the leader went (close: controlled shutdown;
+	// stop: a crash); the longest time between two successful appends on a
+	// partition it led that overlaps the failover (from the call that took
+	// the leader down to its return, which lasted FailoverDownMs): the
+	// unavailability; and, for comparison, the longest such time on the
+	// same partitions in the second before the failover, which is what the
+	// same load shows without one.
+	Failover       string  `json:"failover,omitempty"`
+	FailoverGapMs  float64 `json:"failover_gap_ms,omitempty"`
+	FailoverDownMs float64 `json:"failover_down_ms,omitempty"`
+	BaselineGapMs  float64 `json:"baseline_gap_ms,omitempty"`
 	// Idle runs: CPU used over the run, as a share of one core, and RSS.
 	IdleCPUPercent float64 `json:"idle_cpu_percent,omitempty"`
 	IdleRSSMB      float64 `json:"idle_rss_mb,omitempty"`
@@ -169,8 +176,8 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(&b, "append latency: p50 %.0fµs, p90 %.0fµs, p99 %.0fµs, p99.9 %.0fµs, max %.0fµs\n",
 		r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)
 	if r.Failover != "" {
-		fmt.Fprintf(&b, "failover by %s: longest gap between successful appends on the partitions it led: %.1f ms\n",
-			r.Failover, r.FailoverGapMs)
+		fmt.Fprintf(&b, "failover by %s (took %.1f ms): longest gap between successful appends on the partitions it led: %.1f ms (in the second before: %.1f ms)\n",
+			r.Failover, r.FailoverDownMs, r.FailoverGapMs, r.BaselineGapMs)
 	}
 	fmt.Fprintf(&b, "peak RSS %.1f MB\n", r.PeakRSSMB)
 	_, err := io.WriteString(w, b.String())

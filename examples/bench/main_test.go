@@ -87,3 +87,31 @@ func TestOptionsCheck(t *testing.T) {
 		}
 	}
 }
+
+// The failover gap is the longest pause between successful appends that
+// overlaps the failover; the baseline the longest in the second before it.
+func TestFailoverGaps(t *testing.T) {
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
+	cases := []struct {
+		name            string
+		oks             []int64 // ms
+		fail, down, end int64   // ms
+		gap, base       int64   // ms
+	}{
+		{"pause spans the failover", []int64{100, 1800, 1990, 2900, 3000}, 2000, 2030, 3100, 910, 190},
+		{"warm-up is not counted", []int64{900, 1000, 1990, 2005, 2020}, 2000, 2010, 2030, 15, 990},
+		{"no append after the failover", []int64{1500, 1990}, 2000, 2100, 2600, 610, 490},
+		{"pause after down not counted", []int64{1990, 2020, 2500}, 2000, 2010, 2600, 30, 0},
+	}
+	for _, c := range cases {
+		var ps partStats
+		for _, o := range c.oks {
+			ps.oks = append(ps.oks, ms(o))
+		}
+		gap, base := ps.gaps(ms(c.fail), ms(c.down), ms(c.end))
+		if gap != ms(c.gap) || base != ms(c.base) {
+			t.Errorf("%s: gap %v, baseline %v; want %v, %v", c.name, time.Duration(gap), time.Duration(base),
+				time.Duration(ms(c.gap)), time.Duration(ms(c.base)))
+		}
+	}
+}

@@ -82,13 +82,16 @@ type load struct {
 	parts                   []partStats
 	start                   time.Time
 	doneAt                  atomic.Int64 // unix ns at which count was reached
+	// failAt and downAt (unix ns) bound the failover: from the call that
+	// takes the leader down to its return.
+	failAt, downAt atomic.Int64
 }
 
-// partStats tracks, per partition, the longest time between two
+// partStats keeps, in a failover run, the times of one partition's
 // successful appends.
 type partStats struct {
-	lastOK atomic.Int64 // unix ns
-	maxGap atomic.Int64 // ns
+	mu  sync.Mutex
+	oks []int64 // unix ns, in no particular order
 }
 
 func newLoad(lc *replog.LocalCluster, o options, acks replog.Acks) *load {
@@ -106,9 +109,6 @@ func (l *load) run(ctx context.Context, progress io.Writer, res *result) error {
 		defer c2()
 	}
 	l.start = time.Now()
-	for i := range l.parts {
-		l.parts[i].lastOK.Store(l.start.UnixNano())
-	}
 	lats := make([][]time.Duration, l.o.Producers)
 	var wg sync.WaitGroup
 	for i := range l.o.Producers {
@@ -145,10 +145,42 @@ func (l *load) run(ctx context.Context, progress io.Writer, res *result) error {
 		return float64(all[min(len(all)-1, int(q*float64(len(all))))]) / 1e3
 	}
 	res.P50us, res.P90us, res.P99us, res.P999us, res.MaxUs = us(0.5), us(0.9), us(0.99), us(0.999), us(1)
-	for _, p := range affected {
-		res.FailoverGapMs = max(res.FailoverGapMs, float64(l.parts[p].maxGap.Load())/1e6)
+	if fail, down := l.failAt.Load(), l.downAt.Load(); fail != 0 && down != 0 {
+		res.FailoverDownMs = float64(down-fail) / 1e6
+		for _, p := range affected {
+			gap, base := l.parts[p].gaps(fail, down, end.UnixNano())
+			res.FailoverGapMs = max(res.FailoverGapMs, float64(gap)/1e6)
+			res.BaselineGapMs = max(res.BaselineGapMs, float64(base)/1e6)
+		}
 	}
 	return nil
+}
+
+// baselineWindow is how long before the failover the baseline gap is
+// measured.
+const baselineWindow = time.Second
+
+// gaps returns, from the partition's successful appends, the longest time
+// between two of them (or the last one and end) that overlaps the
+// failover, from fail to down, and the longest that lies within the
+// baselineWindow before fail: the unavailability the failover caused, and
+// the longest pause the same load shows without one.
+func (ps *partStats) gaps(fail, down, end int64) (gap, base int64) {
+	ps.mu.Lock()
+	oks := slices.Clone(ps.oks)
+	ps.mu.Unlock()
+	slices.Sort(oks)
+	oks = append(oks, end)
+	for i := 1; i < len(oks); i++ {
+		a, b := oks[i-1], oks[i]
+		if a < down && b > fail {
+			gap = max(gap, b-a)
+		}
+		if a >= fail-int64(baselineWindow) && b <= fail {
+			base = max(base, b-a)
+		}
+	}
+	return gap, base
 }
 
 // produce is producer i's loop: batches to partition i mod partitions
@@ -187,9 +219,11 @@ func (l *load) produce(ctx context.Context, stop context.CancelFunc, i int) []ti
 			continue
 		}
 		lats = append(lats, now.Sub(t0))
-		ps := &l.parts[p]
-		gap := now.UnixNano() - ps.lastOK.Swap(now.UnixNano())
-		for m := ps.maxGap.Load(); gap > m && !ps.maxGap.CompareAndSwap(m, gap); m = ps.maxGap.Load() {
+		if l.o.Failover != "" {
+			ps := &l.parts[p]
+			ps.mu.Lock()
+			ps.oks = append(ps.oks, now.UnixNano())
+			ps.mu.Unlock()
 		}
 		if n := l.acked.Add(int64(len(batch))); l.o.Count > 0 && n >= l.o.Count {
 			l.doneAt.CompareAndSwap(0, now.UnixNano())
@@ -250,11 +284,13 @@ func (l *load) failover(ctx context.Context) ([]int32, error) {
 			led = append(led, p.Partition)
 		}
 	}
+	l.failAt.Store(time.Now().UnixNano())
 	if l.o.Failover == "close" {
 		err = l.lc.CloseNode(leader)
 	} else {
 		err = l.lc.Stop(leader)
 	}
+	l.downAt.Store(time.Now().UnixNano())
 	if err != nil && !errors.Is(err, replog.ErrClosed) {
 		return nil, fmt.Errorf("failover: %s node %d: %w", l.o.Failover, leader, err)
 	}

@@ -1,8 +1,9 @@
 // Command tcp runs a three-node replog cluster as three OS processes on
 // 127.0.0.1, talking over transport/tcp. Each process is one node: it opens
 // its Cluster, makes sure the topic exists, appends its own messages, then
-// reads the partition until it has seen every node's messages, prints them
-// and exits.
+// reads the partition until it has seen every node's messages, prints them,
+// waits until every node has done the same (each says so in the log) and
+// exits.
 //
 // Start all three at once (this process spawns the nodes as children and
 // prefixes their output):
@@ -155,19 +156,48 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 	}
 	total := o.Count * len(ids)
 	perNode := map[string]int{}
-	for off := int64(0); off < int64(total); {
+	off := int64(0)
+	for seen := 0; seen < total; {
 		res, err := c.Read(ctx, topic, 0, off, replog.MaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
 		for _, r := range res.Records {
-			perNode[string(r.Key)]++
+			if string(r.Key) != doneKey {
+				perNode[string(r.Key)]++
+				seen++
+			}
 			off = r.Offset + 1
 		}
 	}
 	say("read all %d records of every node, in one order on every node: %v per node", total, perNode)
+
+	// Stay until every node has read everything: a node that left early
+	// could take the metadata quorum with it while another still waits
+	// for records. Each node says it is done in the log itself.
+	if _, err := c.Append(ctx, topic, 0, []replog.Record{{Key: []byte(doneKey), Value: []byte(strconv.FormatUint(o.ID, 10))}}); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	done := map[string]bool{}
+	for off = 0; len(done) < len(ids); {
+		res, err := c.Read(ctx, topic, 0, off, replog.MaxWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		for _, r := range res.Records {
+			if string(r.Key) == doneKey {
+				done[string(r.Value)] = true
+			}
+			off = r.Offset + 1
+		}
+	}
+	say("every node has read everything; closing")
 	return nil
 }
+
+// doneKey is the key of the record a node appends once it has read every
+// node's messages.
+const doneKey = "done"
 
 // ensureTopic creates the topic, or finds it created by another node. Until
 // every node has joined, a replication factor of 3 cannot be placed: wait

@@ -167,7 +167,14 @@
 // and the replica starts empty and catches up from its leader like a new
 // one. It leads nothing until a leader has added it back to the ISR after
 // this node registered; a partition whose only ISR member it is stays
-// offline (no unclean election).
+// offline (no unclean election). Corruption that Open does not see (a
+// sealed segment, or any segment after a clean shutdown: Open trusts its
+// indexes) is found by the first read of the damaged range (a consumer's,
+// a forwarded one, or a leader's catch-up read): the read fails with
+// wal.ErrCorrupt, the replica fails as on a storage failure (no more
+// writes; the node reports itself unhealthy, so its leaderships move where
+// another ISR member can take them) and leaves a file named "corrupt" in
+// its directory, and the next start treats the log as Open-corrupt.
 //
 // # Wire format
 //
@@ -218,11 +225,9 @@
 //
 //   - A replica directory of a topic deleted while this node was down is
 //     not removed at the next start; nor are quarantined directories.
-//   - Corruption that log.Open does not see (a sealed segment, or any
-//     segment after a clean shutdown: Open trusts its indexes) is found
-//     only when read: the read fails with wal.ErrCorrupt, nothing is
-//     served from it, but the replica is not rebuilt, and as leader it
-//     cannot serve followers that need that part.
+//   - A replica whose read found its log damaged is rebuilt only at the
+//     node's next start; until then it serves nothing, and its node, being
+//     unhealthy, leads nothing another ISR member can lead.
 //   - A node restarted again before its emptied replica caught up no
 //     longer knows it was emptied (the mark is not persisted).
 //   - The producer epoch is the incarnation modulo 2^15: after 32768

@@ -172,13 +172,23 @@ func TestForwardLossRetriedOnce(t *testing.T) {
 	})
 }
 
+// A leader whose log's sync stalls (its own, or with Config.Journal the
+// node journal's) fails its appends with ErrStorageStalled and gives up
+// leading: the partition moves.
 func TestStalledSyncMovesLeadership(t *testing.T) {
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) { testStalledSyncMovesLeadership(t, journal) })
+	}
+}
+
+func testStalledSyncMovesLeadership(t *testing.T, journal bool) {
 	synctest.Test(t, func(t *testing.T) {
 		stalls := map[uint64]*wal.StallFS{}
 		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
 			s := wal.NewStallFS(cfg.FS)
 			stalls[id] = s
 			cfg.FS = s
+			cfg.Journal = journal
 		})
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -104,3 +105,52 @@ func (r *replica) leaderISRAtLeast(n int) bool {
 type nopSender struct{}
 
 func (nopSender) Send(uint64, []byte) error { return nil }
+
+// A node whose journal is found corrupt at its start moves it aside and
+// starts a new one: it comes up, its replicas catch up from their leader,
+// and nothing acknowledged is lost.
+func TestJournalCorruptAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, withJournal)
+		l, f := c.topicT()
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, l, "a", 30)
+		values(c)
+		fsys := c.fs[f].(*wal.MemFS)
+		fsys.Crash(wal.CrashOptions{})
+		c.stopCrashed(f)
+		files, err := fsys.ReadDir("/data/journal")
+		if err != nil || len(files) == 0 {
+			t.Fatalf("journal of node %d: %v, %v", f, files, err)
+		}
+		seg := "/data/journal/" + files[0]
+		data, err := wal.ReadFile(fsys, seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A bit in the middle of the segment: a frame that others follow.
+		off := int64(len(data) / 3)
+		w, err := fsys.OpenReadWrite(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteAt([]byte{data[off] ^ 0x10}, off); err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(w.Sync(), w.Close()); err != nil {
+			t.Fatal(err)
+		}
+		c.start(f)
+		dirs, _ := fsys.ReadDir("/data")
+		moved := false
+		for _, d := range dirs {
+			moved = moved || strings.HasPrefix(d, "journal.corrupt-")
+		}
+		if !moved {
+			t.Fatalf("node %d started without moving its corrupt journal aside: /data holds %v", f, dirs)
+		}
+		appendN(t, ctx, c, l, "b", 5)
+		checkValues(t, values(c), append(names("a", 30), names("b", 5)...))
+	})
+}

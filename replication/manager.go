@@ -116,8 +116,7 @@ func Open(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
 	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{})}
 	if cfg.Journal {
-		j, err := wal.OpenJournal(wal.JournalOptions{FS: cfg.FS, Dir: filepath.Join(cfg.Dir, journalDir),
-			SyncTimeout: cfg.SyncTimeout, Logger: cfg.Logger})
+		j, err := m.openJournal()
 		if err != nil {
 			return nil, fmt.Errorf("replication: open the journal: %w", err)
 		}
@@ -577,6 +576,29 @@ func (m *Manager) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openJournal opens the node's journal. A journal found corrupt is moved
+// aside (as a corrupt replica log is) and a new one started: the replica
+// logs then open without replaying it, each keeping the prefix its own
+// files hold, so a replica may have lost records it had acknowledged
+// (its unsynced tail). That is safe as it is after a crash of a SyncNever
+// node: this node's registration takes it out of every ISR, and it leads
+// nothing until a leader has added it back, caught up.
+func (m *Manager) openJournal() (*wal.Journal, error) {
+	dir := filepath.Join(m.cfg.Dir, journalDir)
+	opts := wal.JournalOptions{FS: m.cfg.FS, Dir: dir, SyncTimeout: m.cfg.SyncTimeout, Logger: m.cfg.Logger}
+	j, err := wal.OpenJournal(opts)
+	if !errors.Is(err, wal.ErrCorrupt) {
+		return j, err
+	}
+	q, qerr := m.quarantine(dir)
+	if qerr != nil {
+		return nil, fmt.Errorf("%w (moving it aside: %w)", err, qerr)
+	}
+	m.cfg.Logger.Error("replication: the node's journal is corrupt: moved aside, a new one started; replicas may have lost their unsynced tails and catch up from their leaders",
+		"moved_to", q, "err", err)
+	return wal.OpenJournal(opts)
 }
 
 // journalDir is the directory of the node's journal under Config.Dir

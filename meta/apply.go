@@ -28,8 +28,13 @@ type applier struct {
 // apply applies c, committed at index, to s. It returns the next State (s
 // itself when nothing changed), the events in order and the outcome.
 func apply(s *State, index uint64, c *command, offs *offsetTable) (*State, []Event, result) {
-	if c.From != 0 && c.Session != 0 && offs.dedup.seen(proposer{c.From, c.Session}, c.Seq) {
-		return s, nil, result{dup: true}
+	if c.From != 0 && c.Session != 0 {
+		offs.mu.Lock()
+		dup := offs.dedup.seen(proposer{c.From, c.Session}, c.Seq)
+		offs.mu.Unlock()
+		if dup {
+			return s, nil, result{dup: true}
+		}
 	}
 	a := &applier{prev: s, index: index, offsets: offs}
 	r := a.run(c)
@@ -112,7 +117,9 @@ func (a *applier) register(c *command) result {
 		return result{inc: n.Incarnation} // a retried proposal
 	}
 	s := a.st()
+	a.offsets.mu.Lock()
 	a.offsets.dedup.forget(c.Node, c.Nonce)
+	a.offsets.mu.Unlock()
 	n = NodeInfo{ID: c.Node, Incarnation: n.Incarnation + 1, Nonce: c.Nonce}
 	// The old incarnation's session ends now: as if fenced, then back.
 	s.nodes[c.Node] = NodeInfo{ID: c.Node, Incarnation: n.Incarnation, Fenced: true}

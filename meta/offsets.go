@@ -19,7 +19,7 @@ type offsetKey struct {
 type offsetTable struct {
 	mu    sync.RWMutex
 	m     map[offsetKey]int64
-	dedup dedupTable // apply loop only; not under mu
+	dedup dedupTable // written by the apply loop under mu; read under mu
 }
 
 func newOffsetTable() *offsetTable {
@@ -54,10 +54,10 @@ func (t *offsetTable) deleteTopic(topic string) {
 func (t *offsetTable) clone() *offsetTable {
 	c := &offsetTable{m: make(map[offsetKey]int64, len(t.m)), dedup: make(dedupTable, len(t.dedup))}
 	t.mu.RLock()
+	defer t.mu.RUnlock()
 	for k, v := range t.m {
 		c.m[k] = v
 	}
-	t.mu.RUnlock()
 	for p, w := range t.dedup {
 		nw := &seqWindow{max: w.max, seen: make(map[uint64]bool, len(w.seen))}
 		for s := range w.seen {

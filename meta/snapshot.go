@@ -41,11 +41,11 @@ func encodeSnapshot(s *State, offs *offsetTable) []byte {
 	for k, o := range offs.m {
 		body.Offsets = append(body.Offsets, offsetEntry{k.Group, k.Topic, k.Partition, o})
 	}
+	body.Dedup = offs.dedup.entries()
 	offs.mu.RUnlock()
 	slices.SortFunc(body.Offsets, func(a, b offsetEntry) int {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	body.Dedup = offs.dedup.entries()
 	b, err := json.Marshal(body)
 	if err != nil {
 		panic(fmt.Sprintf("meta: state does not encode: %v", err)) // plain structs: cannot happen

@@ -320,26 +320,11 @@ func (j *Journal) failed(err error) {
 // waitDurable waits until the journal has synced everything before end, the
 // journal fails (its error), or abort is closed (nil: the caller knows why).
 func (j *Journal) waitDurable(end Pos, abort <-chan struct{}) error {
-	l := j.log
 	for {
-		if Pos(l.durableEnd.Load()) >= end {
-			return nil
-		}
-		l.mu.Lock()
-		if Pos(l.durableEnd.Load()) >= end {
-			l.mu.Unlock()
-			return nil
-		}
-		if err := l.mu.err; err != nil {
-			l.mu.Unlock()
+		ch, err := j.log.waitStep(&j.log.durableEnd, end)
+		if ch == nil {
 			return err
 		}
-		if l.mu.exited {
-			l.mu.Unlock()
-			return ErrClosed
-		}
-		ch := l.mu.durable.get()
-		l.mu.Unlock()
 		select {
 		case <-ch:
 		case <-abort:

@@ -393,34 +393,40 @@ func (l *Log) Wait(ctx context.Context, end Pos) error {
 // waitFor waits until *v >= end.
 func (l *Log) waitFor(ctx context.Context, v *atomic.Int64, end Pos) error {
 	for {
-		if Pos(v.Load()) >= end {
-			return nil
-		}
-		l.mu.Lock()
-		if Pos(v.Load()) >= end {
-			l.mu.Unlock()
-			return nil
-		}
-		if err := l.mu.err; err != nil {
-			l.mu.Unlock()
+		ch, err := l.waitStep(v, end)
+		if ch == nil {
 			return err
 		}
-		if l.mu.exited {
-			l.mu.Unlock()
-			return ErrClosed
-		}
-		wc := &l.mu.written
-		if v == &l.durableEnd {
-			wc = &l.mu.durable
-		}
-		ch := wc.get()
-		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wal: wait: %w", ctx.Err())
 		case <-ch:
 		}
 	}
+}
+
+// waitStep is one step of a wait for v (WrittenEnd's or DurableEnd's
+// counter) to reach end: a nil channel when the wait is over (err nil: v
+// reached end; else the sticky failure, or ErrClosed once the writer
+// exited), else the channel closed when v next moves.
+func (l *Log) waitStep(v *atomic.Int64, end Pos) (<-chan struct{}, error) {
+	if Pos(v.Load()) >= end {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case Pos(v.Load()) >= end:
+		return nil, nil
+	case l.mu.err != nil:
+		return nil, l.mu.err
+	case l.mu.exited:
+		return nil, ErrClosed
+	}
+	if v == &l.durableEnd {
+		return l.mu.durable.get(), nil
+	}
+	return l.mu.written.get(), nil
 }
 
 // Append is Enqueue followed by Wait: it returns the frame's position once

@@ -56,6 +56,31 @@ type File interface {
 	Close() error
 }
 
+// WriteBacker is a File that can start writing a range of its data to the
+// device without waiting for it and without making it durable (on Linux,
+// sync_file_range(2) with SYNC_FILE_RANGE_WRITE). OSFS files implement it.
+//
+// A Log under Durability SyncNever or SyncInterval calls it every
+// WriteBackBytes it writes, so that dirty data never piles up: the sync of
+// a roll or Close then finds little left to write, instead of a whole
+// segment, which under load can take longer than SyncTimeout and fail the
+// Log with ErrStorageStalled although the disk works; and the device
+// writes steadily instead of in bursts. A Log whose File does not implement
+// it, or returns errors.ErrUnsupported, leaves write-back to the operating
+// system. (A Log sharing a Journal does not call it: measured, writing its
+// segments back steadily slowed the journal's syncs more than it saved at
+// checkpoints.)
+type WriteBacker interface {
+	// WriteBack starts writing the dirty data in [off, off+n) to the
+	// device. It may return before the data reaches it, and makes nothing
+	// durable. errors.ErrUnsupported: the file system cannot.
+	WriteBack(off, n int64) error
+}
+
+// WriteBackBytes is how many bytes a Log writes between two WriteBack
+// calls on its active segment (see WriteBacker).
+const WriteBackBytes = 1 << 20
+
 // OSFS is the operating system's file system. The zero value is ready to use.
 type OSFS struct{}
 
@@ -154,6 +179,7 @@ type osFile struct{ f *os.File }
 func (o osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
 func (o osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
 func (o osFile) Sync() error                              { return fdatasync(o.f) }
+func (o osFile) WriteBack(off, n int64) error             { return writeBack(o.f, off, n) }
 func (o osFile) Truncate(size int64) error                { return o.f.Truncate(size) }
 func (o osFile) Close() error                             { return o.f.Close() }
 func (o osFile) Size() (int64, error) {

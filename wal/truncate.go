@@ -154,7 +154,7 @@ func (l *Log) truncate(pos Pos) error {
 		if err != nil {
 			return l.fail(fmt.Errorf("wal: truncate: size of %s: %w", prev.name, err))
 		}
-		l.w.active, l.w.size = prev, size
+		l.w.active, l.w.size, l.w.wbFrom = prev, size, size
 	}
 	s := l.w.active
 	size := SegmentHeaderSize + int64(pos-s.start)
@@ -168,6 +168,7 @@ func (l *Log) truncate(pos Pos) error {
 		return l.fail(fmt.Errorf("wal: truncate %s to %d: %w", s.name, size, err))
 	}
 	l.w.size = size
+	l.w.wbFrom = min(l.w.wbFrom, size)
 	if err := l.syncActive(); err != nil {
 		return err
 	}

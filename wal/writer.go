@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -16,6 +17,12 @@ type writerState struct {
 	watchdog *time.Timer // fires stalled when a sync of the active segment overruns
 	jend     Pos         // Options.Journal: end of the last record appended
 	jhdr     []byte      // Options.Journal: scratch for record headers
+	// wbFrom is the file offset in the active segment from which written
+	// data has not been handed to WriteBack (or synced); wbOff is set under
+	// SyncAlways (group commits sync) or once the File is found not to
+	// write back.
+	wbFrom int64
+	wbOff  bool
 }
 
 func (w *writerState) init(l *Log) {
@@ -23,6 +30,8 @@ func (w *writerState) init(l *Log) {
 	w.active = l.mu.segs[len(l.mu.segs)-1]
 	l.mu.Unlock()
 	w.size = SegmentHeaderSize + int64(Pos(l.writtenEnd.Load())-w.active.start)
+	w.wbFrom = w.size
+	w.wbOff = l.opts.Durability == SyncAlways
 	w.watchdog = time.AfterFunc(time.Hour, l.stalledSync)
 	w.watchdog.Stop()
 	if l.opts.Durability == SyncInterval {
@@ -167,8 +176,34 @@ func (l *Log) writeBatch(batch []byte, start Pos) error {
 		l.w.size += int64(n)
 		off += n
 		l.setEnds(start+Pos(off), -1)
+		if err := l.writeBack(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// writeBack hands the active segment's unsynced data to WriteBack once
+// there is WriteBackBytes of it (see WriteBacker), under the sync deadline.
+func (l *Log) writeBack() error {
+	if l.w.wbOff || l.w.size-l.w.wbFrom < WriteBackBytes {
+		return nil
+	}
+	wb, ok := l.w.active.f.(WriteBacker)
+	if !ok {
+		l.w.wbOff = true
+		return nil
+	}
+	from, n := l.w.wbFrom, l.w.size-l.w.wbFrom
+	l.w.wbFrom = l.w.size
+	err := l.guard("write back "+l.w.active.name, func() error {
+		if err := wb.WriteBack(from, n); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+		l.w.wbOff = true
+		return nil
+	})
+	return err
 }
 
 // setEnds publishes new ends (a negative durable leaves it) and wakes
@@ -215,6 +250,7 @@ func (l *Log) syncActive() error {
 		}
 		return l.fail(fmt.Errorf("wal: sync %s%s: %w", s.name, how, err))
 	}
+	l.w.wbFrom = l.w.size // synced: nothing left to write back
 	if l.opts.Journal != nil {
 		// Frames are acknowledged only once their journal record is
 		// durable: a replay that ends with a truncation cuts the bytes
@@ -261,6 +297,7 @@ func (l *Log) roll(start Pos) error {
 	l.mu.Unlock()
 	l.w.active = seg
 	l.w.size = SegmentHeaderSize
+	l.w.wbFrom = SegmentHeaderSize
 	return nil
 }
 

@@ -178,10 +178,12 @@
 //
 // # Wire format
 //
-// Every message, after the mux tag, is a version byte and items:
+// Every message, after the mux tag, is a version byte (2) and items. A
+// message of another version is dropped whole: nodes of different wire
+// versions do not replicate to each other (there is no negotiation yet).
 //
 //	message: +-----+------+------+-----+
-//	         | 0x01| item | item | ... |
+//	         | 0x02| item | item | ... |
 //	         +-----+------+------+-----+
 //	item:    +------+------------+--------------------+
 //	         | kind | length u32 | body (length bytes)|

@@ -13,7 +13,11 @@ import (
 // against what is left before slicing and allocate nothing: the byte slices
 // they return alias the message.
 
-const wireVersion = 1
+// wireVersion is the first byte of every message. A node drops messages
+// of another version whole (errBadMessage) rather than misread them: nodes
+// of different wire versions cannot replicate to each other. Version 2
+// added push flags 8 (match epoch, with its field) and 16 (reset).
+const wireVersion = 2
 
 // Item kinds. Values are part of the protocol.
 const (

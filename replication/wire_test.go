@@ -68,6 +68,7 @@ func TestWireRejects(t *testing.T) {
 	for name, msg := range map[string][]byte{
 		"empty":           nil,
 		"bad version":     {9},
+		"version 1":       append([]byte{1}, ack...), // before push flags 8 and 16
 		"short header":    {wireVersion, kindAck, 0, 0},
 		"length too long": append([]byte{wireVersion}, append(ack[:1:1], 0xff, 0xff, 0xff, 0xff)...),
 		"truncated body":  message(ack[:len(ack)-1]),

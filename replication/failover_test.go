@@ -183,13 +183,7 @@ func TestStalledSyncMovesLeadership(t *testing.T) {
 
 func testStalledSyncMovesLeadership(t *testing.T, journal bool) {
 	synctest.Test(t, func(t *testing.T) {
-		stalls := map[uint64]*wal.StallFS{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			s := wal.NewStallFS(cfg.FS)
-			stalls[id] = s
-			cfg.FS = s
-			cfg.Journal = journal
-		})
+		c, stalls := newStallCluster(t, func(id uint64, cfg *Config) { cfg.Journal = journal })
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
@@ -406,12 +400,7 @@ func agreedOf(r *replica) int64 {
 // within ctx, written once.
 func TestForwardedAppendRidesOutLeaderStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		stalls := map[uint64]*wal.StallFS{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			s := wal.NewStallFS(cfg.FS)
-			stalls[id] = s
-			cfg.FS = s
-		})
+		c, stalls := newStallCluster(t, nil)
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()

@@ -53,6 +53,28 @@ func newTCluster(t testing.TB, n int, cfg func(id uint64, c *Config)) *tcluster 
 	return c
 }
 
+// newStallCluster starts 3 nodes whose file systems can be stalled, and
+// returns their StallFSes by node id (every one released when the test
+// ends: a failed test must not leave syncs blocked). more, if not nil,
+// configures each node further.
+func newStallCluster(t *testing.T, more func(id uint64, cfg *Config)) (*tcluster, map[uint64]*wal.StallFS) {
+	stalls := map[uint64]*wal.StallFS{}
+	c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+		s := wal.NewStallFS(cfg.FS)
+		stalls[id] = s
+		cfg.FS = s
+		if more != nil {
+			more(id, cfg)
+		}
+	})
+	t.Cleanup(func() {
+		for _, s := range stalls {
+			s.Release()
+		}
+	})
+	return c, stalls
+}
+
 func (c *tcluster) start(id uint64) *tnode {
 	c.t.Helper()
 	ep := c.net.Endpoint(id)

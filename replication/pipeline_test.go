@@ -30,18 +30,7 @@ func (c *tcluster) replicaLog(id uint64) *log.Log {
 // topic "t" (one partition, three replicas), and returns the leader, a
 // follower and the stall switches.
 func stallCluster(t *testing.T) (*tcluster, uint64, uint64, map[uint64]*wal.StallFS) {
-	stalls := map[uint64]*wal.StallFS{}
-	c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-		s := wal.NewStallFS(cfg.FS)
-		stalls[id] = s
-		cfg.FS = s
-		cfg.SyncTimeout = time.Minute
-	})
-	t.Cleanup(func() { // a failed test must not leave syncs blocked
-		for _, s := range stalls {
-			s.Release()
-		}
-	})
+	c, stalls := newStallCluster(t, func(id uint64, cfg *Config) { cfg.SyncTimeout = time.Minute })
 	c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 	leader := c.leader("t", 0)
 	return c, leader, c.other(leader), stalls

@@ -86,9 +86,8 @@
 // durable (Wait returns) once the journal has synced that record. The
 // journal's writer takes every record queued meanwhile, whichever Log it
 // comes from, and writes them with one write and one fdatasync of one
-// sequential file; it keeps up to four such syncs in flight (the next
-// batch is written while earlier syncs run), and publishes their ends in
-// order. A Log does not wait for its round's journal sync before writing
+// sequential file; it keeps one such sync in flight while it writes the
+// next batch, and publishes their ends in order. A Log does not wait for its round's journal sync before writing
 // its next round. No timer, no waiting to fill a batch.
 //
 //	Log A   write seg A ─ record ┐

@@ -44,9 +44,9 @@ type JournalOptions struct {
 // fdatasync. See the package doc ("Journal") for the format, the replay
 // rules and the trade-offs.
 //
-// A Journal owns an internal write-ahead log (its writer goroutine, and up
-// to four goroutines each running one sync, which the writer waits for)
-// and one checkpoint goroutine (which runs one goroutine per Log during a
+// A Journal owns an internal write-ahead log (its writer goroutine, and a
+// goroutine running the sync in flight, which the writer waits for) and
+// one checkpoint goroutine (which runs one goroutine per Log during a
 // checkpoint and waits for them); all are started by OpenJournal and
 // stopped by Close. Safe for concurrent use.
 type Journal struct {

@@ -552,3 +552,79 @@ func benchJournal(b *testing.B, nlogs, size, writers int, journal bool) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "syncs/s")
 	b.ReportMetric(float64(n)/float64(b.N), "syncs/op")
 }
+
+// BenchmarkSyncNeverRoll measures what steady write-back (WriteBacker)
+// changes under SyncNever: 18 Logs (a node of the replication benchmark: 6 partitions, RF 3) of 64 MiB segments written as fast as
+// they take 64 KiB frames, on the OS file system, with write-back and,
+// as the baseline in the same run, with files that hide it (the OS alone
+// decides when to write). Metrics: MB/s, and the longest Append (a roll
+// waits for its segment's sync: without write-back, the whole segment).
+func BenchmarkSyncNeverRoll(b *testing.B) {
+	for _, wb := range []bool{true, false} {
+		b.Run(fmt.Sprintf("writeback=%v", wb), func(b *testing.B) {
+			var fsys FS = OSFS{}
+			if !wb {
+				fsys = noWriteBackFS{OSFS{}}
+			}
+			dir := b.TempDir()
+			const logs = 18
+			ls := make([]*Log, logs)
+			for i := range ls {
+				l, err := Open(Options{FS: fsys, Dir: filepath.Join(dir, fmt.Sprint(i)), Durability: SyncNever})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ls[i] = l
+			}
+			payload := make([]byte, 64<<10)
+			var next, longest atomic.Int64
+			var wg sync.WaitGroup
+			b.SetBytes(int64(len(payload)))
+			b.ResetTimer()
+			for _, l := range ls {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						t0 := time.Now()
+						if _, err := l.Append(context.Background(), payload); err != nil {
+							b.Error(err)
+							return
+						}
+						d := int64(time.Since(t0))
+						for cur := longest.Load(); d > cur && !longest.CompareAndSwap(cur, d); cur = longest.Load() {
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(longest.Load())/1e6, "max-append-ms")
+			for _, l := range ls {
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// noWriteBackFS is OSFS whose files do not implement WriteBacker.
+type noWriteBackFS struct{ OSFS }
+
+type noWriteBackFile struct{ f File }
+
+func (n noWriteBackFS) Create(name string) (File, error) {
+	f, err := n.OSFS.Create(name)
+	return noWriteBackFile{f}, err
+}
+
+func (n noWriteBackFS) OpenReadWrite(name string) (File, error) {
+	f, err := n.OSFS.OpenReadWrite(name)
+	return noWriteBackFile{f}, err
+}
+
+func (n noWriteBackFile) ReadAt(p []byte, off int64) (int, error)  { return n.f.ReadAt(p, off) }
+func (n noWriteBackFile) WriteAt(p []byte, off int64) (int, error) { return n.f.WriteAt(p, off) }
+func (n noWriteBackFile) Sync() error                              { return n.f.Sync() }
+func (n noWriteBackFile) Truncate(size int64) error                { return n.f.Truncate(size) }
+func (n noWriteBackFile) Size() (int64, error)                     { return n.f.Size() }
+func (n noWriteBackFile) Close() error                             { return n.f.Close() }

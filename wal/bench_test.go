@@ -554,7 +554,8 @@ func benchJournal(b *testing.B, nlogs, size, writers int, journal bool) {
 }
 
 // BenchmarkSyncNeverRoll measures what steady write-back (WriteBacker)
-// changes under SyncNever: 18 Logs (a node of the replication benchmark: 6 partitions, RF 3) of 64 MiB segments written as fast as
+// changes under SyncNever: 18 Logs (the replica logs of the replication
+// benchmark: 6 partitions, RF 3) of 64 MiB segments written as fast as
 // they take 64 KiB frames, on the OS file system, with write-back and,
 // as the baseline in the same run, with files that hide it (the OS alone
 // decides when to write). Metrics: MB/s, and the longest Append (a roll

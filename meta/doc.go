@@ -82,8 +82,14 @@
 //     ISR has an eligible member get it as leader;
 //   - hands leadership back to the preferred replica (Replicas[0]) once it
 //     is eligible and back in the ISR;
-//   - on taking office gives every unfenced node a fresh session, so that a
-//     new controller does not fence everyone it has not heard yet.
+//   - on taking office runs every unfenced node's session on from the last
+//     time this node heard from it (a raft message or a heartbeat, while it
+//     was a follower or candidate), but gives each at least half a
+//     SessionTimeout (two heartbeat intervals) from then to reach it. A node
+//     that dies with the old controller is so fenced after
+//     max(SessionTimeout, election + SessionTimeout/2), not after the
+//     election plus a whole fresh session; a live node, which heartbeats
+//     the new leader as soon as it learns of it, keeps its session.
 //
 // A node registers with a new incarnation on every Open (the state machine
 // numbers them). The registration ends the old incarnation's session at

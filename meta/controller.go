@@ -36,21 +36,24 @@ func newController(sessionTicks, graceTicks, retryTicks int64) *controller {
 
 // takeover starts a new term of office. heard holds, per node, the tick
 // this node last heard from it (a raft message or a heartbeat, in whatever
-// role this node had then). An unfenced node's session runs on from then,
-// so that the election which made this node controller counts against the
-// session of a node that died with the old controller instead of adding a
-// fresh session to it; but every unfenced node has at least graceTicks
-// from now to reach this controller, since it heartbeated the old one
-// until it learnt of the new. A crash of the controller and a partition
-// leader together thus costs max(SessionTimeout, election + grace), not
-// election + SessionTimeout. A fenced node must heartbeat to be unfenced.
-func (c *controller) takeover(s *State, now int64, heard map[uint64]int64) {
+// role this node had then); prev is the raft leader this node last
+// followed, 0 if none. An unfenced node's session runs on from when it was
+// last heard, so that the election which made this node controller counts
+// against the session of a node that died with the old controller, instead
+// of a fresh session being added to it. Every unfenced node but prev also
+// gets at least graceTicks from now to reach this controller: it
+// heartbeated the old controller until it learnt of the new one. prev
+// needs no grace: as leader it sent this node a raft message every tick,
+// so its silence is known to the tick. A crash of the controller costs
+// max(SessionTimeout, election) before its node is fenced, not election +
+// SessionTimeout. A fenced node must heartbeat to be unfenced.
+func (c *controller) takeover(s *State, now int64, heard map[uint64]int64, prev uint64) {
 	clear(c.sessions)
 	clear(c.inflight)
 	floor := now + c.graceTicks - c.sessionTicks // expires graceTicks from now
 	for id, n := range s.nodes {
 		last := floor
-		if t, ok := heard[id]; ok && t > last {
+		if t, ok := heard[id]; ok && (t > last || id == prev) {
 			last = min(t, now)
 		}
 		if n.Fenced {

@@ -83,13 +83,15 @@
 //   - hands leadership back to the preferred replica (Replicas[0]) once it
 //     is eligible and back in the ISR;
 //   - on taking office runs every unfenced node's session on from the last
-//     time this node heard from it (a raft message or a heartbeat, while it
-//     was a follower or candidate), but gives each at least half a
-//     SessionTimeout (two heartbeat intervals) from then to reach it. A node
-//     that dies with the old controller is so fenced after
-//     max(SessionTimeout, election + SessionTimeout/2), not after the
-//     election plus a whole fresh session; a live node, which heartbeats
-//     the new leader as soon as it learns of it, keeps its session.
+//     time this node heard from it (any raft message or heartbeat, also
+//     while it was a follower or candidate). The old controller, which as
+//     raft leader sent it a message every tick, is so fenced
+//     max(SessionTimeout, election) after it died, not after the election
+//     plus a whole fresh session. Every other node also gets at least half
+//     a SessionTimeout (two heartbeat intervals) from the takeover to reach
+//     the new controller: a live node heartbeats a new raft leader as soon
+//     as it learns of it, and any raft message it sent during the election
+//     (a vote) already counts.
 //
 // A node registers with a new incarnation on every Open (the state machine
 // numbers them). The registration ends the old incarnation's session at

@@ -41,6 +41,7 @@ type driver struct {
 	scan        bool // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
 	lastContact int64            // tick of the last message from the leader
+	followed    uint64           // the leader that message came from
 	heard       map[uint64]int64 // node → tick of its last raft message or heartbeat
 }
 
@@ -185,7 +186,7 @@ func (d *driver) control() {
 			return
 		}
 		d.ctrl = newController(d.n.cfg.sessionTicks(), d.n.cfg.graceTicks(), d.n.cfg.retryTicks())
-		d.ctrl.takeover(s, d.now, d.heard)
+		d.ctrl.takeover(s, d.now, d.heard, d.followed)
 		d.scan = true
 	}
 	// Sessions are checked every tick (a loop over the nodes), so that a
@@ -234,7 +235,7 @@ func (d *driver) step(m *pb.Message) {
 		case pb.MsgHeartbeatResp, pb.MsgAppResp:
 			d.lastAck[m.GetFrom()] = d.now
 		case pb.MsgHeartbeat, pb.MsgApp:
-			d.lastContact = d.now
+			d.lastContact, d.followed = d.now, m.GetFrom()
 		}
 	}
 	if m.GetType() == pb.MsgAppResp && m.GetReject() && d.isLeader && m.GetRejectHint() < d.match(m.GetFrom()) {

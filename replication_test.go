@@ -78,8 +78,9 @@ func TestAppendsThroughEveryNodeLandOnceInOrderOnEveryReplica(t *testing.T) {
 
 func TestLeaderStopFailsOverWithoutLosingAcknowledgedRecords(t *testing.T) {
 	// The crashed partition leader is not the controller, or is it too
-	// (then a new controller is elected first, and gives the dead node a
-	// session of its own before fencing it).
+	// (then a new controller is elected first; it counts the dead node's
+	// session from when it last heard from it, the election included, and
+	// gives it at most half a session more after taking office).
 	for _, alsoController := range []bool{false, true} {
 		t.Run(fmt.Sprintf("controller crashes too=%v", alsoController), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) { testLeaderStop(t, alsoController) })

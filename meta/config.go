@@ -114,6 +114,12 @@ func (c *Config) sessionTicks() int64 { return int64(c.SessionTimeout / c.TickIn
 // heartbeatTicks: nodes heartbeat the controller four times per session.
 func (c *Config) heartbeatTicks() int64 { return max(1, c.sessionTicks()/4) }
 
+// graceTicks is the least a new controller waits, from taking office,
+// before it fences a node it has not heard from: two heartbeat intervals.
+// A live node heartbeats at once when it learns of a new raft leader and
+// then every heartbeatTicks, so one lost heartbeat does not fence it.
+func (c *Config) graceTicks() int64 { return 2 * c.heartbeatTicks() }
+
 // retryTicks: a proposal or read not answered by then is sent again.
 func (c *Config) retryTicks() int64 { return int64(2 * c.ElectionTicks) }
 

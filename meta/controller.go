@@ -13,6 +13,7 @@ import (
 // by a deposed leader is refused, never misapplied.
 type controller struct {
 	sessionTicks int64 // a node silent for longer is fenced
+	graceTicks   int64 // at takeover, the least time a node gets to heartbeat
 	retryTicks   int64 // a decision not applied by then is proposed again
 	sessions     map[uint64]session
 	inflight     map[string]int64 // decision key → tick proposed
@@ -24,19 +25,37 @@ type session struct {
 	last int64  // tick of the last heartbeat
 }
 
-func newController(sessionTicks, retryTicks int64) *controller {
-	return &controller{sessionTicks: sessionTicks, retryTicks: retryTicks,
+// newController returns a controller that fences a node after
+// sessionTicks of silence, grants at takeover at least graceTicks
+// (0 < graceTicks <= sessionTicks) and proposes a decision again after
+// retryTicks.
+func newController(sessionTicks, graceTicks, retryTicks int64) *controller {
+	return &controller{sessionTicks: sessionTicks, graceTicks: graceTicks, retryTicks: retryTicks,
 		sessions: map[uint64]session{}, inflight: map[string]int64{}}
 }
 
-// takeover starts a new term of office: every unfenced node gets a fresh
-// session, since this controller cannot have heard its heartbeats yet; a
-// fenced node must heartbeat to be unfenced.
-func (c *controller) takeover(s *State, now int64) {
+// takeover starts a new term of office. heard holds, per node, the tick
+// this node last heard from it (a raft message or a heartbeat, in whatever
+// role this node had then); prev is the raft leader this node last
+// followed, 0 if none. An unfenced node's session runs on from when it was
+// last heard, so that the election which made this node controller counts
+// against the session of a node that died with the old controller, instead
+// of a fresh session being added to it. Every unfenced node but prev also
+// gets at least graceTicks from now to reach this controller: it
+// heartbeated the old controller until it learnt of the new one. prev
+// needs no grace: as leader it sent this node a raft message every tick,
+// so its silence is known to the tick. A crash of the controller costs
+// max(SessionTimeout, election) before its node is fenced, not election +
+// SessionTimeout. A fenced node must heartbeat to be unfenced.
+func (c *controller) takeover(s *State, now int64, heard map[uint64]int64, prev uint64) {
 	clear(c.sessions)
 	clear(c.inflight)
+	floor := now + c.graceTicks - c.sessionTicks // expires graceTicks from now
 	for id, n := range s.nodes {
-		last := now
+		last := floor
+		if t, ok := heard[id]; ok && (t > last || id == prev) {
+			last = min(t, now)
+		}
 		if n.Fenced {
 			last = now - c.sessionTicks - 1 // expired: must heartbeat anew
 		}

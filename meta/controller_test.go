@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -13,8 +14,8 @@ type scenario struct {
 }
 
 func newScenario(t *testing.T, nodes ...uint64) *scenario {
-	s := &scenario{fsm: newFSM(t, nodes...), c: newController(20, 20)}
-	s.c.takeover(s.s, 0)
+	s := &scenario{fsm: newFSM(t, nodes...), c: newController(20, 10, 20)}
+	s.c.takeover(s.s, 0, nil, 0)
 	return s
 }
 
@@ -34,20 +35,83 @@ func (s *scenario) run(ticks int, alive ...uint64) {
 
 func (s *scenario) fenced(id uint64) bool { n, _ := s.s.Node(id); return n.Fenced }
 
-func TestControllerTakeoverFencesNobody(t *testing.T) {
-	s := newScenario(t, 1, 2, 3)
-	// No heartbeats heard yet, but every node got a fresh session.
-	s.run(20)
+// TestControllerTakeoverCountsFromLastHeard: a new controller runs each
+// node's session on from the last time it heard from the node, so that the
+// election that made it controller does not add to the session of a node
+// that died with the old controller. The old controller (the leader it
+// followed, heard every tick until it died) is fenced at
+// max(SessionTimeout, election) after it died, not at election +
+// SessionTimeout; another dead node at max(SessionTimeout, election +
+// grace). A live node is not fenced: one heard during the election keeps a
+// full session from then, one not heard gets the grace.
+func TestControllerTakeoverCountsFromLastHeard(t *testing.T) {
+	const session, grace = 20, 10
+	for _, election := range []int64{1, 5, 10, 11, 15, 20, 40} {
+		t.Run(fmt.Sprintf("election=%d", election), func(t *testing.T) {
+			// Node 2, the old controller, and node 4 died at tick 0, the
+			// last tick this node heard from them; node 1 (this one), 3
+			// and 5 live. Node 3 was heard during the election, and only
+			// then; node 5 not at all.
+			f := newFSM(t, 1, 2, 3, 4, 5)
+			c := newController(session, grace, 2*session)
+			c.takeover(f.s, election, map[uint64]int64{1: election, 2: 0, 3: election - 1, 4: 0}, 2)
+			want := map[uint64]int64{2: max(session, election) + 1, 4: max(session, election+grace) + 1}
+			fencedAt := map[uint64]int64{}
+			for now := election + 1; now <= election+3*session; now++ {
+				c.heartbeat(1, f.inc(1), now)
+				if now >= election-1+session {
+					c.heartbeat(3, f.inc(3), now) // at the last tick of its session
+				}
+				if now >= election+grace {
+					c.heartbeat(5, f.inc(5), now) // at the last tick of its grace
+				}
+				for _, cmd := range c.decide(f.s, now, true) {
+					if cmd.Op == opFence {
+						fencedAt[cmd.Node] = now
+					}
+					f.do(cmd)
+				}
+			}
+			for id, w := range want {
+				if fencedAt[id] != w || w >= election+session+1 {
+					t.Errorf("dead node %d fenced at tick %d, want %d (session %d, election %d, grace %d; "+
+						"a fresh session would fence at %d)", id, fencedAt[id], w, session, election, grace, election+session+1)
+				}
+			}
+			for _, id := range []uint64{1, 3, 5} {
+				if at, ok := fencedAt[id]; ok {
+					t.Errorf("live node %d fenced at tick %d", id, at)
+				}
+			}
+		})
+	}
+}
+
+// TestControllerTakeoverGrace: a node the new controller never heard from
+// has graceTicks from the takeover to heartbeat; one that does is not
+// fenced, one that does not is fenced on the next tick. A node that was
+// fenced stays so until it heartbeats.
+func TestControllerTakeoverGrace(t *testing.T) {
+	s := &scenario{fsm: newFSM(t, 1, 2, 3, 4), c: newController(20, 10, 20), now: 100}
+	s.do(&command{Op: opFence, Node: 4, Incarnation: s.inc(4)})
+	s.c.takeover(s.s, s.now, nil, 0)
+	s.run(10)
 	for _, id := range []uint64{1, 2, 3} {
 		if s.fenced(id) {
-			t.Fatalf("node %d fenced within its first session", id)
+			t.Fatalf("node %d fenced within the grace of a takeover", id)
 		}
 	}
-	s.run(1)
-	for _, id := range []uint64{1, 2, 3} {
-		if !s.fenced(id) {
-			t.Fatalf("node %d silent past SessionTimeout, not fenced", id)
-		}
+	s.run(1, 1, 2) // 1 and 2 heartbeat at the last tick of the grace; 3 does not
+	if s.fenced(1) || s.fenced(2) || !s.fenced(3) {
+		t.Fatalf("after the grace: fenced 1 %v 2 %v 3 %v, want only 3", s.fenced(1), s.fenced(2), s.fenced(3))
+	}
+	s.run(15, 1, 2) // a full session since their heartbeat: not fenced
+	if s.fenced(1) || s.fenced(2) || !s.fenced(4) {
+		t.Fatalf("heartbeating nodes fenced, or the fenced node unfenced without a heartbeat")
+	}
+	s.run(1, 1, 2, 4)
+	if s.fenced(4) {
+		t.Fatal("fenced node heartbeats, still fenced")
 	}
 }
 

@@ -82,8 +82,16 @@
 //     ISR has an eligible member get it as leader;
 //   - hands leadership back to the preferred replica (Replicas[0]) once it
 //     is eligible and back in the ISR;
-//   - on taking office gives every unfenced node a fresh session, so that a
-//     new controller does not fence everyone it has not heard yet.
+//   - on taking office runs every unfenced node's session on from the last
+//     time this node heard from it (any raft message or heartbeat, also
+//     while it was a follower or candidate). The old controller, which as
+//     raft leader sent it a message every tick, is so fenced
+//     max(SessionTimeout, election) after it died, not after the election
+//     plus a whole fresh session. Every other node also gets at least half
+//     a SessionTimeout (two heartbeat intervals) from the takeover to reach
+//     the new controller: a live node heartbeats a new raft leader as soon
+//     as it learns of it, and any raft message it sent during the election
+//     (a vote) already counts.
 //
 // A node registers with a new incarnation on every Open (the state machine
 // numbers them). The registration ends the old incarnation's session at

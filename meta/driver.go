@@ -40,7 +40,9 @@ type driver struct {
 	ctrl        *controller
 	scan        bool // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
-	lastContact int64 // tick of the last message from the leader
+	lastContact int64            // tick of the last message from the leader
+	followed    uint64           // the leader that message came from
+	heard       map[uint64]int64 // node → tick of its last raft message or heartbeat
 }
 
 func (d *driver) init(n *Node) error {
@@ -48,6 +50,7 @@ func (d *driver) init(n *Node) error {
 	d.waiters = map[uint64]*proposal{}
 	d.reads = map[uint64]*readReq{}
 	d.lastAck = map[uint64]int64{}
+	d.heard = map[uint64]int64{}
 	nonce, err := newNonce()
 	if err != nil {
 		return err
@@ -159,8 +162,11 @@ func (d *driver) sendHeartbeat() {
 	_ = d.n.cfg.Meta.Send(d.lead, appendHeartbeat(make([]byte, 1, 24), h))
 }
 
-// heartbeat passes a node's heartbeat to the controller, if this node is it.
+// heartbeat passes a node's heartbeat to the controller, if this node is
+// it, and notes it in any case: a controller about to take office counts
+// the sessions from there (controller.takeover).
 func (d *driver) heartbeat(h heartbeatMsg) {
+	d.heard[h.node] = d.now
 	if d.ctrl != nil {
 		d.ctrl.heartbeat(h.node, h.inc, d.now)
 	}
@@ -179,8 +185,8 @@ func (d *driver) control() {
 		if t, _ := d.n.st.Term(d.applied); t != d.term {
 			return
 		}
-		d.ctrl = newController(d.n.cfg.sessionTicks(), d.n.cfg.retryTicks())
-		d.ctrl.takeover(s, d.now)
+		d.ctrl = newController(d.n.cfg.sessionTicks(), d.n.cfg.graceTicks(), d.n.cfg.retryTicks())
+		d.ctrl.takeover(s, d.now, d.heard, d.followed)
 		d.scan = true
 	}
 	// Sessions are checked every tick (a loop over the nodes), so that a
@@ -220,14 +226,16 @@ func (d *driver) updateLease() {
 	d.n.lease.Store(until)
 }
 
-// step passes an inbound raft message to raft, noting lease contacts.
+// step passes an inbound raft message to raft, noting lease contacts
+// and that its sender is alive.
 func (d *driver) step(m *pb.Message) {
+	d.heard[m.GetFrom()] = d.now
 	if m.GetTerm() >= d.term {
 		switch m.GetType() {
 		case pb.MsgHeartbeatResp, pb.MsgAppResp:
 			d.lastAck[m.GetFrom()] = d.now
 		case pb.MsgHeartbeat, pb.MsgApp:
-			d.lastContact = d.now
+			d.lastContact, d.followed = d.now, m.GetFrom()
 		}
 	}
 	if m.GetType() == pb.MsgAppResp && m.GetReject() && d.isLeader && m.GetRejectHint() < d.match(m.GetFrom()) {

@@ -49,6 +49,9 @@ func (d *driver) handleReady() error {
 		d.rn.Advance(rd)
 		if newLeader {
 			d.resendAll()
+			// Tell the new controller at once that this node is alive: it
+			// grants a node it has not heard from only a short session.
+			d.sendHeartbeat()
 		}
 	}
 	d.updateLease()

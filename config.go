@@ -253,10 +253,12 @@ func (c *Config) validate() error {
 
 // tickInterval is the metadata raft's tick: a fortieth of the session
 // timeout, at most 100ms. A raft election times out after 10 to 20 ticks,
-// so electing a new controller after a crash of the old one takes at most
-// half a SessionTimeout; the new controller then gives the dead node a
-// full session before fencing it. A crash so costs at most about
-// 1.5 × SessionTimeout plus the hand-over, within 2 × SessionTimeout.
+// so one election round after a crash of the old controller takes at most
+// half a SessionTimeout (a split vote takes more rounds). The new
+// controller counts the dead node's session from when it last heard from
+// it, so a crash costs about max(SessionTimeout, election) plus the
+// hand-over, within 2 × SessionTimeout unless the election itself takes
+// longer than that.
 func (c *Config) tickInterval() time.Duration {
 	return min(100*time.Millisecond, c.SessionTimeout/40)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -282,6 +283,58 @@ func TestJournalStallFailsLogsAtDeadline(t *testing.T) {
 		}
 		sfs.Release()
 		<-j.Done()
+	})
+}
+
+// TestJournalCheckpointDoesNotHoldAppends: a checkpoint's sync of a Log's
+// segment runs beside the Log's writer: while it is blocked, the Log's
+// appends go on and are acknowledged through the journal; the checkpoint
+// completes (and the journal trims) once the sync returns, and the data
+// survives a crash.
+func TestJournalCheckpointDoesNotHoldAppends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const seg = 4096
+		m := NewMemFS()
+		lfs := NewStallFS(m) // the Logs' segments; the journal syncs m directly
+		t.Cleanup(lfs.Release)
+		j, logs := openJournalLogs(t, m, lfs, 1, JournalOptions{SegmentSize: seg}, nil)
+		l := logs[0]
+		model := newModel()
+		appendOne := func(s string) {
+			t.Helper()
+			pos, err := l.Append(context.Background(), []byte(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			model.enqueue(pos, s)
+			model.ack(pos, s)
+		}
+		lfs.Stall()
+		payload := strings.Repeat("x", 500)
+		for i := 0; lfs.Waiting() == 0; i++ {
+			if i == 4*seg/len(payload) {
+				t.Fatal("no checkpoint started")
+			}
+			appendOne(fmt.Sprint(i, payload))
+			synctest.Wait() // a checkpoint the append started is blocked in its segment sync
+		}
+		before := j.Stats().Checkpoints
+		for i := range 20 {
+			appendOne(fmt.Sprint("during ", i, payload))
+		}
+		if lfs.Waiting() != 1 || j.Stats().Checkpoints != before {
+			t.Fatalf("%d syncs blocked, %d checkpoints done (%d before): the checkpoint should still wait", lfs.Waiting(), j.Stats().Checkpoints, before)
+		}
+		lfs.Release()
+		synctest.Wait()
+		if j.Stats().Checkpoints <= before {
+			t.Fatal("the checkpoint did not complete once its sync returned")
+		}
+		m.Crash(CrashOptions{})
+		closeJournalLogs(j, logs)
+		j, logs = openJournalLogs(t, m, m, 1, JournalOptions{SegmentSize: seg}, nil)
+		defer closeJournalLogs(j, logs)
+		model.check(t, logs[0], "log")
 	})
 }
 

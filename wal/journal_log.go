@@ -46,13 +46,33 @@ func (l *Log) commitJournal() error {
 	return nil
 }
 
-// checkpointSync is a Journal checkpoint's request: make everything written
-// so far durable in the segment itself.
-func (l *Log) checkpointSync() error {
+// checkpointAsync answers a Journal checkpoint's request: make the bytes
+// written so far durable in the segment itself. The journal needs only
+// what was written before the checkpoint began; earlier segments were
+// synced when they rolled, and a sync of the active segment started now
+// covers the rest. That sync runs beside the writer, which goes on with
+// its rounds meanwhile (File.Sync may run concurrently with WriteAt):
+// a checkpoint syncs every Log's segment, often megabytes each, and
+// appends waiting behind it showed as pauses of hundreds of milliseconds.
+// The sync holds a reference to the segment, so that a truncation or
+// retention removing it meanwhile does not close its file; a failed or
+// stalled sync fails the Log (guard). The writer waits for it when it
+// exits.
+func (l *Log) checkpointAsync(reply chan error) {
 	if err := l.Err(); err != nil {
-		return err
+		reply <- err
+		return
 	}
-	return l.syncActive()
+	s := l.w.active
+	l.mu.Lock()
+	s.refs++
+	l.mu.Unlock()
+	l.syncs.Add(1)
+	l.w.checkpoints.Go(func() {
+		err := l.guard("checkpoint sync "+s.name, s.f.Sync)
+		l.release(s)
+		reply <- err
+	})
 }
 
 // journalCommit is a group commit waiting for the journal: its frames end

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type writerState struct {
 	// write back.
 	wbFrom int64
 	wbOff  bool
+	// checkpoints are the Journal checkpoint syncs running beside the
+	// writer (checkpointAsync); it waits for them when it exits.
+	checkpoints sync.WaitGroup
 }
 
 func (w *writerState) init(l *Log) {
@@ -77,7 +81,7 @@ func (l *Log) run() {
 			case adminTruncate:
 				req.reply <- l.truncate(req.pos)
 			case adminCheckpoint:
-				req.reply <- l.checkpointSync()
+				l.checkpointAsync(req.reply)
 			default:
 				req.reply <- l.deleteBefore(req.pos)
 			}
@@ -342,6 +346,7 @@ func (l *Log) shutdown() {
 	}
 	l.round(false)
 	l.drainPipeline()
+	l.w.checkpoints.Wait()
 	if l.Err() != nil {
 		return
 	}

@@ -69,18 +69,43 @@ func appendFrames(t *testing.T, l *Log, n, size int) {
 }
 
 // TestWriteBackSteadyUnderSyncNever: a Log that does not sync its group
-// commits hands its written data to WriteBack in contiguous ranges of at
-// least WriteBackBytes, starting after the segment header, restarting at
-// each new segment, so that no sync ever has more than about
-// WriteBackBytes left to write; under SyncAlways it never calls it.
+// commits (SyncNever, SyncInterval, or sharing a Journal) hands its written
+// data to WriteBack in contiguous ranges of at least WriteBackBytes,
+// starting after the segment header, restarting at each new segment, so
+// that no sync ever has more than about WriteBackBytes left to write;
+// under SyncAlways without a journal it never calls it.
 func TestWriteBackSteadyUnderSyncNever(t *testing.T) {
-	for _, d := range []Durability{SyncNever, SyncInterval, SyncAlways} {
-		t.Run(d.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		d       Durability
+		journal bool
+	}{
+		{"SyncNever", SyncNever, false},
+		{"SyncInterval", SyncInterval, false},
+		{"SyncAlways", SyncAlways, false},
+		{"SyncAlways/journal", SyncAlways, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.d
 			fsys := &wbFS{MemFS: NewMemFS()}
 			const segSize = 3 * WriteBackBytes
 			// No interval sync during the test: a sync leaves nothing to
-			// write back, and the next range starts after it.
-			l, err := Open(Options{FS: fsys, Dir: testDir, Durability: d, SegmentSize: segSize, SyncInterval: time.Hour})
+			// write back, and the next range starts after it. The journal
+			// lives in a plain MemFS, and checkpoints only past the test.
+			opts := Options{FS: fsys, Dir: testDir, Durability: d, SegmentSize: segSize, SyncInterval: time.Hour}
+			if c.journal {
+				j, err := OpenJournal(JournalOptions{FS: NewMemFS(), Dir: journalDir, SegmentSize: 1 << 30})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if err := j.Close(); err != nil {
+						t.Error(err)
+					}
+				}()
+				opts.Journal = j
+			}
+			l, err := Open(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +115,7 @@ func TestWriteBackSteadyUnderSyncNever(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls := fsys.recorded()
-			if d == SyncAlways {
+			if d == SyncAlways && !c.journal {
 				if len(calls) != 0 {
 					t.Fatalf("SyncAlways wrote back %v", calls)
 				}

@@ -20,8 +20,8 @@ type writerState struct {
 	jhdr     []byte      // Options.Journal: scratch for record headers
 	// wbFrom is the file offset in the active segment from which written
 	// data has not been handed to WriteBack (or synced); wbOff is set under
-	// SyncAlways (group commits sync) or once the File is found not to
-	// write back.
+	// SyncAlways without a Journal (group commits sync the segment) or once
+	// the File is found not to write back.
 	wbFrom int64
 	wbOff  bool
 	// checkpoints are the Journal checkpoint syncs running beside the
@@ -35,7 +35,7 @@ func (w *writerState) init(l *Log) {
 	l.mu.Unlock()
 	w.size = SegmentHeaderSize + int64(Pos(l.writtenEnd.Load())-w.active.start)
 	w.wbFrom = w.size
-	w.wbOff = l.opts.Durability == SyncAlways
+	w.wbOff = l.opts.Durability == SyncAlways && l.opts.Journal == nil
 	w.watchdog = time.AfterFunc(time.Hour, l.stalledSync)
 	w.watchdog.Stop()
 	if l.opts.Durability == SyncInterval {

@@ -124,6 +124,7 @@ type result struct {
 	Journal       bool    `json:"journal"`
 	Storage       string  `json:"storage"`
 	Forward       bool    `json:"forward"`
+	GOMAXPROCS    int     `json:"gomaxprocs"`
 	Records       int64   `json:"records"`
 	Errors        int64   `json:"errors"`
 	Seconds       float64 `json:"seconds"`
@@ -161,8 +162,8 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 	if r.Journal {
 		journal = " with a journal per node"
 	}
-	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s%s, acks=%s\n",
-		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, journal, r.Acks)
+	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s%s, acks=%s, GOMAXPROCS %d\n",
+		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, journal, r.Acks, r.GOMAXPROCS)
 	if r.Mode == "idle" {
 		fmt.Fprintf(&b, "idle for %.1fs: CPU %.2f%% of one core, RSS %.1f MB (peak %.1f MB)\n",
 			r.Seconds, r.IdleCPUPercent, r.IdleRSSMB, r.PeakRSSMB)

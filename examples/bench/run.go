@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 	dur, _ := parseDurability(o.Durability)
 	res := &result{Mode: "load", Nodes: o.Nodes, Partitions: o.Partitions, RF: o.RF, RecordSize: o.RecordSize,
 		Batch: o.Batch, Producers: o.Producers, Acks: acks.String(), Durability: dur.String(), Journal: o.Journal,
-		Storage: "disk", Forward: o.Forward, Failover: o.Failover}
+		Storage: "disk", Forward: o.Forward, Failover: o.Failover, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	lopts := []replog.LocalOption{replog.WithConfig(func(c *replog.Config) {
 		c.Durability = dur
 		c.Journal = o.Journal

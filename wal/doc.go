@@ -41,6 +41,13 @@
 //
 // DurableEnd reports how far data is known to be synced, whatever the policy.
 //
+// Under SyncInterval and SyncNever (and for a Log sharing a Journal) the Log
+// starts the write-back of every WriteBackBytes it writes (WriteBacker:
+// sync_file_range on Linux), so that dirty pages never pile up and a roll's
+// or Close's sync finds little left to write. That makes nothing durable
+// sooner; it spreads the device's work, and when writers outrun the device
+// it is where they wait.
+//
 // # Sync groups
 //
 // Each Log syncs its own active segment, one fdatasync per group commit. A

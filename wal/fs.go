@@ -40,9 +40,9 @@ type FS interface {
 
 // File is an open file of an FS. ReadAt may be called concurrently with any
 // method but Close; WriteAt and Truncate are called by one goroutine at a
-// time. Sync may run concurrently with WriteAt and with other Syncs (a
-// Journal keeps several in flight); it makes durable at least what was
-// written before it was called.
+// time. Sync may run concurrently with WriteAt, Truncate and other Syncs (a
+// Journal's checkpoint syncs a segment while its Log goes on writing); it
+// makes durable at least what was written before it was called.
 type File interface {
 	io.ReaderAt
 	io.WriterAt

@@ -97,6 +97,10 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives the replicas' warnings. Default: discard.
 	Logger *slog.Logger
+
+	// journalSegmentSize, when set (tests), is the journal's
+	// wal.JournalOptions.SegmentSize.
+	journalSegmentSize int64
 }
 
 func (c *Config) validate() error {

@@ -584,17 +584,9 @@ func (r *replica) close(remove bool) error {
 		err = nil
 	}
 	if remove {
-		names, derr := r.m.cfg.FS.ReadDir(r.dir)
-		for _, n := range names {
-			if e := r.m.cfg.FS.Remove(filepath.Join(r.dir, n)); e != nil && derr == nil {
-				derr = e
-			}
-		}
-		_ = r.m.cfg.FS.Remove(r.dir) // an FS without directory removal keeps it, empty
-		if derr == nil {
-			derr = r.m.forgetJournal(r.dir)
-		}
-		if derr != nil {
+		// A directory left by a failure here is removed by the next
+		// start's sweep.
+		if derr := r.m.removeReplicaDir(r.dir); derr != nil {
 			return fmt.Errorf("replication: remove %s: %w", r.dir, derr)
 		}
 		return nil

@@ -82,6 +82,14 @@ type Config struct {
 	// and the journal syncs the rounds of every replica with one write and
 	// one fdatasync. A node then pays one device flush per round, not one
 	// per partition; every byte is written twice. See wal.Journal.
+	//
+	// The journal trims only past the records of every replica it holds
+	// records of, open or not. A replica removed for good (its topic
+	// deleted, its partition no longer assigned here) is forgotten in the
+	// journal before its files go, when the metadata event comes, or at
+	// the next start by the sweep (see the package doc) if this node was
+	// down or stopping then; until that sweep ran (it needs a metadata
+	// quorum) the journal does not trim and grows with every round.
 	Journal bool
 
 	// MaxBatchBytes is the largest encoded batch Append accepts.

@@ -203,6 +203,9 @@ func (m *Manager) removeOrphan(name string, d replicaDirName, reason string) {
 		return
 	}
 	dir := filepath.Join(m.cfg.Dir, name)
+	if _, err := m.cfg.FS.ReadDir(dir); errors.Is(err, fs.ErrNotExist) {
+		return // removed meanwhile, with its replica
+	}
 	var err error
 	if d.quarantined {
 		err = m.removeDir(dir)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -159,7 +161,7 @@ func TestSweepRemovesTopicDeletedWhileDown(t *testing.T) {
 		n := c.start(down)
 		end0 := n.rep.journal.Stats().End
 		c.waitFor("the deleted topic's directories removed", 30*time.Second, func() bool {
-			return len(dirsWithPrefix(fsys, "/data", prefix)) == 0
+			return len(dirsWithPrefix(fsys, "/data", prefix)) == 0 && len(logs.matching("replication: removed")) >= 3
 		})
 		if got := logs.matching("replication: removed"); len(got) != 3 {
 			t.Errorf("logged removals %q, want 3", got)
@@ -334,4 +336,142 @@ func TestParseReplicaDir(t *testing.T) {
 			t.Errorf("%q: %+v", tc.name, d)
 		}
 	}
+}
+
+// A replica whose files could not be removed when its topic was deleted
+// does not hold the journal back, and its directory is removed by the
+// next start's sweep.
+func TestSweepRemovesWhatAFailedRemovalLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const faulty = 3
+		var ffs *wal.FaultFS
+		logs := newLogLines()
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			cfg.Journal = true
+			cfg.journalSegmentSize = 16 << 10
+			if id == faulty {
+				ffs = wal.NewFaultFS(cfg.FS)
+				cfg.FS = ffs
+				cfg.Logger = slog.New(logs)
+			}
+		})
+		gone := c.createTopic("gone", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		c.createTopic("kept", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendTo(t, ctx, c, c.leader("gone", 0), "gone", 0, "g", 3, 10)
+		end0 := c.nodes[faulty].rep.journal.Stats().End
+		ffs.Inject(wal.Fault{Ops: wal.OpRemove, Sticky: true})
+		if err := c.nodes[1].meta.DeleteTopic(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("the failed removal logged", 30*time.Second, func() bool {
+			return len(logs.matching("closing replica")) > 0
+		})
+		prefix := fmt.Sprintf("gone-%d-", gone.ID)
+		if got := dirsWithPrefix(c.fs[faulty], "/data", prefix); len(got) != 1 {
+			t.Fatalf("after a failed removal: %v", got)
+		}
+		ffs.Reset()
+		appendTo(t, ctx, c, c.leader("kept", 0), "kept", 0, "k", 60, 1024)
+		c.waitFor("the journal trimmed past the removed replica's records", 30*time.Second, func() bool {
+			return c.nodes[faulty].rep.journal.Stats().Start > end0
+		})
+		c.stop(faulty)
+		// Snapshotted past the deletion, the metadata replays no event of
+		// the topic at the next start: only the sweep can remove it.
+		c.runMetaAlone(faulty, "a snapshot past the deletion", func(n *meta.Node) bool { return n.Incarnation() != 0 })
+		c.start(faulty)
+		c.waitFor("the removal at the restart logged", 30*time.Second, func() bool {
+			return len(logs.matching("replication: removed an orphaned")) > 0
+		})
+		if got := dirsWithPrefix(c.fs[faulty], "/data", prefix); len(got) != 0 {
+			t.Fatalf("after the restart: %v", got)
+		}
+	})
+}
+
+// journalFailFS fails the writes to files under dir once failing is set:
+// a journal whose device fails.
+type journalFailFS struct {
+	wal.FS
+	dir     string
+	failing *atomic.Bool
+}
+
+func (f journalFailFS) wrap(name string, file wal.File, err error) (wal.File, error) {
+	if err != nil || !strings.HasPrefix(name, f.dir) {
+		return file, err
+	}
+	return failingFile{file, f.failing}, nil
+}
+
+func (f journalFailFS) Create(name string) (wal.File, error) {
+	file, err := f.FS.Create(name)
+	return f.wrap(name, file, err)
+}
+
+func (f journalFailFS) OpenReadWrite(name string) (wal.File, error) {
+	file, err := f.FS.OpenReadWrite(name)
+	return f.wrap(name, file, err)
+}
+
+type failingFile struct {
+	wal.File
+	failing *atomic.Bool
+}
+
+func (f failingFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.failing.Load() {
+		return 0, syscall.EIO
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// A replica's journal id is forgotten before its files are removed: when
+// the journal cannot record the Forget, the directory stays, and the next
+// start's sweep forgets and removes it; the journal then trims. (Files
+// removed first would leave the journal records of a directory gone for
+// good: it would never trim again.)
+func TestRemovalForgetsBeforeRemoving(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const faulty = 3
+		var failing atomic.Bool
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			cfg.Journal = true
+			cfg.journalSegmentSize = 16 << 10
+			if id == faulty {
+				cfg.FS = journalFailFS{FS: cfg.FS, dir: "/data/journal/", failing: &failing}
+			}
+		})
+		gone := c.createTopic("gone", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		c.createTopic("kept", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendTo(t, ctx, c, c.leader("kept", 0), "kept", 0, "a", 3, 10)
+		appendTo(t, ctx, c, c.leader("gone", 0), "gone", 0, "g", 3, 10)
+		failing.Store(true)
+		if err := c.nodes[1].meta.DeleteTopic(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("the journal failed on the deletion", 30*time.Second, func() bool {
+			return c.nodes[faulty].rep.journal.Err() != nil && c.nodes[faulty].rep.replica(pkey{gone.ID, 0}) == nil
+		})
+		c.stopCrashed(faulty)
+		failing.Store(false)
+		prefix := fmt.Sprintf("gone-%d-", gone.ID)
+		if got := dirsWithPrefix(c.fs[faulty], "/data", prefix); len(got) != 1 {
+			t.Fatalf("a replica whose Forget failed: %v, want its directory kept", got)
+		}
+		c.runMetaAlone(faulty, "a snapshot past the deletion", func(n *meta.Node) bool { return n.Incarnation() != 0 })
+		n := c.start(faulty)
+		end0 := n.rep.journal.Stats().End
+		c.waitFor("the directory removed at the restart", 30*time.Second, func() bool {
+			return len(dirsWithPrefix(c.fs[faulty], "/data", prefix)) == 0
+		})
+		appendTo(t, ctx, c, c.leader("kept", 0), "kept", 0, "b", 60, 1024)
+		c.waitFor("the journal trimmed past the removed replica's records", 30*time.Second, func() bool {
+			return c.nodes[faulty].rep.journal.Stats().Start > end0
+		})
+	})
 }

@@ -62,7 +62,9 @@ type Config struct {
 	// Dir holds one directory per partition replica,
 	// "<topic>-<topic ID>-<partition>": the topic ID makes a topic deleted
 	// and created again under the same name start empty. With Dir "" and
-	// FS nil the logs live in a fresh wal.MemFS, lost at Close.
+	// FS nil the logs live in a fresh wal.MemFS, lost at Close. Each start
+	// removes the directories no replica of this node will open again
+	// (see the package doc: the sweep); other entries are left alone.
 	Dir string
 	// FS is the file system of the logs. Nil: wal.OSFS, or a fresh
 	// wal.MemFS when Dir is "". A non-nil FS needs a Dir.

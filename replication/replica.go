@@ -253,7 +253,7 @@ func (m *Manager) forgetJournal(dir string) error {
 // beside it, named after it, ".corrupt-" and the time, and returns its
 // name. The files are kept for inspection; nothing reads them again.
 func (m *Manager) quarantine(dir string) (string, error) {
-	q := fmt.Sprintf("%s.corrupt-%d", dir, m.cfg.Clock().UnixNano())
+	q := fmt.Sprintf("%s%s%d", dir, quarantineInfix, m.cfg.Clock().UnixNano())
 	if err := m.cfg.FS.MkdirAll(q); err != nil {
 		return "", err
 	}

@@ -34,8 +34,9 @@ import (
 // Quarantined directories (<replica dir>.corrupt-<ns>) are evidence of
 // corruption kept for inspection: the sweep keeps those of live replicas
 // (they hold no journal record and no name a replica could take: they
-// block nothing) and removes those of deleted topics, as deleting a topic
-// deletes its data.
+// block nothing) and removes those of replicas removed for good (topic
+// deleted, partition not assigned here), as deleting a topic deletes its
+// data.
 
 // sweepBarrierTimeout bounds one attempt at a Barrier before the sweep;
 // attempts repeat until one succeeds or the Manager closes.

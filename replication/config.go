@@ -62,7 +62,9 @@ type Config struct {
 	// Dir holds one directory per partition replica,
 	// "<topic>-<topic ID>-<partition>": the topic ID makes a topic deleted
 	// and created again under the same name start empty. With Dir "" and
-	// FS nil the logs live in a fresh wal.MemFS, lost at Close.
+	// FS nil the logs live in a fresh wal.MemFS, lost at Close. Each start
+	// removes the directories no replica of this node will open again
+	// (see the package doc: the sweep); other entries are left alone.
 	Dir string
 	// FS is the file system of the logs. Nil: wal.OSFS, or a fresh
 	// wal.MemFS when Dir is "". A non-nil FS needs a Dir.
@@ -82,6 +84,14 @@ type Config struct {
 	// and the journal syncs the rounds of every replica with one write and
 	// one fdatasync. A node then pays one device flush per round, not one
 	// per partition; every byte is written twice. See wal.Journal.
+	//
+	// The journal trims only past the records of every replica it holds
+	// records of, open or not. A replica removed for good (its topic
+	// deleted, its partition no longer assigned here) is forgotten in the
+	// journal before its files go, when the metadata event comes, or at
+	// the next start by the sweep (see the package doc) if this node was
+	// down or stopping then; until that sweep ran (it needs a metadata
+	// quorum) the journal does not trim and grows with every round.
 	Journal bool
 
 	// MaxBatchBytes is the largest encoded batch Append accepts.
@@ -97,6 +107,10 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives the replicas' warnings. Default: discard.
 	Logger *slog.Logger
+
+	// journalSegmentSize, when set (tests), is the journal's
+	// wal.JournalOptions.SegmentSize.
+	journalSegmentSize int64
 }
 
 func (c *Config) validate() error {

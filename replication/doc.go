@@ -29,6 +29,31 @@
 // index (its ID), since the State may be older than the one an Append
 // already used.
 //
+// Once per start, a sweep removes the replica directories under Dir that
+// no replica of this node will open again: those of topics deleted while
+// it was down (or while it was stopping: after its metadata applied the
+// deletion and before the replica was removed) and those of partitions
+// not assigned to it. It waits (without blocking Open, retrying until
+// Close) for a meta Barrier, so that it decides on a linearizable State,
+// and removes a directory only on facts no later State undoes: its topic
+// ID (the raft index that created the topic, never reused) is at or below
+// the State's index and the State holds no topic of that ID, or the topic
+// lives and the partition's replicas leave this node out. A directory a
+// replica has open is left to the watch loop. With Config.Journal the
+// replica's journal id is forgotten (wal.Journal.Forget) before its files
+// are removed, here and when a topic is deleted while the node runs: a
+// crash between the two leaves a directory the next sweep removes, never
+// journal records of a directory gone for good, which would keep the
+// journal from trimming. Each removal is logged (Info).
+//
+// Quarantined directories (<replica dir>.corrupt-<unix ns>, see
+// Failure) are kept for inspection while their partition's replica
+// lives here: they hold no journal record and no name a replica could
+// take, so they block nothing; the sweep lists them in one warning at
+// each start. They are removed with the replica when it is removed for
+// good (the topic deleted, the partition no longer assigned here), at
+// once or by the next sweep: deleting a topic deletes its data.
+//
 // # Guarantees
 //
 //   - Offsets of a partition are dense from 0; every replica's log is a
@@ -225,8 +250,18 @@
 //
 // # Caveats
 //
-//   - A replica directory of a topic deleted while this node was down is
-//     not removed at the next start; nor are quarantined directories.
+//   - The sweep needs a metadata quorum: a node that restarts cut off
+//     from it keeps the directories of deleted topics (and its journal
+//     their records) until it reaches one. Quarantines of live replicas
+//     stay until removed by hand, as does a moved-aside journal
+//     (journal.corrupt-<ns>). Entries under Dir the sweep does not
+//     recognise as replica directories are never touched.
+//   - The journal cannot list the ids it holds records of: records of a
+//     replica whose directory vanished without a Forget (removed by hand,
+//     or by a version of this package that removed the files first) keep
+//     the journal from trimming. After a Close that returned nil every
+//     replica log holds its data in its own files, synced: Dir/journal
+//     may then be removed, and the next start begins a new one.
 //   - A replica whose read found its log damaged is rebuilt only at the
 //     node's next start; until then it serves nothing, and its node, being
 //     unhealthy, leads nothing another ISR member can lead.

@@ -78,17 +78,14 @@ func (m *Manager) reconcileTopic(t *meta.Topic) {
 		r := m.replica(key)
 		switch assigned := slices.Contains(part.Replicas, self); {
 		case assigned && r == nil:
-			var err error
-			if r, err = m.openReplica(t.Name, key, t.Config); err != nil {
-				m.cfg.Logger.Error("replication: cannot open replica", "err", err)
+			if r = m.addReplica(t, key); r == nil {
 				continue
 			}
+			r.update(part, t.Config)
 			m.mu.Lock()
-			m.mu.replicas[key] = r
 			orphans := m.mu.orphans[key]
 			delete(m.mu.orphans, key)
 			m.mu.Unlock()
-			r.update(part, t.Config)
 			for _, o := range orphans {
 				r.enqueue(o.req)
 			}
@@ -144,7 +141,27 @@ func (m *Manager) topicDeleted(topicID uint64) {
 	out.deliver(m)
 }
 
+// addReplica opens this node's replica of t's partition key and adds it
+// to the Manager; nil if it cannot be opened (logged).
+func (m *Manager) addReplica(t *meta.Topic, key pkey) *replica {
+	m.dirMu.Lock()
+	defer m.dirMu.Unlock()
+	r, err := m.openReplica(t.Name, key, t.Config)
+	if err != nil {
+		m.cfg.Logger.Error("replication: cannot open replica", "err", err)
+		return nil
+	}
+	m.mu.Lock()
+	m.mu.replicas[key] = r
+	m.mu.Unlock()
+	return r
+}
+
+// dropReplica closes a replica and, with remove, deletes its files and its
+// quarantined directories.
 func (m *Manager) dropReplica(key pkey, remove bool) {
+	m.dirMu.Lock()
+	defer m.dirMu.Unlock()
 	m.mu.Lock()
 	r := m.mu.replicas[key]
 	delete(m.mu.replicas, key)
@@ -154,6 +171,9 @@ func (m *Manager) dropReplica(key pkey, remove bool) {
 	}
 	if err := r.close(remove); err != nil {
 		m.cfg.Logger.Warn("replication: closing replica", "topic", r.topic, "partition", key.partition, "err", err)
+	}
+	if remove {
+		m.removeQuarantines(r.dir)
 	}
 }
 

@@ -42,12 +42,14 @@ type ReadResult struct {
 //
 // Goroutines, all owned by the Manager and stopped and waited for by
 // Close: the watch loop (metadata events), the tick loop (the one timer:
-// retransmissions, ISR changes, retention), one sender per peer node, and
-// short-lived ones started on demand (a replica's worker while it has work,
-// an AlterISR or SetUnhealthy request, a forwarded read).
+// retransmissions, ISR changes, retention), the sweep (once per start, see
+// sweep.go), one sender per peer node, and short-lived ones started on
+// demand (a replica's worker while it has work, an AlterISR or
+// SetUnhealthy request, a forwarded read).
 //
-// Locks, in the order they may be taken: a producer's or a replica's mu
-// (never both), then Manager.mu, then a peer's mu; spawnMu alone.
+// Locks, in the order they may be taken: dirMu, then a producer's or a
+// replica's mu (never both), then Manager.mu, then a peer's mu; spawnMu
+// alone.
 type Manager struct {
 	cfg    Config
 	ctx    context.Context // cancelled by Close
@@ -87,6 +89,12 @@ type Manager struct {
 
 	spawnMu sync.Mutex
 	closing bool // under spawnMu: no more goroutines
+
+	// dirMu is held while a replica directory is opened into a replica
+	// (reconcileTopic), while a replica is dropped (dropReplica), and
+	// while the sweep removes an orphaned directory: the sweep never
+	// removes a directory a replica is opening or has open.
+	dirMu sync.Mutex
 
 	mu struct {
 		sync.RWMutex
@@ -133,9 +141,10 @@ func Open(cfg Config) (*Manager, error) {
 	m.watcher = cfg.Meta.Watch()
 	m.reconcileAll(cfg.Meta.State())
 	m.checkRegistered()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.watchLoop()
 	go m.tickLoop()
+	go m.sweepLoop()
 	return m, nil
 }
 
@@ -587,7 +596,8 @@ func (m *Manager) Close() error {
 // nothing until a leader has added it back, caught up.
 func (m *Manager) openJournal() (*wal.Journal, error) {
 	dir := filepath.Join(m.cfg.Dir, journalDir)
-	opts := wal.JournalOptions{FS: m.cfg.FS, Dir: dir, SyncTimeout: m.cfg.SyncTimeout, Logger: m.cfg.Logger}
+	opts := wal.JournalOptions{FS: m.cfg.FS, Dir: dir, SyncTimeout: m.cfg.SyncTimeout, Logger: m.cfg.Logger,
+		SegmentSize: m.cfg.journalSegmentSize}
 	j, err := wal.OpenJournal(opts)
 	if !errors.Is(err, wal.ErrCorrupt) {
 		return j, err

@@ -253,7 +253,7 @@ func (m *Manager) forgetJournal(dir string) error {
 // beside it, named after it, ".corrupt-" and the time, and returns its
 // name. The files are kept for inspection; nothing reads them again.
 func (m *Manager) quarantine(dir string) (string, error) {
-	q := fmt.Sprintf("%s.corrupt-%d", dir, m.cfg.Clock().UnixNano())
+	q := fmt.Sprintf("%s%s%d", dir, quarantineInfix, m.cfg.Clock().UnixNano())
 	if err := m.cfg.FS.MkdirAll(q); err != nil {
 		return "", err
 	}
@@ -584,17 +584,9 @@ func (r *replica) close(remove bool) error {
 		err = nil
 	}
 	if remove {
-		names, derr := r.m.cfg.FS.ReadDir(r.dir)
-		for _, n := range names {
-			if e := r.m.cfg.FS.Remove(filepath.Join(r.dir, n)); e != nil && derr == nil {
-				derr = e
-			}
-		}
-		_ = r.m.cfg.FS.Remove(r.dir) // an FS without directory removal keeps it, empty
-		if derr == nil {
-			derr = r.m.forgetJournal(r.dir)
-		}
-		if derr != nil {
+		// A directory left by a failure here is removed by the next
+		// start's sweep.
+		if derr := r.m.removeReplicaDir(r.dir); derr != nil {
 			return fmt.Errorf("replication: remove %s: %w", r.dir, derr)
 		}
 		return nil

@@ -129,14 +129,16 @@ type Config struct {
 	// redo journal: each log writes its rounds without syncing them, and
 	// the journal syncs what every partition wrote meanwhile with one
 	// write and one fdatasync. A node with many partitions then pays one
-	// device flush per round instead of one per partition (much higher
-	// throughput on disks whose flushes serialise), for every byte
-	// written twice. Same guarantees as without it. Off by default: new,
-	// and one limit: the journal trims itself only past the records of
-	// every partition log it has seen, so a replica whose topic was
-	// deleted while its node was down (its directory stays, nothing opens
-	// it again) keeps the journal from trimming; it then grows with the
-	// node's writes until that directory is removed by hand.
+	// device flush per round instead of one per partition, for every byte
+	// written twice. Same guarantees as without it. Measured on one shared
+	// disk (examples/bench): about 1.5 times the records/s of plain logs
+	// with 256 single-record producers, about the same with 16 producers
+	// of 100-record batches, but a longer tail (p99.9 about 110 ms against
+	// 27 ms: checkpoints write the partition logs back in bursts). Off by
+	// default. The journal trims itself only past the records of every
+	// partition log it holds records of: a replica whose topic was deleted
+	// while its node was down is forgotten by the sweep at the next start,
+	// once the metadata has a quorum; until then the journal grows.
 	Journal bool
 
 	// SyncTimeout is the deadline of one sync of a partition log. A sync

@@ -68,8 +68,6 @@ func (r *replica) followerStep() bool {
 		r.queueInflightLocked(it)
 		r.mu.Unlock()
 	}
-	var badGen uint32
-	bad := false
 	for i := 0; i < len(items); i++ {
 		it := &items[i]
 		if it.epoch != epoch {
@@ -97,17 +95,22 @@ func (r *replica) followerStep() bool {
 				return false
 			}
 			answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1}) // the leader matches again from the new end
-		case bad && it.gen == badGen:
+		case r.badPush.ok && r.badPush.epoch == it.epoch && r.badPush.gen == it.gen:
 			// Later pushes of a generation that already failed to
-			// continue the log: the leader rematches on the first answer.
+			// continue the log, in this step or an earlier one: the
+			// leader rematches on the first answer, from the log end that
+			// answer gave. Taking one (it may happen to continue the log)
+			// would leave this log longer than the leader's match, and
+			// its next push would truncate what the high watermark may
+			// already cover.
 		default:
-			bad = false
+			r.badPush.ok = false
 			j, p, err := r.followerAppend(items, i)
 			if err != nil {
 				if r.storageFailed(err) {
 					return false
 				}
-				bad, badGen = true, it.gen
+				r.badPush.ok, r.badPush.epoch, r.badPush.gen = true, it.epoch, it.gen
 				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}

@@ -97,6 +97,16 @@ type replica struct {
 	// retain: the topic has a retention bound; the tick loop enforces it.
 	retain bool
 
+	// badPush is the leader epoch and generation whose push this follower
+	// last answered "mismatch" (ok set): later pushes of that generation
+	// are dropped, whichever step takes them, until the leader rematches
+	// with a new one. Owned by the worker (one runs at a time).
+	badPush struct {
+		ok    bool
+		epoch int32
+		gen   uint32
+	}
+
 	mu struct {
 		sync.Mutex
 		closed  bool

@@ -51,10 +51,9 @@ func (l *Log) commitJournal() error {
 // what was written before the checkpoint began; earlier segments were
 // synced when they rolled, and a sync of the active segment started now
 // covers the rest. That sync runs beside the writer, which goes on with
-// its rounds meanwhile (File.Sync may run concurrently with WriteAt):
-// a checkpoint syncs every Log's segment, often megabytes each, and
-// appends waiting behind it showed as pauses of hundreds of milliseconds.
-// The sync holds a reference to the segment, so that a truncation or
+// its rounds meanwhile (File.Sync may run concurrently with WriteAt and
+// Truncate): the Log's appends are acknowledged through the journal and
+// need not wait for a sync of megabytes. The sync holds a reference to the segment, so that a truncation or
 // retention removing it meanwhile does not close its file; a failed or
 // stalled sync fails the Log (guard). The writer waits for it when it
 // exits.

@@ -200,14 +200,13 @@ func (l *Log) writeBack() error {
 	}
 	from, n := l.w.wbFrom, l.w.size-l.w.wbFrom
 	l.w.wbFrom = l.w.size
-	err := l.guard("write back "+l.w.active.name, func() error {
+	return l.guard("write back "+l.w.active.name, func() error {
 		if err := wb.WriteBack(from, n); !errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
 		l.w.wbOff = true
 		return nil
 	})
-	return err
 }
 
 // setEnds publishes new ends (a negative durable leaves it) and wakes

@@ -48,6 +48,39 @@ func TestCorruptReplicaRecoversFromLeader(t *testing.T) {
 	})
 }
 
+// A replica whose sealed segment is damaged (Open checks only the last
+// segment's frames) is found out by the producer table's tail read at
+// start, and starts over as a corrupt log does. Before, the read's error
+// stopped the rebuild silently: the replica could lead with a producer
+// table missing batches its log held, and wrote retries of them twice
+// (chaos seed 712746480657).
+func TestCorruptSealedSegmentFoundAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.SegmentSize = 1 << 10 })
+		l, f := c.topicT()
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, l, "a", 40)
+		checkValues(t, values(c), names("a", 40))
+		mfs := c.fs[f].(*wal.MemFS)
+		mfs.Crash(wal.CrashOptions{})
+		c.stopCrashed(f)
+		dir := replicaDirIn(t, mfs, "/data")
+		segs, err := mfs.ReadDir(dir)
+		if err != nil || len(slices.DeleteFunc(slices.Clone(segs), func(n string) bool { return !strings.HasSuffix(n, ".wal") })) < 2 {
+			t.Fatalf("want several segments in %s: %v, %v", dir, segs, err)
+		}
+		corruptFirstSegment(t, mfs, dir) // sealed: Open does not read its frames
+		c.start(f)
+		appendN(t, ctx, c, l, "b", 5)
+		c.waitFor("the damaged replica moved aside", 30*time.Second, func() bool {
+			entries, err := mfs.ReadDir("/data")
+			return err == nil && slices.ContainsFunc(entries, func(n string) bool { return strings.Contains(n, ".corrupt-") })
+		})
+		checkValues(t, values(c), append(names("a", 40), names("b", 5)...))
+	})
+}
+
 // replicaDirIn is the one replica directory under base.
 func replicaDirIn(t *testing.T, fs wal.FS, base string) string {
 	t.Helper()

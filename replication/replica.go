@@ -205,7 +205,28 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r.mu.fresh = fresh
 	r.mu.epoch = -1
 	r.mu.heard = -1
-	r.rebuildProducers()
+	if err := r.rebuildProducers(); errors.Is(err, wal.ErrCorrupt) && !fresh {
+		// The tail read found damage Open does not look for (a sealed
+		// segment). A replica whose producer table missed batches its log
+		// holds would write a retried batch twice once it leads: rebuild
+		// it as a log Open finds corrupt.
+		if cerr := l.Close(); cerr != nil {
+			m.cfg.Logger.Warn("replication: closing a log found corrupt", "dir", dir, "err", cerr)
+		}
+		q, qerr := m.quarantine(dir)
+		if qerr != nil {
+			return nil, fmt.Errorf("replication: open %s/%d: %w (moving it aside: %w)", topic, key.partition, err, qerr)
+		}
+		m.cfg.Logger.Error("replication: replica log corrupt: moved aside, the replica starts empty and recovers from its leader",
+			"topic", topic, "partition", key.partition, "moved_to", q, "err", err)
+		if ferr := m.forgetJournal(dir); ferr != nil {
+			return nil, fmt.Errorf("replication: open %s/%d: %w (forgetting its journal records: %w)", topic, key.partition, err, ferr)
+		}
+		if r.log, err = log.Open(opts); err != nil {
+			return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
+		}
+		r.mu.fresh = true
+	}
 	return r, nil
 }
 
@@ -293,13 +314,19 @@ const (
 // rebuildProducers reads the tail of the log to remember recent producer
 // batches, so that a replica that restarts and becomes leader still
 // deduplicates retries of batches it holds.
-func (r *replica) rebuildProducers() {
+//
+// A read that fails stops it; the error is returned (a corrupt log's is
+// wal.ErrCorrupt).
+func (r *replica) rebuildProducers() error {
 	from := max(r.log.LogStartOffset(), r.log.LogEndOffset()-rebuildRecords)
 	end := r.log.LogEndOffset()
 	read := 0
 	for from < end && read < rebuildBytes {
 		b, err := r.log.ReadBatches(nil, from, end, 1<<20)
-		if err != nil || len(b) == 0 {
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
 			break
 		}
 		read += len(b)
@@ -309,6 +336,7 @@ func (r *replica) rebuildProducers() {
 		}
 		from = next
 	}
+	return nil
 }
 
 // recordProducersLocked remembers the producer batches in raw (batches as

@@ -85,7 +85,9 @@ func TestRebuildProducers(t *testing.T) {
 	}
 	r := &replica{log: l}
 	r.mu.producers = map[int64]*producerState{}
-	r.rebuildProducers()
+	if err := r.rebuildProducers(); err != nil {
+		t.Fatal(err)
+	}
 	ps := r.mu.producers[5]
 	if ps == nil || len(r.mu.producers) != 1 {
 		t.Fatalf("producers after rebuild: %v", r.mu.producers)

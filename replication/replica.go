@@ -177,10 +177,25 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	if err == nil && m.markedCorrupt(dir) {
 		// A read found the log damaged where Open does not look (see
 		// readFailed): rebuild it as a log Open finds corrupt.
-		if cerr := l.Close(); cerr != nil {
-			m.cfg.Logger.Warn("replication: closing a log marked corrupt", "dir", dir, "err", cerr)
+		err = fmt.Errorf("%w: marked corrupt by a read", wal.ErrCorrupt)
+	}
+	producers := map[int64]*producerState{}
+	if err == nil {
+		// The tail read may find damage Open does not look for (a sealed
+		// segment): a replica whose producer table missed batches its log
+		// holds would write a retried batch twice once it leads, so that
+		// log too is rebuilt as a corrupt one.
+		if rerr := readProducers(l, producers); errors.Is(rerr, wal.ErrCorrupt) {
+			err = rerr
+		} else if rerr != nil {
+			m.cfg.Logger.Warn("replication: reading the log's tail for the producer table", "dir", dir, "err", rerr)
 		}
-		l, err = nil, fmt.Errorf("%w: marked corrupt by a read", wal.ErrCorrupt)
+	}
+	if errors.Is(err, wal.ErrCorrupt) && l != nil {
+		if cerr := l.Close(); cerr != nil {
+			m.cfg.Logger.Warn("replication: closing a log found corrupt", "dir", dir, "err", cerr)
+		}
+		l = nil
 	}
 	if errors.Is(err, wal.ErrCorrupt) {
 		// Never serve a corrupt log: move it aside and start empty; the
@@ -196,37 +211,16 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 		}
 		l, err = log.Open(opts)
 		fresh = true
+		clear(producers)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
 	}
 	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0}
-	r.mu.producers = map[int64]*producerState{}
+	r.mu.producers = producers
 	r.mu.fresh = fresh
 	r.mu.epoch = -1
 	r.mu.heard = -1
-	if err := r.rebuildProducers(); errors.Is(err, wal.ErrCorrupt) && !fresh {
-		// The tail read found damage Open does not look for (a sealed
-		// segment). A replica whose producer table missed batches its log
-		// holds would write a retried batch twice once it leads: rebuild
-		// it as a log Open finds corrupt.
-		if cerr := l.Close(); cerr != nil {
-			m.cfg.Logger.Warn("replication: closing a log found corrupt", "dir", dir, "err", cerr)
-		}
-		q, qerr := m.quarantine(dir)
-		if qerr != nil {
-			return nil, fmt.Errorf("replication: open %s/%d: %w (moving it aside: %w)", topic, key.partition, err, qerr)
-		}
-		m.cfg.Logger.Error("replication: replica log corrupt: moved aside, the replica starts empty and recovers from its leader",
-			"topic", topic, "partition", key.partition, "moved_to", q, "err", err)
-		if ferr := m.forgetJournal(dir); ferr != nil {
-			return nil, fmt.Errorf("replication: open %s/%d: %w (forgetting its journal records: %w)", topic, key.partition, err, ferr)
-		}
-		if r.log, err = log.Open(opts); err != nil {
-			return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
-		}
-		r.mu.fresh = true
-	}
 	return r, nil
 }
 
@@ -311,18 +305,16 @@ const (
 	rebuildBytes   = 4 << 20
 )
 
-// rebuildProducers reads the tail of the log to remember recent producer
-// batches, so that a replica that restarts and becomes leader still
-// deduplicates retries of batches it holds.
-//
-// A read that fails stops it; the error is returned (a corrupt log's is
-// wal.ErrCorrupt).
-func (r *replica) rebuildProducers() error {
-	from := max(r.log.LogStartOffset(), r.log.LogEndOffset()-rebuildRecords)
-	end := r.log.LogEndOffset()
+// readProducers reads the tail of the log into producers, so that a
+// replica that restarts and becomes leader still deduplicates retries of
+// batches it holds. A read that fails stops it, and its error is returned
+// (a damaged log's is wal.ErrCorrupt).
+func readProducers(l *log.Log, producers map[int64]*producerState) error {
+	from := max(l.LogStartOffset(), l.LogEndOffset()-rebuildRecords)
+	end := l.LogEndOffset()
 	read := 0
 	for from < end && read < rebuildBytes {
-		b, err := r.log.ReadBatches(nil, from, end, 1<<20)
+		b, err := l.ReadBatches(nil, from, end, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -330,7 +322,7 @@ func (r *replica) rebuildProducers() error {
 			break
 		}
 		read += len(b)
-		next := r.recordProducersLocked(b)
+		next := recordProducers(producers, b)
 		if next <= from {
 			break
 		}
@@ -342,6 +334,12 @@ func (r *replica) rebuildProducers() error {
 // recordProducersLocked remembers the producer batches in raw (batches as
 // stored) and returns the end offset of the last one.
 func (r *replica) recordProducersLocked(raw []byte) int64 {
+	return recordProducers(r.mu.producers, raw)
+}
+
+// recordProducers adds the producer batches in raw (batches as stored) to
+// producers and returns the end offset of the last one.
+func recordProducers(producers map[int64]*producerState, raw []byte) int64 {
 	end := int64(-1)
 	for rest := raw; len(rest) > 0; {
 		b, next, err := log.SplitBatch(rest)
@@ -353,10 +351,10 @@ func (r *replica) recordProducersLocked(raw []byte) int64 {
 		if b.ProducerID() < 0 {
 			continue
 		}
-		ps := r.mu.producers[b.ProducerID()]
+		ps := producers[b.ProducerID()]
 		if ps == nil {
 			ps = &producerState{}
-			r.mu.producers[b.ProducerID()] = ps
+			producers[b.ProducerID()] = ps
 		}
 		first := b.BaseSequence()
 		ps.record(b.ProducerEpoch(), seqBatch{firstSeq: first, lastSeq: lastSeqOf(first, b.Count()),

@@ -85,7 +85,7 @@ func TestRebuildProducers(t *testing.T) {
 	}
 	r := &replica{log: l}
 	r.mu.producers = map[int64]*producerState{}
-	if err := r.rebuildProducers(); err != nil {
+	if err := readProducers(l, r.mu.producers); err != nil {
 		t.Fatal(err)
 	}
 	ps := r.mu.producers[5]

@@ -85,18 +85,7 @@ func TestDeleteTopicRemovesData(t *testing.T) {
 		defer cancel()
 		appendN(t, ctx, c, 1, "a", 5)
 		values(c)
-		if err := c.nodes[1].meta.DeleteTopic(ctx, "t"); err != nil {
-			t.Fatal(err)
-		}
-		dir := replicaDir("/data", "t", old.ID, 0)
-		c.waitFor("replica files removed", 10*time.Second, func() bool {
-			for _, id := range c.ids {
-				if names, _ := c.fs[id].ReadDir(dir); len(names) > 0 {
-					return false
-				}
-			}
-			return true
-		})
+		c.deleteTopic(ctx, "t", old.ID)
 		for _, id := range c.ids {
 			if _, _, err := c.nodes[id].rep.Append(ctx, "t", 0, rec("x"), AcksAll); !errors.Is(err, meta.ErrUnknownTopic) {
 				t.Fatalf("append to a deleted topic: %v", err)

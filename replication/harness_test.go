@@ -291,3 +291,21 @@ func (c *tcluster) topicT() (leader, follower uint64) {
 	leader = c.leader("t", 0)
 	return leader, c.other(leader)
 }
+
+// deleteTopic deletes the topic (of ID id, one partition) and waits until
+// no node holds files of its replica any more.
+func (c *tcluster) deleteTopic(ctx context.Context, name string, id uint64) {
+	c.t.Helper()
+	if err := c.nodes[1].meta.DeleteTopic(ctx, name); err != nil {
+		c.t.Fatal(err)
+	}
+	dir := replicaDir("/data", name, id, 0)
+	c.waitFor("replica files removed", 10*time.Second, func() bool {
+		for _, id := range c.ids {
+			if names, _ := c.fs[id].ReadDir(dir); len(names) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -62,18 +62,7 @@ func TestJournalDeleteTopicThenCrash(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		appendN(t, ctx, c, c.leader("t", 0), "a", 5)
-		if err := c.nodes[1].meta.DeleteTopic(ctx, "t"); err != nil {
-			t.Fatal(err)
-		}
-		dir := replicaDir("/data", "t", old.ID, 0)
-		c.waitFor("replica files removed", 10*time.Second, func() bool {
-			for _, id := range c.ids {
-				if names, _ := c.fs[id].ReadDir(dir); len(names) > 0 {
-					return false
-				}
-			}
-			return true
-		})
+		c.deleteTopic(ctx, "t", old.ID)
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 		appendN(t, ctx, c, c.leader("t", 0), "b", 3)
 		for _, id := range c.ids {

@@ -25,9 +25,13 @@ import (
 // Unlike Kafka, a gap in the sequence is accepted: concurrent Append calls
 // on one node are not ordered with each other, and a call abandoned by its
 // caller leaves a gap for good. A batch is a duplicate only if the window
-// holds it; a producer keeps at most maxInFlight batches of a partition
-// outstanding, half the window, so that a retry is always either in the
-// window or newer than all of it.
+// holds it. A producer sends a batch only while fewer than maxInFlight
+// batches submitted before it are unanswered (producer.pickLocked), so
+// while one batch is unanswered fewer than maxInFlight newer ones and
+// fewer than maxInFlight older ones are written: fewer than dedupWindow
+// after it. A retry is therefore always either in the window or newer than
+// some of it, never refused as too old, however the sends and answers on
+// the way are delayed or reordered.
 
 // dedupWindow is how many recent batches per producer a replica remembers.
 const dedupWindow = 128

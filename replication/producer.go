@@ -22,6 +22,7 @@ type call struct {
 	count    int32
 	acks     Acks
 	reqID    uint64
+	n        uint64 // submission order in its producer
 
 	// under p.mu
 	attempt   uint64
@@ -38,21 +39,21 @@ type call struct {
 }
 
 // producer sends this node's appends to one partition: it numbers the
-// batches (the producer sequence), keeps up to maxInFlight of them
-// outstanding with the leader the metadata names, and resends them on a
-// leader change, a "retry" answer or a lost message.
+// batches (the producer sequence), sends them to the leader the metadata
+// names within a window of maxInFlight (see pickLocked), and resends them
+// on a leader change, a "retry" answer or a lost message.
 type producer struct {
 	m     *Manager
 	key   pkey
 	topic string
 	mu    struct {
 		sync.Mutex
-		leader   uint64
-		epoch    int32
-		nextSeq  int32
-		calls    []*call // outstanding, in submission order
-		inflight int
-		dead     error // the topic is gone: fail everything
+		leader    uint64
+		epoch     int32
+		nextSeq   int32
+		submitted uint64  // calls submitted so far
+		calls     []*call // outstanding, in submission order
+		dead      error   // the topic is gone: fail everything
 	}
 }
 
@@ -67,6 +68,8 @@ func (p *producer) submit(c *call) error {
 	c.firstSeq = p.mu.nextSeq
 	c.lastSeq = lastSeqOf(c.firstSeq, c.count)
 	p.mu.nextSeq = nextSeq(c.lastSeq)
+	c.n = p.mu.submitted
+	p.mu.submitted++
 	stampSequence(c.batch, c.firstSeq)
 	p.mu.calls = append(p.mu.calls, c)
 	send := p.pickLocked(p.m.mono(), nil)
@@ -75,14 +78,25 @@ func (p *producer) submit(c *call) error {
 	return nil
 }
 
-// pickLocked marks the calls to send now: unsent ones, in order, while the
-// window allows and a leader is known.
+// pickLocked marks the calls to send now: unsent ones, in order, among
+// those submitted fewer than maxInFlight calls after the oldest unfinished
+// one, while a leader is known.
+//
+// The window is by submission order, not by the number of calls in
+// flight: while a call is unfinished, fewer than maxInFlight calls
+// submitted after it are ever sent, however long its own send or answer
+// is delayed (its goroutine descheduled between pick and send, its message
+// lost and resent). That is the bound the leader's dedupWindow relies on
+// (see dedup.go). A count of calls in flight does not give it: the calls
+// behind a slow one complete and make room for more, and under load a
+// leader refused the slow call as too old to deduplicate.
 func (p *producer) pickLocked(now int64, dst []*call) []*call {
-	if p.mu.leader == 0 {
+	if p.mu.leader == 0 || len(p.mu.calls) == 0 {
 		return dst
 	}
+	limit := p.mu.calls[0].n + maxInFlight
 	for _, c := range p.mu.calls {
-		if p.mu.inflight >= maxInFlight {
+		if c.n >= limit {
 			break
 		}
 		if c.sent || c.finished || c.notBefore > now {
@@ -90,7 +104,6 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 		}
 		c.sent, c.sentAt, c.target = true, now, p.mu.leader
 		c.attempt++
-		p.mu.inflight++
 		dst = append(dst, c)
 	}
 	return dst
@@ -129,7 +142,6 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 		return
 	}
 	c.sent = false
-	p.mu.inflight--
 	now := p.m.mono()
 	switch code {
 	case codeNotLeader, codeRetry:
@@ -199,11 +211,7 @@ func (p *producer) finishLocked(c *call, code byte, base, last int64) {
 
 // finishErrLocked ends c with err.
 func (p *producer) finishErrLocked(c *call, base, last int64, err error) {
-	c.finished = true
-	if c.sent {
-		c.sent = false
-		p.mu.inflight--
-	}
+	c.finished, c.sent = true, false
 	c.base, c.last = base, last
 	c.err = err
 	p.mu.calls = slices.DeleteFunc(p.mu.calls, func(x *call) bool { return x == c })
@@ -274,7 +282,6 @@ func (p *producer) redirectLocked(leader uint64, epoch int32) {
 		c.notBefore = 0
 		if c.sent && c.target != leader {
 			c.sent = false
-			p.mu.inflight--
 		}
 	}
 }
@@ -301,7 +308,6 @@ func (p *producer) tick(now int64) {
 				continue
 			}
 			c.sent = false
-			p.mu.inflight--
 		}
 	}
 	send := p.pickLocked(now, nil)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
 	"github.com/replog/replog/wal"
 )
 
@@ -105,4 +107,80 @@ func TestRebuildProducers(t *testing.T) {
 	if _, _, err := ps.check(2, 20, 21, crc+1); !errors.Is(err, errSequenceConflict) {
 		t.Fatalf("other data under the third batch's sequences: err = %v, want a conflict", err)
 	}
+}
+
+// A producer whose oldest call is slow (its send delayed, its message
+// lost) sends fewer than maxInFlight calls submitted after it, however
+// many of those are answered meanwhile, so that the leader's dedup window
+// still tells that call's batch apart when it arrives: it is neither
+// refused as too old nor taken for another. Counting calls in flight
+// instead let the calls behind a slow one cycle through, and the leader
+// refused the slow one once dedupWindow newer batches were written.
+func TestProducerWindowBoundsNewerBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 1, nil)
+		top := c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+		m := c.nodes[1].rep
+		// A producer aimed at a node that does not exist: its calls are
+		// answered by this test only, which plays the leader with ps.
+		p := &producer{m: m, key: pkey{top.ID, 0}, topic: "t"}
+		p.mu.leader, p.mu.epoch = 99, 1
+		var ps producerState
+		var next int64
+		write := func(k *call) {
+			t.Helper()
+			crc := batchCRC(k.batch)
+			_, dup, err := ps.check(m.producerEpoch(), k.firstSeq, k.lastSeq, crc)
+			if err != nil || dup {
+				t.Fatalf("leader's check of sequence %d: dup %v, err %v", k.firstSeq, dup, err)
+			}
+			ps.record(m.producerEpoch(), seqBatch{firstSeq: k.firstSeq, lastSeq: k.lastSeq,
+				baseOffset: next, lastOffset: next, crc: crc})
+			next++
+		}
+		// drain writes and answers every call of ks that is sent, until
+		// none is; it returns how many it answered.
+		drain := func(ks []*call) int {
+			n := 0
+			for progress := true; progress; {
+				progress = false
+				for _, k := range ks {
+					p.mu.Lock()
+					sent, attempt := k.sent, k.attempt
+					p.mu.Unlock()
+					if sent {
+						write(k)
+						p.complete(k, attempt, codeOK, 0, 0, 0, 0)
+						<-k.done
+						n++
+						progress = true
+					}
+				}
+			}
+			return n
+		}
+		var calls []*call
+		for range 4 * dedupWindow {
+			k := &call{p: p, batch: encodeTestBatch(t, m), count: 1, acks: AcksAll, reqID: m.reqSeq.Add(1), done: make(chan struct{})}
+			if err := p.submit(k); err != nil {
+				t.Fatal(err)
+			}
+			calls = append(calls, k)
+		}
+		// calls[0] is sent, and its batch is slow to reach the leader.
+		if n := drain(calls[1:]); n >= maxInFlight {
+			t.Fatalf("%d calls submitted after an unanswered one were sent, want fewer than %d", n, maxInFlight)
+		}
+		write(calls[0]) // it arrives at last: new to the leader
+		p.complete(calls[0], 1, codeOK, 0, 0, 0, 0)
+		<-calls[0].done
+		// The rest flow again, and the leader takes each as new.
+		drain(calls[1:])
+		p.mu.Lock()
+		left := len(p.mu.calls)
+		p.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("%d calls left unanswered", left)
+		}
+	})
 }

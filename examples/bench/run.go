@@ -65,7 +65,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 		}
 		return res, measureIdle(ctx, o.Duration, res)
 	}
-	l := newLoad(lc, o, acks)
+	l := newLoad(lc, o, acks, progress)
 	if err := l.run(ctx, progress, res); err != nil {
 		return nil, err
 	}
@@ -78,6 +78,7 @@ type load struct {
 	lc   *replog.LocalCluster
 	o    options
 	acks replog.Acks
+	log  io.Writer // progress and the first failed appends' errors
 
 	reserved, acked, failed atomic.Int64
 	parts                   []partStats
@@ -88,6 +89,9 @@ type load struct {
 	failAt, downAt atomic.Int64
 }
 
+// maxErrorsShown is how many failed appends a run describes.
+const maxErrorsShown = 5
+
 // partStats keeps, in a failover run, the times of one partition's
 // successful appends.
 type partStats struct {
@@ -95,8 +99,8 @@ type partStats struct {
 	oks []int64 // unix ns, in no particular order
 }
 
-func newLoad(lc *replog.LocalCluster, o options, acks replog.Acks) *load {
-	return &load{lc: lc, o: o, acks: acks, parts: make([]partStats, o.Partitions)}
+func newLoad(lc *replog.LocalCluster, o options, acks replog.Acks, log io.Writer) *load {
+	return &load{lc: lc, o: o, acks: acks, log: log, parts: make([]partStats, o.Partitions)}
 }
 
 // run starts the producers, the progress printer and the failover, and
@@ -211,7 +215,9 @@ func (l *load) produce(ctx context.Context, stop context.CancelFunc, i int) []ti
 		now := time.Now()
 		if err != nil {
 			if ctx.Err() == nil {
-				l.failed.Add(1)
+				if l.failed.Add(1) <= maxErrorsShown {
+					fmt.Fprintf(l.log, "append to partition %d failed: %v\n", p, err)
+				}
 				target = l.route(ctx, p, i)
 			}
 			if l.o.Count > 0 {

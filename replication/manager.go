@@ -278,6 +278,7 @@ func (m *Manager) reportUnhealthy() {
 		return
 	}
 	m.spawn(func() {
+		logged := false
 		for m.ctx.Err() == nil {
 			ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
 			err := m.cfg.Meta.SetUnhealthy(ctx, true)
@@ -285,7 +286,19 @@ func (m *Manager) reportUnhealthy() {
 			if err == nil || errors.Is(err, meta.ErrClosed) {
 				return
 			}
-			m.cfg.Logger.Warn("replication: cannot report storage failure", "err", err)
+			if !logged {
+				m.cfg.Logger.Warn("replication: cannot report storage failure yet; retrying", "err", err)
+				logged = true
+			}
+			// Some errors come at once (the node has not registered
+			// yet, at start): wait before the next attempt.
+			t := time.NewTimer(m.cfg.tickInterval())
+			select {
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 	})
 }

@@ -2,9 +2,12 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -79,6 +82,96 @@ func TestCorruptSealedSegmentFoundAtStart(t *testing.T) {
 		})
 		checkValues(t, values(c), append(names("a", 40), names("b", 5)...))
 	})
+}
+
+// A replica whose start-up read of its log's tail (the producer table)
+// fails with an I/O error, not damage, fails as for a storage error: it
+// takes no writes and its node reports itself unhealthy, so that it leads
+// nothing with a producer table missing batches its log holds. Its log is
+// kept (nothing says it is damaged). Before, the error only logged a
+// warning and the replica served on with a partial table.
+func TestProducerTableReadErrorFailsReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Pointer[string] // the segment whose reads fail
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			cfg.SegmentSize = 1 << 10
+			cfg.FS = &readFailFS{FS: cfg.FS, fail: func(name string) bool {
+				p := failing.Load()
+				return p != nil && *p == name
+			}}
+		})
+		l, f := c.topicT()
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, l, "a", 40)
+		checkValues(t, values(c), names("a", 40))
+		c.stop(f)
+		// A sealed segment between the first and the last: Open reads
+		// only its header; the tail read reads its frames.
+		dir := replicaDirIn(t, c.fs[f], "/data")
+		segs, err := c.fs[f].ReadDir(dir)
+		segs = slices.DeleteFunc(segs, func(n string) bool { return !strings.HasSuffix(n, ".wal") })
+		if err != nil || len(segs) < 3 {
+			t.Fatalf("want three segments or more in %s: %v, %v", dir, segs, err)
+		}
+		middle := filepath.Join(dir, segs[len(segs)-2])
+		failing.Store(&middle)
+		c.start(f)
+		c.waitFor("the replica opened", 30*time.Second, func() bool {
+			tp, ok := c.nodes[f].meta.State().Topic("t")
+			return ok && c.nodes[f].rep.replica(pkey{tp.ID, 0}) != nil
+		})
+		r := replicaOf(t, c, f)
+		r.mu.Lock()
+		failed := r.mu.failed
+		r.mu.Unlock()
+		if failed == nil || !errors.Is(failed, syscall.EIO) {
+			t.Fatalf("replica after a failed tail read: failed = %v, want the read's EIO", failed)
+		}
+		c.waitFor("the node reports itself unhealthy", 30*time.Second, func() bool {
+			n, ok := c.nodes[l].meta.State().Node(f)
+			return ok && n.Unhealthy
+		})
+		appendN(t, ctx, c, l, "b", 5) // the others go on
+		names, err := c.fs[f].ReadDir("/data")
+		if err != nil || slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".corrupt-") }) {
+			t.Fatalf("replica directories of %d: %v, %v: want the log kept, not moved aside", f, names, err)
+		}
+	})
+}
+
+// readFailFS fails reads of frames (with EIO) in the files fail picks,
+// from when they are opened.
+type readFailFS struct {
+	wal.FS
+	fail func(name string) bool
+}
+
+func (fs *readFailFS) Open(name string) (wal.File, error) {
+	return fs.wrap(name, fs.FS.Open)
+}
+
+func (fs *readFailFS) OpenReadWrite(name string) (wal.File, error) {
+	return fs.wrap(name, fs.FS.OpenReadWrite)
+}
+
+func (fs *readFailFS) wrap(name string, open func(string) (wal.File, error)) (wal.File, error) {
+	f, err := open(name)
+	if err != nil || !fs.fail(name) {
+		return f, err
+	}
+	return readFailFile{f}, nil
+}
+
+// readFailFile fails reads past the segment header (which every Open
+// reads): reads of frames.
+type readFailFile struct{ wal.File }
+
+func (f readFailFile) ReadAt(b []byte, off int64) (int, error) {
+	if off == 0 {
+		return f.File.ReadAt(b, off)
+	}
+	return 0, syscall.EIO
 }
 
 // replicaDirIn is the one replica directory under base.

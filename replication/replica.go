@@ -180,15 +180,15 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 		err = fmt.Errorf("%w: marked corrupt by a read", wal.ErrCorrupt)
 	}
 	producers := map[int64]*producerState{}
+	var readErr error
 	if err == nil {
-		// The tail read may find damage Open does not look for (a sealed
-		// segment): a replica whose producer table missed batches its log
-		// holds would write a retried batch twice once it leads, so that
-		// log too is rebuilt as a corrupt one.
-		if rerr := readProducers(l, producers); errors.Is(rerr, wal.ErrCorrupt) {
-			err = rerr
-		} else if rerr != nil {
-			m.cfg.Logger.Warn("replication: reading the log's tail for the producer table", "dir", dir, "err", rerr)
+		// A replica whose producer table missed batches its log holds
+		// would write a retried batch twice once it leads. The tail read
+		// may find damage Open does not look for (a sealed segment): that
+		// log is rebuilt as a corrupt one. Any other read error fails the
+		// replica as a storage error (below).
+		if readErr = readProducers(l, producers); errors.Is(readErr, wal.ErrCorrupt) {
+			err, readErr = readErr, nil
 		}
 	}
 	if errors.Is(err, wal.ErrCorrupt) && l != nil {
@@ -221,6 +221,16 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r.mu.fresh = fresh
 	r.mu.epoch = -1
 	r.mu.heard = -1
+	if readErr != nil {
+		// The disk failed a read: the replica takes no writes, as after
+		// a failed write, and the node reports itself unhealthy so that
+		// its leaderships move. It is opened again at the next start.
+		var out answers
+		r.mu.Lock()
+		r.failLocked(fmt.Errorf("replication: %s/%d: reading the log's tail for the producer table: %w",
+			topic, key.partition, readErr), &out)
+		r.mu.Unlock()
+	}
 	return r, nil
 }
 

@@ -11,6 +11,7 @@
 //	go run ./examples/bench -failover close              # Close a leader mid-run: the gap between appends across it
 //	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
 //	go run ./examples/bench -idle -partitions 1000       # no traffic: CPU and RSS of an idle cluster
+//	go run ./examples/bench -disk                        # no cluster: what this disk's synced writes allow
 //	go run ./examples/bench -json                        # one JSON line instead of text
 //	go run ./examples/bench -cpuprofile cpu.out          # with a CPU profile (go tool pprof cpu.out)
 //
@@ -51,6 +52,7 @@ type options struct {
 	Failover       string // "", "close", "stop"
 	FailoverAfter  time.Duration
 	Idle           bool
+	Disk           bool
 	SessionTimeout time.Duration
 	JSON           bool
 	CPUProfile     string
@@ -75,6 +77,7 @@ func main() {
 	flag.StringVar(&o.Failover, "failover", "", "close or stop: take down the leader of partition 0 mid-run, with or without handover")
 	flag.DurationVar(&o.FailoverAfter, "failover-after", 0, "when to take the leader down (default: a third of -duration)")
 	flag.BoolVar(&o.Idle, "idle", false, "no traffic: measure CPU and RSS of the idle cluster over -duration")
+	flag.BoolVar(&o.Disk, "disk", false, "no cluster: measure the disk under -dir (default: the temporary directory) with the write-and-sync patterns of SyncAlways, over -duration")
 	flag.DurationVar(&o.SessionTimeout, "session", 2*time.Second, "session timeout of the nodes")
 	flag.BoolVar(&o.JSON, "json", false, "print the result as one JSON line")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -103,6 +106,13 @@ func main() {
 
 // runAndPrint runs the bench and prints its result to stdout.
 func runAndPrint(ctx context.Context, o options) error {
+	if o.Disk {
+		dir := o.Dir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		return runDisk(ctx, dir, o.Duration, os.Stdout, o.JSON)
+	}
 	res, err := run(ctx, o, os.Stderr)
 	if err != nil {
 		return err

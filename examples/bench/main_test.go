@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,36 @@ func TestFailoverGaps(t *testing.T) {
 			t.Errorf("%s: gap %v, baseline %v; want %v, %v", c.name, time.Duration(gap), time.Duration(base),
 				time.Duration(ms(c.gap)), time.Duration(ms(c.base)))
 		}
+	}
+}
+
+// The disk mode writes and syncs every case, prints one line each (or one
+// JSON line), and leaves nothing behind in its directory.
+func TestDiskMode(t *testing.T) {
+	dir := t.TempDir()
+	var text, js bytes.Buffer
+	if err := runDisk(context.Background(), dir, 0, &text, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(text.String(), "syncs/s"); n != len(diskCases) {
+		t.Fatalf("text output has %d cases, want %d:\n%s", n, len(diskCases), text.String())
+	}
+	if err := runDisk(context.Background(), dir, 0, &js, true); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Mode    string       `json:"mode"`
+		Results []diskResult `json:"results"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Mode != "disk" || len(back.Results) != len(diskCases) {
+		t.Fatalf("JSON output %q: %v", js.String(), err)
+	}
+	for _, r := range back.Results {
+		if r.SyncsPerSec <= 0 || r.MBPerSec <= 0 || r.MsPerSync <= 0 {
+			t.Errorf("case %+v: nothing synced", r)
+		}
+	}
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Fatalf("left in %s: %v, %v", dir, left, err)
 	}
 }

@@ -77,12 +77,17 @@ type AppendResult struct {
 // Errors: ErrInvalidArgument (topic name, negative partition, empty batch,
 // timestamp out of range, unknown Acks), ErrUnknownTopic (unless
 // Config.AutoCreate), ErrUnknownPartition, ErrRecordTooLarge,
-// ErrNotEnoughReplicas (AcksAll with the ISR below MinInSyncReplicas),
-// ErrStorageStalled, ErrNotLeader (the leader could not be reached within
-// ctx), ErrClosed, ctx's error. After ErrStorageStalled, ErrNotLeader or a
-// ctx error the batch may or may not have been written; so too after
-// ErrUnknownTopic when the topic was deleted while the append was on its
-// way (the batch went with the topic, or never reached it).
+// ErrNotEnoughReplicas (AcksAll with the ISR below MinInSyncReplicas for
+// longer than Config.SessionTimeout: a shorter shortage, as after a leader
+// change until the followers rejoin, is waited out within ctx; a ctx that
+// ends meanwhile gives an error matching both ctx's error and
+// ErrNotEnoughReplicas), ErrStorageStalled, ErrNotLeader (the leader could
+// not be reached within ctx), ErrClosed, ctx's error. After
+// ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader or a ctx error the
+// batch may or may not have been written (the ISR may shrink after the
+// leader wrote it); so too after ErrUnknownTopic when the topic was
+// deleted while the append was on its way (the batch went with the topic,
+// or never reached it).
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"

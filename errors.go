@@ -34,8 +34,9 @@ var (
 	ErrNotLeader = errors.New("replog: not the partition leader")
 
 	// ErrNotEnoughReplicas: an AcksAll Append found the ISR smaller than
-	// the topic's MinInSyncReplicas, or CreateTopic found fewer live nodes
-	// than the replication factor.
+	// the topic's MinInSyncReplicas for longer than the SessionTimeout
+	// (Append waits a shorter shortage out), or CreateTopic found fewer
+	// live nodes than the replication factor.
 	ErrNotEnoughReplicas = errors.New("replog: not enough in-sync replicas")
 
 	// ErrOffsetOutOfRange: Read at an offset below the partition's log
@@ -102,7 +103,8 @@ var translations = [...]struct{ from, to error }{
 // translate maps an error from meta, replication, log or wal onto the
 // package's sentinels, keeping the cause wrapped: the result matches both
 // the sentinel and everything err matched. A context error comes back
-// wrapped as it is; an error that matches no sentinel comes back with op
+// wrapped as it is (with ErrNotEnoughReplicas if it matched that too); an
+// error that matches no sentinel comes back with op
 // in front. Messages read "replog: <sentinel>: <op>: <cause>". nil stays
 // nil.
 func translate(op string, err error) error {
@@ -110,6 +112,11 @@ func translate(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, replication.ErrNotEnoughReplicas) {
+			// An AcksAll Append whose ctx ended while it waited for the
+			// ISR to grow back: it matches both.
+			return fmt.Errorf("%w: %s: %w", ErrNotEnoughReplicas, op, err)
+		}
 		return fmt.Errorf("replog: %s: %w", op, err)
 	}
 	var nle *replication.NotLeaderError

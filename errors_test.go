@@ -71,6 +71,11 @@ func TestTranslateContextErrors(t *testing.T) {
 		if !errors.Is(err, cause) || errors.Is(err, ErrUnknownTopic) {
 			t.Errorf("translate(%v) = %v: want only the context error", cause, err)
 		}
+		// But an append that waited for the ISR matches ErrNotEnoughReplicas too.
+		err = translate("append", fmt.Errorf("%w while the ISR was short: %w", cause, replication.ErrNotEnoughReplicas))
+		if !errors.Is(err, cause) || !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Errorf("translate(%v with a short ISR) = %v: want both", cause, err)
+		}
 	}
 	other := errors.New("disk on fire")
 	if err := translate("open", other); !errors.Is(err, other) || !strings.HasPrefix(err.Error(), "replog: open: ") {

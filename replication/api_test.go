@@ -147,12 +147,69 @@ func TestNotEnoughReplicas(t *testing.T) {
 			_, _, err = c.nodes[l].rep.Append(actx, "t", 0, rec("x"), AcksAll)
 			return errors.Is(err, ErrNotEnoughReplicas)
 		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a short ISR for longer than the append's ctx: err = %v, want ctx's error too", err)
+		}
+		// A shortage that lasts gives the error once ReplicaLagTime has
+		// passed, within a longer ctx.
+		start := time.Now()
+		_, _, err = c.nodes[l].rep.Append(ctx, "t", 0, rec("z"), AcksAll)
+		if !errors.Is(err, ErrNotEnoughReplicas) || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("AcksAll with the ISR short for good: err = %v, want ErrNotEnoughReplicas", err)
+		}
+		if waited := time.Since(start); waited < DefaultReplicaLagTime {
+			t.Fatalf("gave up after %v, before ReplicaLagTime (%v)", waited, DefaultReplicaLagTime)
+		}
 		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("y"), AcksLeader); err != nil {
 			t.Fatalf("AcksLeader with a short ISR: %v", err)
 		}
 		if !strings.Contains(err.Error(), "t/0") {
 			t.Errorf("error lacks the partition: %v", err)
 		}
+	})
+}
+
+// An AcksAll append that finds the ISR short for a moment (a follower
+// restarting, catching up and rejoining) waits it out within its ctx and
+// succeeds, once: after a leader change, followers that must catch up
+// leave such a moment, and Append rides out transient states.
+func TestAppendRidesOutShortISR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.ReplicaLagTime = 10 * time.Second })
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 3)
+		c.stop(f)
+		c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
+			p, _ := c.nodes[l].meta.State().Partition("t", 0)
+			return len(p.ISR) == 2
+		})
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("b"), AcksAll)
+			errc <- err
+		}()
+		tp, _ := c.nodes[l].meta.State().Topic("t")
+		c.waitFor("the append answered: not enough in-sync replicas", 30*time.Second, func() bool {
+			m := c.nodes[l].rep
+			m.mu.RLock()
+			p := m.mu.producers[pkey{tp.ID, 0}]
+			m.mu.RUnlock()
+			if p == nil {
+				return false
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.mu.calls) == 1 && p.mu.calls[0].short
+		})
+		c.start(f)
+		if err := <-errc; err != nil {
+			t.Fatalf("AcksAll append while a follower rejoins: %v", err)
+		}
+		checkValues(t, values(c), append(names("a", 3), "b"))
 	})
 }
 

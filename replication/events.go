@@ -99,6 +99,9 @@ func (m *Manager) reconcileTopic(t *meta.Topic) {
 		m.mu.RUnlock()
 		if p != nil {
 			p.setLeader(part.Leader, part.LeaderEpoch)
+			if len(part.ISR) >= t.Config.MinInSyncReplicas {
+				p.isrChanged()
+			}
 		}
 	}
 }

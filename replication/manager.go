@@ -310,9 +310,11 @@ func (m *Manager) reportUnhealthy() {
 // names. Elections, unknown leaders and lost messages are ridden out
 // within ctx; retries never write a batch twice. Records are encoded
 // before Append returns: the caller may reuse them. Errors:
-// ErrInvalidArgument, ErrRecordTooLarge, ErrNotEnoughReplicas,
-// meta.ErrUnknownTopic and meta.ErrUnknownPartition (the batch was not
-// written: a topic CreateTopic returned for is found on every node),
+// ErrInvalidArgument, ErrRecordTooLarge, meta.ErrUnknownTopic and
+// meta.ErrUnknownPartition (the batch was not written: a topic
+// CreateTopic returned for is found on every node), ErrNotEnoughReplicas
+// (AcksAll: the ISR stayed below MinInSyncReplicas for ReplicaLagTime;
+// a ctx that ends while it is gives an error matching both),
 // wal.ErrStorageStalled (this node's storage stalled as leader, or the
 // leader's with no other eligible ISR member to take over), ErrNotLeader
 // (the topic was deleted while the batch was in flight), ErrClosed, ctx's
@@ -372,7 +374,10 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 	case <-c.done:
 		return c.base, c.last, c.err
 	case <-ctx.Done():
-		p.abandon(c)
+		if p.abandon(c) {
+			return 0, 0, fmt.Errorf("replication: append to %s/%d: %w (the leader had found the ISR short): %w",
+				topic, partition, ctx.Err(), ErrNotEnoughReplicas)
+		}
 		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", topic, partition, ctx.Err())
 	case <-m.done:
 		return 0, 0, ErrClosed

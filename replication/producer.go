@@ -32,6 +32,8 @@ type call struct {
 	target    uint64
 	abandoned bool
 	finished  bool
+	short     bool  // answered "not enough in-sync replicas" at least once
+	shortAt   int64 // mono: the first such answer
 
 	done       chan struct{}
 	base, last int64
@@ -160,6 +162,22 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 			// event resends at once) or for the retry delay.
 			c.notBefore = now + p.m.retryDelay()
 		}
+	case codeNotEnoughReplicas:
+		// The ISR is smaller than MinInSyncReplicas. Often for a moment:
+		// after a leader change, until the followers catch up and the
+		// leader adds them back. Ride that out within ctx for
+		// ReplicaLagTime (an ISR change resends at once, see isrChanged);
+		// a shortage that lasts longer is the caller's to know. The
+		// batch was not written, or was and waits for the high
+		// watermark: either way a retry writes it at most once.
+		if !c.short {
+			c.short, c.shortAt = true, now
+		}
+		if now-c.shortAt < int64(p.m.cfg.ReplicaLagTime) {
+			c.notBefore = now + p.m.retryDelay()
+			break
+		}
+		p.finishLocked(c, code, base, last)
 	case codeStorageStalled:
 		if c.target == p.m.cfg.ID || !p.otherLeaderPossible(c.target) {
 			p.finishLocked(c, code, base, last)
@@ -244,17 +262,34 @@ func codeError2(code byte, topic string, partition int32) error {
 
 // abandon is called when c's caller gave up: an unsent call is dropped
 // (its sequence stays a gap, which leaders accept); a sent one is left to
-// its answer.
-func (p *producer) abandon(c *call) {
+// its answer. It reports whether the leader had answered that the ISR was
+// too small.
+func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.finished {
-		return
+		return c.short
 	}
 	c.abandoned = true
 	if !c.sent {
 		p.finishLocked(c, codeRetry, -1, -1)
 	}
+	return c.short
+}
+
+// isrChanged is told that the partition's ISR has at least MinInSyncReplicas
+// members again: calls waiting after a "not enough in-sync replicas"
+// answer are sent at once.
+func (p *producer) isrChanged() {
+	p.mu.Lock()
+	for _, c := range p.mu.calls {
+		if c.short && !c.sent {
+			c.notBefore = 0
+		}
+	}
+	send := p.pickLocked(p.m.mono(), nil)
+	p.mu.Unlock()
+	p.send(send)
 }
 
 // setLeader takes the partition's leader from the metadata: calls sent to

@@ -99,3 +99,58 @@ func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 		checkValues(t, got, want)
 	})
 }
+
+// A leader asks the controller to add back only followers that may join
+// the ISR (not fenced, draining or unhealthy). The controller refuses a
+// request that adds one that may not, whole: a leader that kept asking
+// for a caught-up ineligible follower together with an eligible one added
+// neither, for as long as the first stayed ineligible, and AcksAll
+// appends failed with ErrNotEnoughReplicas meanwhile (found by
+// TestForwardLossRetriedOnce: the old leader, fenced but still following
+// the new one, blocked the other follower's return for seconds).
+func TestISRAddsOnlyEligibleFollowers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, stalls := newStallCluster(t, func(id uint64, cfg *Config) {
+			// Stalled followers leave the ISR (ReplicaLagTime) long before
+			// they would report their storage stalled (SyncTimeout).
+			cfg.SyncTimeout = time.Minute
+		})
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		var others []uint64
+		for _, id := range c.ids {
+			if id != l {
+				others = append(others, id)
+			}
+		}
+		drained, back := others[0], others[1]
+		appendN(t, ctx, c, l, "a", 3)
+		isr := func() []uint64 {
+			p, _ := c.nodes[l].meta.State().Partition("t", 0)
+			return p.ISR
+		}
+		stalls[drained].Stall()
+		stalls[back].Stall()
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksLeader); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("both followers out of the ISR", 30*time.Second, func() bool { return len(isr()) == 1 })
+		// The draining node may not join the ISR any more, but goes on
+		// following.
+		if err := c.nodes[drained].meta.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stalls[drained].Release()
+		stalls[back].Release()
+		c.waitFor("the eligible follower back in the ISR", 30*time.Second, func() bool {
+			return slices.Equal(isr(), []uint64{min(l, back), max(l, back)})
+		})
+		appendN(t, ctx, c, l, "b", 3)
+		// The draining node stays out: it must register again to rejoin.
+		if slices.Contains(isr(), drained) {
+			t.Fatalf("ISR %v holds the draining node %d", isr(), drained)
+		}
+	})
+}

@@ -816,6 +816,7 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 			return f.st, true
 		})
 	hw := r.log.HighWatermark()
+	st := r.m.cfg.Meta.State()
 	var isr []uint64
 	for _, id := range part.Replicas {
 		in := slices.Contains(part.ISR, id)
@@ -825,7 +826,12 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 		case in && !slices.Contains(lag, id):
 			isr = append(isr, id)
 		case !in:
-			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart) {
+			// Only a follower that may join (Kafka's KIP-841): the
+			// controller refuses the whole request if one may not (fenced,
+			// draining, unhealthy), and a fenced node may well go on
+			// following, caught up, until it registers again.
+			n, known := st.Node(id)
+			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart) && known && n.Eligible() {
 				isr = append(isr, id)
 			}
 		}

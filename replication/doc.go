@@ -121,7 +121,11 @@
 // empty, at S (log.ResetTo; Kafka's truncate-fully-and-start-at). A push
 // that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
-// (E, L), and the leader rematches. Each match starts a new generation;
+// (E, L), and the leader rematches; so is a data push that reaches a
+// follower before the first push of its match (that one was lost): until
+// it, the follower does not know where its log agrees with the leader's,
+// and a push that continues its log by offset may continue records of an
+// older epoch the leader never had. Each match starts a new generation;
 // answers of older generations are ignored, except a hello of generation
 // 0: a follower sends one unasked when it starts following an epoch (a
 // restarted node, say), having forgotten where its log agrees, and is

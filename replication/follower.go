@@ -83,7 +83,11 @@ func (r *replica) followerStep() bool {
 				// or the leader ignored its hello as an older generation's
 				// answer): without a match it would never take the high
 				// watermark. Ask for one with this generation, like a lost
-				// push does.
+				// push does, and drop the rest of the generation (its
+				// match push too, should it come after all): the leader
+				// rematches from the log this answer gives, which must
+				// not change meanwhile.
+				r.badPush.ok, r.badPush.epoch, r.badPush.gen = true, it.epoch, it.gen
 				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}

@@ -132,7 +132,10 @@
 // matched again even if the leader had matched it; probes carry
 // generations from 1. A follower that does not know where its log agrees
 // answers a high-watermark push with "mismatch" (its hello was lost),
-// which rematches it too. A follower with pushes in
+// which rematches it too, and drops the rest of that generation (the
+// rematch starts from the log it answered with). A leader sends no
+// high-watermark push to a follower before the first push of its match,
+// which carries the high watermark itself. A follower with pushes in
 // flight and no progress for four ticks is rematched from what it
 // acknowledged (lost pushes or acks).
 //

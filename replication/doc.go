@@ -121,14 +121,21 @@
 // empty, at S (log.ResetTo; Kafka's truncate-fully-and-start-at). A push
 // that does not continue the
 // follower's log (a lost push) is answered "mismatch" with the same
-// (E, L), and the leader rematches. Each match starts a new generation;
+// (E, L), and the leader rematches; so is a data push that reaches a
+// follower before the first push of its match (that one was lost): until
+// it, the follower does not know where its log agrees with the leader's,
+// and a push that continues its log by offset may continue records of an
+// older epoch the leader never had. Each match starts a new generation;
 // answers of older generations are ignored, except a hello of generation
 // 0: a follower sends one unasked when it starts following an epoch (a
 // restarted node, say), having forgotten where its log agrees, and is
 // matched again even if the leader had matched it; probes carry
 // generations from 1. A follower that does not know where its log agrees
 // answers a high-watermark push with "mismatch" (its hello was lost),
-// which rematches it too. A follower with pushes in
+// which rematches it too, and drops the rest of that generation (the
+// rematch starts from the log it answered with). A leader sends no
+// high-watermark push to a follower before the first push of its match,
+// which carries the high watermark itself. A follower with pushes in
 // flight and no progress for four ticks is rematched from what it
 // acknowledged (lost pushes or acks).
 //

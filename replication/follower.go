@@ -83,7 +83,11 @@ func (r *replica) followerStep() bool {
 				// or the leader ignored its hello as an older generation's
 				// answer): without a match it would never take the high
 				// watermark. Ask for one with this generation, like a lost
-				// push does.
+				// push does, and drop the rest of the generation (its
+				// match push too, should it come after all): the leader
+				// rematches from the log this answer gives, which must
+				// not change meanwhile.
+				r.badPush.ok, r.badPush.epoch, r.badPush.gen = true, it.epoch, it.gen
 				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}
@@ -153,6 +157,16 @@ func (r *replica) followerDone(it *inflight, err error) {
 // the index of the last push applied and the pending append.
 func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, error) {
 	it := &items[i]
+	if it.flags&pushTruncate == 0 && !r.agreementKnown(it.epoch) {
+		// The first push of this leader's match (it truncates what this
+		// log holds past where it agrees with the leader's, and confirms
+		// the agreement) was lost. A later push may still continue this
+		// log by offset, but over a tail the leader never had (records of
+		// an older epoch): taking it would keep them below the high
+		// watermark, and their epoch, now followed by the leader's, would
+		// hide them from every later match. Ask for a match instead.
+		return i, log.Pending{}, errMismatch
+	}
 	ctx := r.m.ctx
 	end := r.log.NextOffset()
 	if it.flags&pushReset != 0 && (end != it.prevEnd || r.log.LogStartOffset() != it.prevEnd) {

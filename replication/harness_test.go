@@ -140,6 +140,13 @@ func (c *tcluster) close() {
 // Under synctest the steps are the bubble's fake clock.
 func (c *tcluster) waitFor(what string, limit time.Duration, cond func() bool) {
 	c.t.Helper()
+	c.waitForOrDump(what, limit, cond, nil)
+}
+
+// waitForOrDump is waitFor that, if cond does not come to hold, also
+// calls dump (if not nil) to log what the test needs to tell why.
+func (c *tcluster) waitForOrDump(what string, limit time.Duration, cond func() bool, dump func()) {
+	c.t.Helper()
 	for waited := time.Duration(0); waited < limit; waited += 10 * time.Millisecond {
 		if cond() {
 			return
@@ -158,6 +165,9 @@ func (c *tcluster) waitFor(what string, limit time.Duration, cond func() bool) {
 				}
 				n.rep.mu.RUnlock()
 			}
+		}
+		if dump != nil {
+			dump()
 		}
 		c.t.Fatalf("%s: not within %v", what, limit)
 	}
@@ -235,7 +245,7 @@ func (c *tcluster) logBytes(id uint64, topic string, partition int32) (b []byte,
 func (c *tcluster) converged(topic string, partition int32) []log.Record {
 	c.t.Helper()
 	var ref []byte
-	c.waitFor("replicas converge", 60*time.Second, func() bool {
+	c.waitForOrDump("replicas converge", 60*time.Second, func() bool {
 		ref = nil
 		first := true
 		for _, id := range c.ids {
@@ -257,7 +267,7 @@ func (c *tcluster) converged(topic string, partition int32) []log.Record {
 			}
 		}
 		return true
-	})
+	}, func() { c.dumpReplicas(topic, partition) })
 	var recs []log.Record
 	for rest := ref; len(rest) > 0; {
 		b, next, err := log.SplitBatch(rest)
@@ -308,4 +318,95 @@ func (c *tcluster) deleteTopic(ctx context.Context, name string, id uint64) {
 		}
 		return true
 	})
+}
+
+// dumpReplicas logs, for every running node, its replica of the partition:
+// its state (role, epoch, agreement, log start/end, high watermark as the
+// log and as PartitionState give it, leader-epoch cache) and every batch
+// of its log (base offset, record count, leader epoch, producer id, epoch
+// and sequence, first value, checksum), each batch marked where its bytes
+// differ from the first node's batch at the same offset ("DIFF" with the
+// byte ranges that differ).
+func (c *tcluster) dumpReplicas(topic string, partition int32) {
+	c.t.Helper()
+	ref := map[int64]log.Batch{}
+	first := true
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		if n == nil {
+			continue
+		}
+		t, ok := n.meta.State().Topic(topic)
+		if !ok {
+			c.t.Logf("node %d: no topic %q", id, topic)
+			continue
+		}
+		r := n.rep.replica(pkey{t.ID, partition})
+		if r == nil {
+			c.t.Logf("node %d: no replica", id)
+			continue
+		}
+		r.mu.Lock()
+		role, epoch, leader, agreed, failed := r.mu.role, r.mu.epoch, r.mu.leader, r.mu.agreed, r.mu.failed
+		r.mu.Unlock()
+		hw, _, _ := n.rep.PartitionState(topic, partition)
+		c.t.Logf("node %d: role %d epoch %d leader %d agreed %d failed %v start %d end %d next %d hw %d (PartitionState %d) latest epoch %d epochs %v",
+			id, role, epoch, leader, agreed, failed, r.log.LogStartOffset(), r.log.LogEndOffset(), r.log.NextOffset(),
+			r.log.HighWatermark(), hw, r.log.LatestEpoch(), r.log.Epochs())
+		raw, err := r.log.ReadBatches(nil, r.log.LogStartOffset(), r.log.LogEndOffset(), 1<<30)
+		if err != nil {
+			c.t.Logf("node %d: read log: %v", id, err)
+			continue
+		}
+		for i, rest := 0, raw; len(rest) > 0; i++ {
+			b, next, err := log.SplitBatch(rest)
+			if err != nil {
+				c.t.Logf("node %d: split at byte %d: %v", id, len(raw)-len(rest), err)
+				break
+			}
+			rest = next
+			if i >= 400 {
+				c.t.Logf("node %d: ... (more batches)", id)
+				break
+			}
+			val := "?"
+			if recs, err := b.Records(nil); err != nil {
+				val = "records: " + err.Error()
+			} else if len(recs) > 0 {
+				val = string(recs[0].Value)
+			}
+			mark := ""
+			if first {
+				ref[b.BaseOffset()] = b
+			} else if o, ok := ref[b.BaseOffset()]; !ok {
+				mark = " DIFF (no batch there on the first node)"
+			} else if !bytes.Equal(o, b) {
+				mark = " DIFF " + diffRanges(o, b)
+			}
+			c.t.Logf("node %d: batch %d..%d n %d lepoch %d pid %d pepoch %d seq %d crc %08x len %d value %q%s",
+				id, b.BaseOffset(), b.LastOffset(), b.Count(), b.LeaderEpoch(), b.ProducerID(), b.ProducerEpoch(),
+				b.BaseSequence(), batchCRC(b), len(b), val, mark)
+		}
+		first = false
+	}
+}
+
+// diffRanges describes the byte ranges where a and b differ.
+func diffRanges(a, b []byte) string {
+	var out bytes.Buffer
+	if len(a) != len(b) {
+		fmt.Fprintf(&out, "len %d vs %d; ", len(a), len(b))
+	}
+	for i := 0; i < min(len(a), len(b)); i++ {
+		if a[i] == b[i] {
+			continue
+		}
+		j := i
+		for j < min(len(a), len(b)) && a[j] != b[j] {
+			j++
+		}
+		fmt.Fprintf(&out, "bytes [%d,%d) %x vs %x; ", i, j, a[i:j], b[i:j])
+		i = j
+	}
+	return out.String()
 }

@@ -43,6 +43,17 @@ type inflightPush struct {
 	bytes int
 }
 
+// hwPushable reports whether a high-watermark push may go to the
+// follower: it is matched and the first push of its match (pushTruncate,
+// which truncates it and confirms where its log agrees with ours) is
+// sent. Pushes to a follower arrive in order; one of a generation that
+// arrives before its match push finds the follower not knowing where its
+// log agrees, and the follower answers it "mismatch" with the log it had
+// then. The match push would still apply, and the rematch that answer
+// causes would order a truncation to the old log's agreement, below the
+// high watermark the match push gave it: the follower would fail.
+func (f *fstate) hwPushable() bool { return f.matched && !f.truncate }
+
 func (f *fstate) windowOpen() bool {
 	return len(f.inflight) < maxPushesInFlight && f.inBytes < maxBytesInFlight
 }
@@ -715,7 +726,11 @@ func (r *replica) advanceHWLocked(out *answers) {
 			cur = hw
 			now := r.m.mono()
 			for id, f := range r.mu.followers {
-				if f.matched {
+				// A follower whose match push is still to be sent learns
+				// the high watermark from it: a push of the generation
+				// before it would find the follower not knowing where its
+				// log agrees and make it ask for a match (see hwPushable).
+				if f.hwPushable() {
 					f.hwAt = now
 					r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
 						epoch: r.mu.epoch, gen: f.gen, flags: pushHWOnly, hw: hw})
@@ -786,6 +801,8 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 			f.inflight, f.inBytes = f.inflight[:0], 0
 			f.progressAt = now
 			r.kickLocked()
+		case !f.hwPushable():
+			// The worker sends the match push, high watermark included.
 		case f.st.logEnd >= durable:
 			// Nothing to send: an idle follower is caught up. Make sure it
 			// learned the high watermark (the push may have been lost).

@@ -34,9 +34,9 @@ var (
 	ErrNotLeader = errors.New("replog: not the partition leader")
 
 	// ErrNotEnoughReplicas: an AcksAll Append found the ISR smaller than
-	// the topic's MinInSyncReplicas for longer than the SessionTimeout
-	// (Append waits a shorter shortage out), or CreateTopic found fewer
-	// live nodes than the replication factor.
+	// the topic's MinInSyncReplicas for a SessionTimeout (Append waits a
+	// shorter shortage out), or CreateTopic found fewer live nodes than
+	// the replication factor.
 	ErrNotEnoughReplicas = errors.New("replog: not enough in-sync replicas")
 
 	// ErrOffsetOutOfRange: Read at an offset below the partition's log

@@ -151,20 +151,105 @@ func TestNotEnoughReplicas(t *testing.T) {
 			t.Fatalf("a short ISR for longer than the append's ctx: err = %v, want ctx's error too", err)
 		}
 		// A shortage that lasts gives the error once ReplicaLagTime has
-		// passed, within a longer ctx.
-		start := time.Now()
-		_, _, err = c.nodes[l].rep.Append(ctx, "t", 0, rec("z"), AcksAll)
+		// passed since the leader first answered it, within a longer ctx.
+		m := c.nodes[l].rep
+		_, _, err = m.Append(ctx, "t", 0, rec("z"), AcksAll)
 		if !errors.Is(err, ErrNotEnoughReplicas) || errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("AcksAll with the ISR short for good: err = %v, want ErrNotEnoughReplicas", err)
 		}
-		if waited := time.Since(start); waited < DefaultReplicaLagTime {
-			t.Fatalf("gave up after %v, before ReplicaLagTime (%v)", waited, DefaultReplicaLagTime)
+		tp, _ := m.cfg.Meta.State().Topic("t")
+		m.mu.RLock()
+		p := m.mu.producers[pkey{tp.ID, 0}]
+		m.mu.RUnlock()
+		p.mu.Lock()
+		waited := time.Duration(m.mono() - p.mu.shortAt)
+		p.mu.Unlock()
+		if waited < DefaultReplicaLagTime || waited > DefaultReplicaLagTime+time.Second {
+			t.Fatalf("gave up %v after the first short answer, want ReplicaLagTime (%v)", waited, DefaultReplicaLagTime)
 		}
 		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("y"), AcksLeader); err != nil {
 			t.Fatalf("AcksLeader with a short ISR: %v", err)
 		}
 		if !strings.Contains(err.Error(), "t/0") {
 			t.Errorf("error lacks the partition: %v", err)
+		}
+	})
+}
+
+// A batch written, then answered "not enough in-sync replicas" when the
+// ISR shrinks while it waits for the high watermark, is retried once the
+// ISR grows back and deduplicated: written once.
+func TestWrittenThenShortISRWrittenOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.ReplicaLagTime = 10 * time.Second })
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		appendN(t, ctx, c, l, "a", 3)
+		c.stop(f) // b is written on the leader and waits for f, until the ISR shrinks
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("b"), AcksAll)
+			errc <- err
+		}()
+		tp, _ := c.nodes[l].meta.State().Topic("t")
+		c.waitFor("the written append answered: not enough in-sync replicas", 60*time.Second, func() bool {
+			m := c.nodes[l].rep
+			m.mu.RLock()
+			p := m.mu.producers[pkey{tp.ID, 0}]
+			m.mu.RUnlock()
+			if p == nil {
+				return false
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.mu.calls) == 1 && p.mu.short
+		})
+		c.start(f)
+		if err := <-errc; err != nil {
+			t.Fatalf("append: %v", err)
+		}
+		checkValues(t, values(c), append(names("a", 3), "b"))
+	})
+}
+
+// With the ISR short for good, many concurrent AcksAll appends through one
+// node all fail within about ReplicaLagTime of the first answer: the wait
+// is the partition's, not each call's (calls beyond the window of
+// maxInFlight do not start a wait of their own once sent).
+func TestShortISRWaitIsShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		appendN(t, ctx, c, l, "a", 3)
+		c.stop(c.other(l))
+		c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
+			p, _ := c.nodes[l].meta.State().Partition("t", 0)
+			return len(p.ISR) == 2
+		})
+		const n = 4 * maxInFlight
+		start := time.Now()
+		done := make(chan time.Duration, n)
+		for i := range n {
+			go func() {
+				_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec(fmt.Sprint("z", i)), AcksAll)
+				if !errors.Is(err, ErrNotEnoughReplicas) || errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("append %d: err = %v, want ErrNotEnoughReplicas", i, err)
+				}
+				done <- time.Since(start)
+			}()
+		}
+		var worst time.Duration
+		for range n {
+			worst = max(worst, <-done)
+		}
+		if worst > DefaultReplicaLagTime+time.Second {
+			t.Fatalf("the last of %d appends failed after %v, want about ReplicaLagTime (%v)", n, worst, DefaultReplicaLagTime)
 		}
 	})
 }
@@ -203,7 +288,7 @@ func TestAppendRidesOutShortISR(t *testing.T) {
 			}
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			return len(p.mu.calls) == 1 && p.mu.calls[0].short
+			return len(p.mu.calls) == 1 && p.mu.short
 		})
 		c.start(f)
 		if err := <-errc; err != nil {

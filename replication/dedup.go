@@ -27,11 +27,15 @@ import (
 // caller leaves a gap for good. A batch is a duplicate only if the window
 // holds it. A producer sends a batch only while fewer than maxInFlight
 // batches submitted before it are unanswered (producer.pickLocked), so
-// while one batch is unanswered fewer than maxInFlight newer ones and
-// fewer than maxInFlight older ones are written: fewer than dedupWindow
-// after it. A retry is therefore always either in the window or newer than
-// some of it, never refused as too old, however the sends and answers on
-// the way are delayed or reordered.
+// while one batch is unanswered at most maxInFlight-1 newer ones and
+// maxInFlight-1 older ones are written after it: 126, fewer than
+// dedupWindow. A retry is therefore either in the window or newer than
+// some of it, never refused as too old nor written twice, however the
+// sends and answers on the way are delayed or reordered. One case escapes
+// the bound: a message of a call its caller gave up on, still on its way
+// when the producer finished the call and moved its window on, may reach
+// the leader after later batches; the producer sends nothing more for a
+// finished call, but cannot recall a message already sent.
 
 // dedupWindow is how many recent batches per producer a replica remembers.
 const dedupWindow = 128

@@ -18,10 +18,13 @@ var (
 	// (leader 0). Either way an Append may or may not have been written.
 	ErrNotLeader = errors.New("replication: not the partition leader")
 
-	// ErrNotEnoughReplicas is returned by Append with AcksAll while the
-	// partition's ISR is smaller than the topic's MinInSyncReplicas: before
-	// the batch is written if the leader knew it then, after it (the batch
-	// may then still become committed later) if the ISR shrank meanwhile.
+	// ErrNotEnoughReplicas is returned by Append with AcksAll when the
+	// partition's ISR has stayed smaller than the topic's MinInSyncReplicas
+	// for ReplicaLagTime since the leader first answered so (a shorter
+	// shortage is waited out), or wrapped with ctx's error when ctx ends
+	// during that wait. The batch may or may not have been written: the
+	// ISR may have shrunk after the leader wrote it, and it may still
+	// become committed later.
 	ErrNotEnoughReplicas = errors.New("replication: not enough in-sync replicas")
 
 	// ErrRecordTooLarge is returned by Append for a batch larger than

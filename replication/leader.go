@@ -371,10 +371,6 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 	isrOK := len(r.mu.part.ISR) >= r.mu.minISR
 	durable := r.log.LogEndOffset()
 	for i, q := range reqs {
-		if q.acks == AcksAll && !isrOK {
-			out.add(q, codeNotEnoughReplicas, 0, 0)
-			continue
-		}
 		if len(round) > 0 && size+len(q.batch) > maxRoundBytes {
 			r.mu.queue = append(reqs[i:len(reqs):len(reqs)], r.mu.queue...)
 			break
@@ -391,8 +387,13 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 			out.add(q, codeSequence, 0, 0)
 			continue
 		case dup:
+			// Checked before the ISR: a retry of a batch already
+			// committed (its answer was lost) is answered so whatever
+			// the ISR is now.
 			q.base, q.last = prev.baseOffset, prev.lastOffset
 			switch {
+			case q.acks == AcksAll && q.last >= r.log.HighWatermark() && !isrOK:
+				out.add(q, codeNotEnoughReplicas, 0, 0)
 			case q.acks == AcksAll && q.last >= r.log.HighWatermark():
 				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 			case q.acks == AcksLeader && q.last >= durable:
@@ -402,6 +403,9 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 			default:
 				out.ok(q)
 			}
+			continue
+		case q.acks == AcksAll && !isrOK:
+			out.add(q, codeNotEnoughReplicas, 0, 0)
 			continue
 		}
 		q.base = r.mu.nextOffset

@@ -313,14 +313,23 @@ func (m *Manager) reportUnhealthy() {
 // ErrInvalidArgument, ErrRecordTooLarge, meta.ErrUnknownTopic and
 // meta.ErrUnknownPartition (the batch was not written: a topic
 // CreateTopic returned for is found on every node), ErrNotEnoughReplicas
-// (AcksAll: the ISR stayed below MinInSyncReplicas for ReplicaLagTime;
-// a ctx that ends while it is gives an error matching both),
+// (AcksAll: the ISR stayed below MinInSyncReplicas for ReplicaLagTime
+// since the leader first answered so; a ctx that ends during that wait
+// gives an error matching both),
 // wal.ErrStorageStalled (this node's storage stalled as leader, or the
 // leader's with no other eligible ISR member to take over), ErrNotLeader
 // (the topic was deleted while the batch was in flight), ErrClosed, ctx's
 // error. ErrInvalidArgument, ErrRecordTooLarge, meta.ErrUnknownTopic and
 // meta.ErrUnknownPartition say the batch was not written; after any other
 // error it may or may not have been.
+//
+// The appends of one node to one partition are sent in a window: a call
+// goes to the leader only while fewer than maxInFlight (64) calls
+// submitted before it are unanswered (see dedup.go for why). So a call
+// that waits long, such as an AcksAll append waiting out a short ISR,
+// holds the calls 64 places behind it, AcksLeader ones too, for as long;
+// and an AcksNone append beyond the window is dropped, as it is when the
+// leader cannot be reached.
 func (m *Manager) Append(ctx context.Context, topic string, partition int32, records []log.Record, acks Acks) (base, last int64, err error) {
 	if m.closed.Load() || m.draining.Load() {
 		return 0, 0, ErrClosed

@@ -32,8 +32,6 @@ type call struct {
 	target    uint64
 	abandoned bool
 	finished  bool
-	short     bool  // answered "not enough in-sync replicas" at least once
-	shortAt   int64 // mono: the first such answer
 
 	done       chan struct{}
 	base, last int64
@@ -53,9 +51,15 @@ type producer struct {
 		leader    uint64
 		epoch     int32
 		nextSeq   int32
-		submitted uint64  // calls submitted so far
-		calls     []*call // outstanding, in submission order
-		dead      error   // the topic is gone: fail everything
+		submitted uint64 // calls submitted so far
+		// short: the leader answered an AcksAll call that the ISR is
+		// below MinInSyncReplicas, first at mono time shortAt, and no
+		// AcksAll call succeeded nor did the metadata show the ISR back
+		// since: the shortage Append waits out for ReplicaLagTime.
+		short   bool
+		shortAt int64
+		calls   []*call // outstanding, in submission order
+		dead    error   // the topic is gone: fail everything
 	}
 }
 
@@ -117,6 +121,13 @@ func (p *producer) send(calls []*call) {
 	m := p.m
 	for _, c := range calls {
 		p.mu.Lock()
+		if c.finished {
+			// Given up (or answered) since it was picked, while this
+			// goroutine waited to run: a batch sent now would reach the
+			// leader after calls the window let go since.
+			p.mu.Unlock()
+			continue
+		}
 		target, attempt, epoch := c.target, c.attempt, p.mu.epoch
 		p.mu.Unlock()
 		req := &appendReq{batch: c.batch, pid: int64(m.cfg.ID), pepoch: m.producerEpoch(), firstSeq: c.firstSeq,
@@ -170,12 +181,20 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 		// a shortage that lasts longer is the caller's to know. The
 		// batch was not written, or was and waits for the high
 		// watermark: either way a retry writes it at most once.
-		if !c.short {
-			c.short, c.shortAt = true, now
+		// The clock is the producer's, not the call's: calls that wait
+		// behind this one (the window) do not start a wait of their own
+		// once sent.
+		if !p.mu.short {
+			p.mu.short, p.mu.shortAt = true, now
 		}
-		if now-c.shortAt < int64(p.m.cfg.ReplicaLagTime) {
+		if now-p.mu.shortAt < int64(p.m.cfg.ReplicaLagTime) {
 			c.notBefore = now + p.m.retryDelay()
 			break
+		}
+		p.finishLocked(c, code, base, last)
+	case codeOK:
+		if c.acks == AcksAll {
+			p.mu.short = false
 		}
 		p.finishLocked(c, code, base, last)
 	case codeStorageStalled:
@@ -262,30 +281,28 @@ func codeError2(code byte, topic string, partition int32) error {
 
 // abandon is called when c's caller gave up: an unsent call is dropped
 // (its sequence stays a gap, which leaders accept); a sent one is left to
-// its answer. It reports whether the leader had answered that the ISR was
-// too small.
+// its answer. It reports whether the producer waits out a shortage of
+// in-sync replicas (see complete).
 func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.finished {
-		return c.short
+	if !c.finished {
+		c.abandoned = true
+		if !c.sent {
+			p.finishLocked(c, codeRetry, -1, -1)
+		}
 	}
-	c.abandoned = true
-	if !c.sent {
-		p.finishLocked(c, codeRetry, -1, -1)
-	}
-	return c.short
+	return p.mu.short
 }
 
 // isrChanged is told that the partition's ISR has at least MinInSyncReplicas
-// members again: calls waiting after a "not enough in-sync replicas"
-// answer are sent at once.
+// members: a shortage is over, and calls waiting for a retry delay are
+// sent at once (as a leader change sends them).
 func (p *producer) isrChanged() {
 	p.mu.Lock()
+	p.mu.short = false
 	for _, c := range p.mu.calls {
-		if c.short && !c.sent {
-			c.notBefore = 0
-		}
+		c.notBefore = 0
 	}
 	send := p.pickLocked(p.m.mono(), nil)
 	p.mu.Unlock()

@@ -272,6 +272,22 @@ func (l *Log) NextOffset() int64 {
 	return l.mu.assigned
 }
 
+// TailStart returns an offset to read from to the log end to read about
+// the last n bytes of the log: the base offset of the last indexed batch
+// that starts at least n bytes before the end (so the read covers n bytes
+// or more, and at most an index interval and a batch beyond), or
+// LogStartOffset if the log holds n bytes or less.
+func (l *Log) TailStart(n int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ackLocked()
+	e, ok := l.mu.index.lastBefore(int64(l.mu.leoPos) - n + 1)
+	if !ok || e.Offset < l.mu.start {
+		return l.mu.start
+	}
+	return e.Offset
+}
+
 // WALStats returns the counters of the log's wal: syncs, writes, bytes.
 func (l *Log) WALStats() wal.Stats { return l.wal.Stats() }
 

@@ -338,3 +338,32 @@ func TestAppendAllocatesNothingOfItsOwn(t *testing.T) {
 		t.Fatalf("AppendLeader: %v allocations per batch, the wal's Append alone %v", logAllocs, walAllocs)
 	}
 }
+
+// TailStart gives an offset whose read to the end covers at least the
+// asked bytes and not much more, and the log start when the log is
+// smaller.
+func TestTailStart(t *testing.T) {
+	l := mustOpen(t, testOptions(wal.NewMemFS(), newClock()))
+	closeLog(t, l)
+	if got := l.TailStart(1 << 20); got != 0 {
+		t.Fatalf("empty log: TailStart = %d, want 0", got)
+	}
+	val := string(bytes.Repeat([]byte("v"), 1000))
+	for range 300 {
+		appendLeader(t, l, 1, val, val, val, val) // about 4 KiB per batch
+	}
+	end := l.LogEndOffset()
+	for _, n := range []int64{1, 10 << 10, 100 << 10, 600 << 10} {
+		from := l.TailStart(n)
+		b, err := l.ReadBatches(nil, from, end, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) < n || int64(len(b)) > n+2*DefaultIndexInterval+8<<10 {
+			t.Errorf("TailStart(%d) = %d: reading to the end reads %d bytes", n, from, len(b))
+		}
+	}
+	if got := l.TailStart(10 << 20); got != l.LogStartOffset() {
+		t.Errorf("TailStart beyond the log's size = %d, want the log start %d", got, l.LogStartOffset())
+	}
+}

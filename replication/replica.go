@@ -307,31 +307,31 @@ func (m *Manager) quarantine(dir string) (string, error) {
 	return q, m.cfg.FS.SyncDir(dir)
 }
 
-// rebuildRecords is how far back from its end a reopened log is read to
-// rebuild producer state: enough for every batch a producer may still
-// retry (maxAppendsInFlight per producer).
-const (
-	rebuildRecords = 1 << 16
-	rebuildBytes   = 4 << 20
-)
+// rebuildBytes is how much of its tail a reopened log reads to rebuild the
+// producer table. What a producer may still retry is its last 2 ×
+// maxInFlight - 1 batches (see dedup.go): 4 MiB holds them for three
+// producers with batches up to 10 KiB. A producer whose retry comes after
+// more than that of the log was written behind its batch, across a
+// restart of the leader, is not deduplicated (Kafka persists a snapshot
+// of the table for this; replog does not yet).
+const rebuildBytes = 4 << 20
 
-// readProducers reads the tail of the log into producers, so that a
-// replica that restarts and becomes leader still deduplicates retries of
-// batches it holds. A read that fails stops it, and its error is returned
-// (a damaged log's is wal.ErrCorrupt).
+// readProducers reads the last rebuildBytes of the log into producers, so
+// that a replica that restarts and becomes leader still deduplicates
+// retries of batches it holds. A read that fails stops it, and its error
+// is returned (a damaged log's is wal.ErrCorrupt).
 func readProducers(l *log.Log, producers map[int64]*producerState) error {
-	from := max(l.LogStartOffset(), l.LogEndOffset()-rebuildRecords)
+	from := l.TailStart(rebuildBytes)
 	end := l.LogEndOffset()
-	read := 0
-	for from < end && read < rebuildBytes {
-		b, err := l.ReadBatches(nil, from, end, 1<<20)
+	buf := make([]byte, 0, 1<<20)
+	for from < end {
+		b, err := l.ReadBatches(buf[:0], from, end, cap(buf))
 		if err != nil {
 			return err
 		}
 		if len(b) == 0 {
 			break
 		}
-		read += len(b)
 		next := recordProducers(producers, b)
 		if next <= from {
 			break

@@ -66,7 +66,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 		return res, measureIdle(ctx, o.Duration, res)
 	}
 	l := newLoad(lc, o, acks, progress)
-	if err := l.run(ctx, progress, res); err != nil {
+	if err := l.run(ctx, res); err != nil {
 		return nil, err
 	}
 	res.PeakRSSMB = peakRSSMB()
@@ -78,7 +78,10 @@ type load struct {
 	lc   *replog.LocalCluster
 	o    options
 	acks replog.Acks
-	log  io.Writer // progress and the first failed appends' errors
+	// log receives the progress and the first failed appends' errors,
+	// from several goroutines: under logMu.
+	log   io.Writer
+	logMu sync.Mutex
 
 	reserved, acked, failed atomic.Int64
 	parts                   []partStats
@@ -105,7 +108,7 @@ func newLoad(lc *replog.LocalCluster, o options, acks replog.Acks, log io.Writer
 
 // run starts the producers, the progress printer and the failover, and
 // waits for the end of the run.
-func (l *load) run(ctx context.Context, progress io.Writer, res *result) error {
+func (l *load) run(ctx context.Context, res *result) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if l.o.Count <= 0 {
@@ -125,7 +128,7 @@ func (l *load) run(ctx context.Context, progress io.Writer, res *result) error {
 	if l.o.Failover != "" {
 		side.Go(func() { affected, failErr = l.failover(ctx) })
 	}
-	side.Go(func() { l.printProgress(ctx, progress) })
+	side.Go(func() { l.printProgress(ctx) })
 	wg.Wait()
 	end := time.Now()
 	if at := l.doneAt.Load(); at != 0 {
@@ -216,7 +219,7 @@ func (l *load) produce(ctx context.Context, stop context.CancelFunc, i int) []ti
 		if err != nil {
 			if ctx.Err() == nil {
 				if l.failed.Add(1) <= maxErrorsShown {
-					fmt.Fprintf(l.log, "append to partition %d failed: %v\n", p, err)
+					l.logf("append to partition %d failed: %v\n", p, err)
 				}
 				target = l.route(ctx, p, i)
 			}
@@ -304,8 +307,15 @@ func (l *load) failover(ctx context.Context) ([]int32, error) {
 	return led, nil
 }
 
+// logf writes to the progress writer.
+func (l *load) logf(format string, args ...any) {
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	fmt.Fprintf(l.log, format, args...)
+}
+
 // printProgress prints the records acknowledged so far once a second.
-func (l *load) printProgress(ctx context.Context, w io.Writer) {
+func (l *load) printProgress(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var last int64
@@ -315,7 +325,7 @@ func (l *load) printProgress(ctx context.Context, w io.Writer) {
 			return
 		case <-t.C:
 			n := l.acked.Load()
-			fmt.Fprintf(w, "%5.1fs  %10d records  %9d records/s  %d failed appends\n",
+			l.logf("%5.1fs  %10d records  %9d records/s  %d failed appends\n",
 				time.Since(l.start).Seconds(), n, n-last, l.failed.Load())
 			last = n
 		}

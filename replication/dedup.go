@@ -31,11 +31,15 @@ import (
 // maxInFlight-1 older ones are written after it: 126, fewer than
 // dedupWindow. A retry is therefore either in the window or newer than
 // some of it, never refused as too old nor written twice, however the
-// sends and answers on the way are delayed or reordered. One case escapes
-// the bound: a message of a call its caller gave up on, still on its way
-// when the producer finished the call and moved its window on, may reach
-// the leader after later batches; the producer sends nothing more for a
-// finished call, but cannot recall a message already sent.
+// sends and answers on the way are delayed or reordered. A message of a
+// call its caller gave up on may still be on its way when the producer
+// moves its window on (the producer sends nothing more for a finished
+// call, but cannot recall a message): to one leader, the transport
+// delivers it before the later calls' messages (messages between two
+// nodes arrive in order); and a leader takes no append sent for an older
+// leader epoch than its own (replica.enqueue), so one delayed at an old
+// leader that leads again cannot be written after batches that went to
+// the leaders in between.
 
 // dedupWindow is how many recent batches per producer a replica remembers.
 const dedupWindow = 128

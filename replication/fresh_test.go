@@ -243,3 +243,49 @@ func encodeTestBatch(t *testing.T, m *Manager) []byte {
 	}
 	return b
 }
+
+// A leader answers an append sent for an older leader epoch "not the
+// leader", naming itself and its epoch, instead of taking it: its producer
+// resends it at once as this epoch's, and it is written once. (A message
+// delayed at an old leader that leads again must not be written behind
+// batches sent to the leaders in between: see dedup.go.)
+func TestLeaderRefusesAppendOfOlderEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		top := c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		old := c.leader("t", 0)
+		appendN(t, ctx, c, old, "a", 2)
+		c.stop(old)
+		c.waitFor("a new leader", 30*time.Second, func() bool {
+			l := c.leader("t", 0)
+			return l != 0 && l != old
+		})
+		l := c.leader("t", 0)
+		m := c.nodes[l].rep
+		part, _ := c.nodes[l].meta.State().Partition("t", 0)
+		if part.LeaderEpoch < 1 {
+			t.Fatalf("leader epoch %d after a leader change", part.LeaderEpoch)
+		}
+		// A producer of its own on the new leader, with the epoch before.
+		p := &producer{m: m, key: pkey{top.ID, 0}, topic: "t"}
+		p.mu.leader, p.mu.epoch = l, part.LeaderEpoch-1
+		k := &call{p: p, batch: encodeTestBatch(t, m), count: 1, acks: AcksAll, reqID: m.reqSeq.Add(1), done: make(chan struct{})}
+		if err := p.submit(k); err != nil {
+			t.Fatal(err)
+		}
+		<-k.done
+		if k.err != nil {
+			t.Fatalf("append sent for the older epoch: %v", k.err)
+		}
+		p.mu.Lock()
+		attempts, epoch := k.attempt, p.mu.epoch
+		p.mu.Unlock()
+		if attempts != 2 || epoch != part.LeaderEpoch {
+			t.Fatalf("%d attempts, producer at epoch %d: want the first refused and the second, at epoch %d, taken",
+				attempts, epoch, part.LeaderEpoch)
+		}
+		checkValues(t, values(c), append(names("a", 2), "x"))
+	})
+}

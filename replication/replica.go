@@ -575,6 +575,14 @@ func (r *replica) enqueue(q *appendReq) {
 		r.mu.parked = append(r.mu.parked, q)
 	case r.mu.role != roleLeader || r.mu.superseded:
 		out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
+	case q.epoch < r.mu.epoch:
+		// Sent for an older epoch: by a producer whose metadata lags (it
+		// resends at once, as this epoch's), or a message of an earlier
+		// attempt that reached an old leader, leader again now, after
+		// later calls went to the leaders between: taken, it could write
+		// the batch of a call given up on since, behind batches past the
+		// dedup window (see dedup.go).
+		out.add(q, codeNotLeader, r.m.cfg.ID, r.mu.epoch)
 	default:
 		q.queuedAt = r.m.mono()
 		r.mu.queue = append(r.mu.queue, q)

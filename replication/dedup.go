@@ -39,7 +39,9 @@ import (
 // nodes arrive in order); and a leader takes no append sent for an older
 // leader epoch than its own (replica.enqueue), so one delayed at an old
 // leader that leads again cannot be written after batches that went to
-// the leaders in between.
+// the leaders in between. What remains is a send that had passed the
+// finished check (producer.send) when its goroutine was descheduled, for
+// as long as it takes more than a window of later calls to be answered.
 
 // dedupWindow is how many recent batches per producer a replica remembers.
 const dedupWindow = 128

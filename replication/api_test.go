@@ -157,10 +157,7 @@ func TestNotEnoughReplicas(t *testing.T) {
 		if !errors.Is(err, ErrNotEnoughReplicas) || errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("AcksAll with the ISR short for good: err = %v, want ErrNotEnoughReplicas", err)
 		}
-		tp, _ := m.cfg.Meta.State().Topic("t")
-		m.mu.RLock()
-		p := m.mu.producers[pkey{tp.ID, 0}]
-		m.mu.RUnlock()
+		p := producerOf(c, l)
 		p.mu.Lock()
 		waited := time.Duration(m.mono() - p.mu.shortAt)
 		p.mu.Unlock()
@@ -173,45 +170,6 @@ func TestNotEnoughReplicas(t *testing.T) {
 		if !strings.Contains(err.Error(), "t/0") {
 			t.Errorf("error lacks the partition: %v", err)
 		}
-	})
-}
-
-// A batch written, then answered "not enough in-sync replicas" when the
-// ISR shrinks while it waits for the high watermark, is retried once the
-// ISR grows back and deduplicated: written once.
-func TestWrittenThenShortISRWrittenOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.ReplicaLagTime = 10 * time.Second })
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
-		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
-		appendN(t, ctx, c, l, "a", 3)
-		c.stop(f) // b is written on the leader and waits for f, until the ISR shrinks
-		errc := make(chan error, 1)
-		go func() {
-			_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("b"), AcksAll)
-			errc <- err
-		}()
-		tp, _ := c.nodes[l].meta.State().Topic("t")
-		c.waitFor("the written append answered: not enough in-sync replicas", 60*time.Second, func() bool {
-			m := c.nodes[l].rep
-			m.mu.RLock()
-			p := m.mu.producers[pkey{tp.ID, 0}]
-			m.mu.RUnlock()
-			if p == nil {
-				return false
-			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return len(p.mu.calls) == 1 && p.mu.short
-		})
-		c.start(f)
-		if err := <-errc; err != nil {
-			t.Fatalf("append: %v", err)
-		}
-		checkValues(t, values(c), append(names("a", 3), "b"))
 	})
 }
 
@@ -257,32 +215,39 @@ func TestShortISRWaitIsShared(t *testing.T) {
 // An AcksAll append that finds the ISR short for a moment (a follower
 // restarting, catching up and rejoining) waits it out within its ctx and
 // succeeds, once: after a leader change, followers that must catch up
-// leave such a moment, and Append rides out transient states.
+// leave such a moment, and Append rides out transient states. Two cases:
+// the ISR shrank before the append reached the leader (refused before it
+// was written), or while it waited for the high watermark (written, then
+// answered "not enough": its retry is deduplicated).
 func TestAppendRidesOutShortISR(t *testing.T) {
+	for _, written := range []bool{false, true} {
+		t.Run(fmt.Sprintf("written=%v", written), func(t *testing.T) { testAppendRidesOutShortISR(t, written) })
+	}
+}
+
+func testAppendRidesOutShortISR(t *testing.T, written bool) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.ReplicaLagTime = 10 * time.Second })
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
 		l := c.leader("t", 0)
 		f := c.other(l)
 		appendN(t, ctx, c, l, "a", 3)
 		c.stop(f)
-		c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
-			p, _ := c.nodes[l].meta.State().Partition("t", 0)
-			return len(p.ISR) == 2
-		})
+		if !written {
+			c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
+				p, _ := c.nodes[l].meta.State().Partition("t", 0)
+				return len(p.ISR) == 2
+			})
+		}
 		errc := make(chan error, 1)
 		go func() {
 			_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("b"), AcksAll)
 			errc <- err
 		}()
-		tp, _ := c.nodes[l].meta.State().Topic("t")
-		c.waitFor("the append answered: not enough in-sync replicas", 30*time.Second, func() bool {
-			m := c.nodes[l].rep
-			m.mu.RLock()
-			p := m.mu.producers[pkey{tp.ID, 0}]
-			m.mu.RUnlock()
+		c.waitFor("the append answered: not enough in-sync replicas", 60*time.Second, func() bool {
+			p := producerOf(c, l)
 			if p == nil {
 				return false
 			}
@@ -296,6 +261,18 @@ func TestAppendRidesOutShortISR(t *testing.T) {
 		}
 		checkValues(t, values(c), append(names("a", 3), "b"))
 	})
+}
+
+// producerOf is node id's producer of t/0, nil if it has none.
+func producerOf(c *tcluster, id uint64) *producer {
+	m := c.nodes[id].rep
+	tp, ok := m.cfg.Meta.State().Topic("t")
+	if !ok {
+		return nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mu.producers[pkey{tp.ID, 0}]
 }
 
 // A node holding no replica of a partition forwards its appends and reads

@@ -60,16 +60,9 @@ func TestFollowerWithEpochUnknownToLeaderTruncates(t *testing.T) {
 			// Nobody is shrunk out of the ISR while the scenario runs.
 			cfg.ReplicaLagTime = time.Minute
 		})
-		l, _ := c.topicT()
-		part, _ := c.nodes[l].meta.State().Partition("t", 0)
-		if part.Replicas[0] != l {
-			t.Fatalf("leader %d is not the preferred replica %v", l, part.Replicas)
-		}
-		q, r := part.Replicas[1], part.Replicas[2]
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		appendN(t, ctx, c, l, "a", 3)
-		checkValues(t, values(c), names("a", 3))
+		l, q, r, part := preferredLeaderStart(t, ctx, c)
 
 		// x reaches L's log only.
 		senders[l].set(q, r)

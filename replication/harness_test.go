@@ -410,3 +410,21 @@ func diffRanges(a, b []byte) string {
 	}
 	return out.String()
 }
+
+// preferredLeaderStart creates topic t (one partition, RF 3, minimum ISR
+// 2), checks that its leader is the partition's preferred replica (the
+// scenarios that use it have that node lead again), appends a/0..a/2 and
+// waits until every replica holds them. It returns the leader L, the
+// other replicas Q and R in replica order, and the partition record.
+func preferredLeaderStart(t *testing.T, ctx context.Context, c *tcluster) (l, q, r uint64, part *meta.Partition) {
+	t.Helper()
+	l, _ = c.topicT()
+	part, _ = c.nodes[l].meta.State().Partition("t", 0)
+	if part.Replicas[0] != l {
+		t.Fatalf("leader %d is not the preferred replica %v", l, part.Replicas)
+	}
+	q, r = part.Replicas[1], part.Replicas[2]
+	appendN(t, ctx, c, l, "a", 3)
+	checkValues(t, values(c), names("a", 3))
+	return l, q, r, part
+}

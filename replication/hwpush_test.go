@@ -7,8 +7,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/replog/replog/meta"
 )
 
 // pushRecorder is a replication Sender that records the pushes it sends
@@ -74,16 +72,9 @@ func TestLeaderPushesNoHighWatermarkBeforeMatch(t *testing.T) {
 			// Nobody is shrunk out of the ISR while the scenario runs.
 			cfg.ReplicaLagTime = time.Minute
 		})
-		l, _ := c.topicT()
-		part, _ := c.nodes[l].meta.State().Partition("t", 0)
-		if part.Replicas[0] != l {
-			t.Fatalf("leader %d is not the preferred replica %v", l, part.Replicas)
-		}
-		q, r := part.Replicas[1], part.Replicas[2]
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		appendN(t, ctx, c, l, "a", 3)
-		checkValues(t, values(c), names("a", 3))
+		l, q, r, part := preferredLeaderStart(t, ctx, c)
 
 		// c reaches Q and R, their acknowledgements do not reach L.
 		cuts[q].set(l)
@@ -165,17 +156,9 @@ func TestFollowerDropsGenerationAfterHighWatermarkMismatch(t *testing.T) {
 			cfg.Replication = cut
 			cfg.ReplicaLagTime = time.Minute
 		})
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})
-		l := c.leader("t", 0)
-		part, _ := c.nodes[l].meta.State().Partition("t", 0)
-		if part.Replicas[0] != l {
-			t.Fatalf("leader %d is not the preferred replica %v", l, part.Replicas)
-		}
-		q, r := part.Replicas[1], part.Replicas[2]
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		appendN(t, ctx, c, l, "a", 3)
-		checkValues(t, values(c), names("a", 3))
+		l, q, r, part := preferredLeaderStart(t, ctx, c)
 
 		// x reaches L's log only; Q leads E+1 and writes b and c.
 		cuts[l].set(q, r)

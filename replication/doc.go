@@ -149,7 +149,11 @@
 // may apply the addition and elect the follower (a preferred replica gets
 // its leadership back at once) before the leader learns of it. A request
 // refused for good drops it; one whose outcome stays unknown counts it
-// for twice the request's timeout at most.
+// for twice the request's timeout at most. It asks to add back only nodes
+// the metadata shows eligible (not fenced, draining or unhealthy): the
+// controller refuses a request that adds one that is not, whole, and a
+// fenced old leader may well follow, caught up, until it registers again
+// (Kafka's KIP-841).
 //
 // # Forwarding and idempotence
 //
@@ -159,22 +163,29 @@
 // bits) as producer epoch and a per-partition sequence. The producer sends
 // it to the leader the local metadata names: the local replica, or the
 // leader node over mux.TagForward, coalesced with other forwarded appends
-// to that node into one message per burst, up to 64 batches per partition
-// in flight. A leader change (metadata event), a "not leader"/"retry"
-// answer (with the answering node's newer leader, if it knows one) or an
-// answer overdue for four ticks (doubling, at most twice ReplicaLagTime)
-// sends it again, with a new attempt number; answers to older attempts are
-// ignored. A leader asked for an epoch it has not learned yet parks the
-// batch until it does.
+// to that node into one message per burst. A batch is sent only while
+// fewer than 64 batches submitted before it to that partition on that
+// node are unanswered (a window by submission order, see dedup.go). A
+// leader change (metadata event), a "not leader"/"retry" answer (with the
+// answering node's newer leader, if it knows one) or an answer overdue for
+// four ticks (doubling, at most twice ReplicaLagTime) sends it again, with
+// a new attempt number; answers to older attempts are ignored. A leader
+// asked for an epoch it has not learned yet parks the batch until it does;
+// one asked for an older epoch than its own answers "not leader" with its
+// epoch, and the batch is sent again at once. An AcksAll batch answered
+// "not enough in-sync replicas" is sent again until the shortage has
+// lasted ReplicaLagTime (one clock per partition producer, cleared by an
+// AcksAll success or by metadata showing the ISR back), as after a leader
+// change, when followers catch up and rejoin.
 //
 // Every replica, leader or follower, remembers the last 128 batches of
 // each producer from the batch headers it appends, and a reopened replica
-// rebuilds that memory from the tail of its log (up to 64 Ki records,
-// 4 MiB). A leader answers a batch it already holds (same sequences and
+// rebuilds that memory from the last 4 MiB of its log. A leader answers a batch it already holds (same sequences and
 // same checksum: every attempt sends the same bytes) with its first
 // offsets instead of writing it again, so a retry after a lost answer or a
 // leader change is never written twice; other data under a sequence it
-// holds is refused, never answered with the held batch's offsets. A retry
+// holds is refused, never answered with the held batch's offsets; a batch
+// already committed is answered so even while the ISR is short. A retry
 // older than everything remembered is refused rather than risked. Gaps in
 // the sequence are accepted (concurrent Appends are not ordered with each
 // other).

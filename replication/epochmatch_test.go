@@ -52,14 +52,8 @@ func (d *dropSender) set(cut ...uint64) {
 // that two of three replicas did not hold.
 func TestFollowerWithEpochUnknownToLeaderTruncates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		senders := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			senders[id] = d
-			cfg.Replication = d
-			// Nobody is shrunk out of the ISR while the scenario runs.
-			cfg.ReplicaLagTime = time.Minute
-		})
+		// Nobody is shrunk out of the ISR while the scenario runs.
+		c, senders := newCutCluster(t, time.Minute)
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
 		l, q, r, part := preferredLeaderStart(t, ctx, c)

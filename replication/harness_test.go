@@ -428,3 +428,19 @@ func preferredLeaderStart(t *testing.T, ctx context.Context, c *tcluster) (l, q,
 	checkValues(t, values(c), names("a", 3))
 	return l, q, r, part
 }
+
+// newCutCluster starts a 3-node cluster whose replication messages go
+// through a dropSender per node, to cut chosen links; lagTime, if not
+// zero, is every node's ReplicaLagTime.
+func newCutCluster(t *testing.T, lagTime time.Duration) (*tcluster, map[uint64]*dropSender) {
+	senders := map[uint64]*dropSender{}
+	c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+		d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
+		senders[id] = d
+		cfg.Replication = d
+		if lagTime != 0 {
+			cfg.ReplicaLagTime = lagTime
+		}
+	})
+	return c, senders
+}

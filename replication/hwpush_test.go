@@ -149,13 +149,7 @@ func TestLeaderPushesNoHighWatermarkBeforeMatch(t *testing.T) {
 // L holds x at 3 from epoch E; Q, leader of E+1, holds b and c from 3.
 func TestFollowerDropsGenerationAfterHighWatermarkMismatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cuts := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			cut := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			cuts[id] = cut
-			cfg.Replication = cut
-			cfg.ReplicaLagTime = time.Minute
-		})
+		c, cuts := newCutCluster(t, time.Minute)
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
 		l, q, r, part := preferredLeaderStart(t, ctx, c)

@@ -21,12 +21,7 @@ import (
 // replica rejoined and was elected lacking two acknowledged records.
 func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		senders := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			senders[id] = d
-			cfg.Replication = d
-		})
+		c, senders := newCutCluster(t, 0)
 		f, _ := c.topicT()
 		part, _ := c.nodes[f].meta.State().Partition("t", 0)
 		if part.Replicas[0] != f {

@@ -178,12 +178,11 @@ func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, e
 		// after a leader change, until the followers catch up and the
 		// leader adds them back. Ride that out within ctx for
 		// ReplicaLagTime (an ISR change resends at once, see isrChanged);
-		// a shortage that lasts longer is the caller's to know. The
-		// batch was not written, or was and waits for the high
+		// a shortage that lasts longer is the caller's to know. The clock
+		// is the producer's, not the call's, so that calls waiting behind
+		// this one in the window do not start a wait of their own once
+		// sent. The batch was not written, or was and waits for the high
 		// watermark: either way a retry writes it at most once.
-		// The clock is the producer's, not the call's: calls that wait
-		// behind this one (the window) do not start a wait of their own
-		// once sent.
 		if !p.mu.short {
 			p.mu.short, p.mu.shortAt = true, now
 		}

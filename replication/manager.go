@@ -278,29 +278,40 @@ func (m *Manager) reportUnhealthy() {
 		return
 	}
 	m.spawn(func() {
-		logged := false
-		for m.ctx.Err() == nil {
-			ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
-			err := m.cfg.Meta.SetUnhealthy(ctx, true)
-			cancel()
-			if err == nil || errors.Is(err, meta.ErrClosed) {
-				return
-			}
-			if !logged {
-				m.cfg.Logger.Warn("replication: cannot report storage failure yet; retrying", "err", err)
-				logged = true
-			}
-			// Some errors come at once (the node has not registered
-			// yet, at start): wait before the next attempt.
-			t := time.NewTimer(m.cfg.tickInterval())
-			select {
-			case <-m.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
+		m.retryMeta(5*time.Second, m.cfg.Logger.Warn, "replication: cannot report storage failure yet; retrying",
+			func(ctx context.Context) error { return m.cfg.Meta.SetUnhealthy(ctx, true) })
 	})
+}
+
+// retryMeta calls call, each time with a ctx bounded by timeout, until it
+// succeeds (true) or the Manager or the metadata node closes (false).
+// Between failed attempts it waits a tick, since some errors come at once
+// (the node has not registered yet, at start), and it logs the first
+// failure with msg.
+func (m *Manager) retryMeta(timeout time.Duration, logf func(msg string, args ...any), msg string, call func(context.Context) error) bool {
+	logged := false
+	for {
+		ctx, cancel := context.WithTimeout(m.ctx, timeout)
+		err := call(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if m.ctx.Err() != nil || errors.Is(err, meta.ErrClosed) {
+			return false
+		}
+		if !logged {
+			logf(msg, "err", err)
+			logged = true
+		}
+		t := time.NewTimer(m.cfg.tickInterval())
+		select {
+		case <-m.ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // Append appends records to a partition as one batch, through its leader,

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,30 +52,10 @@ func (m *Manager) sweepLoop() {
 	if !m.sweepCandidates() {
 		return
 	}
-	logged := false
-	for {
-		ctx, cancel := context.WithTimeout(m.ctx, sweepBarrierTimeout)
-		err := m.cfg.Meta.Barrier(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if m.ctx.Err() != nil || errors.Is(err, meta.ErrClosed) {
-			return
-		}
-		if !logged {
-			m.cfg.Logger.Info("replication: waiting for a metadata quorum before removing replicas of deleted topics", "err", err)
-			logged = true
-		}
-		t := time.NewTimer(m.cfg.tickInterval())
-		select {
-		case <-m.done:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	if m.retryMeta(sweepBarrierTimeout, m.cfg.Logger.Info,
+		"replication: waiting for a metadata quorum before removing replicas of deleted topics", m.cfg.Meta.Barrier) {
+		m.sweep()
 	}
-	m.sweep()
 }
 
 // sweepCandidates reports whether Config.Dir holds a replica directory

@@ -392,9 +392,11 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 			// the ISR is now.
 			q.base, q.last = prev.baseOffset, prev.lastOffset
 			switch {
-			case q.acks == AcksAll && q.last >= r.log.HighWatermark() && !isrOK:
-				out.add(q, codeNotEnoughReplicas, 0, 0)
 			case q.acks == AcksAll && q.last >= r.log.HighWatermark():
+				if !isrOK {
+					out.add(q, codeNotEnoughReplicas, 0, 0)
+					break
+				}
 				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 			case q.acks == AcksLeader && q.last >= durable:
 				// Written in the round now being synced by no one: the

@@ -81,8 +81,9 @@ type AppendResult struct {
 // Config.SessionTimeout since the leader first answered so: a shorter
 // shortage, as after a leader change until the followers rejoin, is
 // waited out within ctx; a ctx that ends meanwhile gives an error matching
-// both ctx's error and ErrNotEnoughReplicas), ErrStorageStalled, ErrNotLeader (the leader could
-// not be reached within ctx), ErrClosed, ctx's error. After
+// both ctx's error and ErrNotEnoughReplicas), ErrStorageStalled,
+// ErrNotLeader (the leader could not be reached within ctx), ErrClosed,
+// ctx's error. After
 // ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader or a ctx error the
 // batch may or may not have been written (the ISR may shrink after the
 // leader wrote it); so too after ErrUnknownTopic when the topic was

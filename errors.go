@@ -104,9 +104,8 @@ var translations = [...]struct{ from, to error }{
 // package's sentinels, keeping the cause wrapped: the result matches both
 // the sentinel and everything err matched. A context error comes back
 // wrapped as it is (with ErrNotEnoughReplicas if it matched that too); an
-// error that matches no sentinel comes back with op
-// in front. Messages read "replog: <sentinel>: <op>: <cause>". nil stays
-// nil.
+// error that matches no sentinel comes back with op in front. Messages
+// read "replog: <sentinel>: <op>: <cause>". nil stays nil.
 func translate(op string, err error) error {
 	if err == nil {
 		return nil

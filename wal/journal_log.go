@@ -53,10 +53,10 @@ func (l *Log) commitJournal() error {
 // covers the rest. That sync runs beside the writer, which goes on with
 // its rounds meanwhile (File.Sync may run concurrently with WriteAt and
 // Truncate): the Log's appends are acknowledged through the journal and
-// need not wait for a sync of megabytes. The sync holds a reference to the segment, so that a truncation or
-// retention removing it meanwhile does not close its file; a failed or
-// stalled sync fails the Log (guard). The writer waits for it when it
-// exits.
+// need not wait for a sync of megabytes. The sync holds a reference to
+// the segment, so that a truncation or retention removing it meanwhile
+// does not close its file; a failed or stalled sync fails the Log
+// (guard). The writer waits for it when it exits.
 func (l *Log) checkpointAsync(reply chan error) {
 	if err := l.Err(); err != nil {
 		reply <- err

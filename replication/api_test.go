@@ -132,12 +132,9 @@ func TestShutdownMovesLeadership(t *testing.T) {
 func TestNotEnoughReplicas(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		appendN(t, ctx, c, l, "a", 3)
-		c.stop(c.other(l))
+		l, _ := stopFollowerOfFullISR(t, ctx, c)
 		// The stopped follower leaves the ISR (fenced, or shrunk by the
 		// leader); AcksAll then fails, AcksLeader still works.
 		var err error
@@ -180,16 +177,10 @@ func TestNotEnoughReplicas(t *testing.T) {
 func TestShortISRWaitIsShared(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		appendN(t, ctx, c, l, "a", 3)
-		c.stop(c.other(l))
-		c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
-			p, _ := c.nodes[l].meta.State().Partition("t", 0)
-			return len(p.ISR) == 2
-		})
+		l, _ := stopFollowerOfFullISR(t, ctx, c)
+		c.waitStoppedOutOfISR(l)
 		const n = 4 * maxInFlight
 		start := time.Now()
 		done := make(chan time.Duration, n)
@@ -228,18 +219,11 @@ func TestAppendRidesOutShortISR(t *testing.T) {
 func testAppendRidesOutShortISR(t *testing.T, written bool) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, func(id uint64, cfg *Config) { cfg.ReplicaLagTime = 10 * time.Second })
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
-		appendN(t, ctx, c, l, "a", 3)
-		c.stop(f)
+		l, f := stopFollowerOfFullISR(t, ctx, c)
 		if !written {
-			c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
-				p, _ := c.nodes[l].meta.State().Partition("t", 0)
-				return len(p.ISR) == 2
-			})
+			c.waitStoppedOutOfISR(l)
 		}
 		errc := make(chan error, 1)
 		go func() {
@@ -260,6 +244,30 @@ func testAppendRidesOutShortISR(t *testing.T, written bool) {
 			t.Fatalf("AcksAll append while a follower rejoins: %v", err)
 		}
 		checkValues(t, values(c), append(names("a", 3), "b"))
+	})
+}
+
+// stopFollowerOfFullISR creates topic t (one partition, RF 3, minimum ISR
+// 3: every replica), appends a/0..a/2 through its leader and stops a
+// follower, so that AcksAll appends find the ISR short once it leaves. It
+// returns the leader and the stopped follower.
+func stopFollowerOfFullISR(t *testing.T, ctx context.Context, c *tcluster) (l, f uint64) {
+	t.Helper()
+	c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 3})
+	l = c.leader("t", 0)
+	f = c.other(l)
+	appendN(t, ctx, c, l, "a", 3)
+	c.stop(f)
+	return l, f
+}
+
+// waitStoppedOutOfISR waits until leader l's metadata shows t/0's ISR
+// without the follower stopFollowerOfFullISR stopped.
+func (c *tcluster) waitStoppedOutOfISR(l uint64) {
+	c.t.Helper()
+	c.waitFor("the stopped follower out of the ISR", 60*time.Second, func() bool {
+		p, _ := c.nodes[l].meta.State().Partition("t", 0)
+		return len(p.ISR) == 2
 	})
 }
 

@@ -14,6 +14,7 @@
 //	go run ./examples/bench -disk                        # no cluster: what this disk's synced writes allow
 //	go run ./examples/bench -json                        # one JSON line instead of text
 //	go run ./examples/bench -cpuprofile cpu.out          # with a CPU profile (go tool pprof cpu.out)
+//	go run ./examples/bench -trace trace.out             # with an execution trace (go tool trace trace.out)
 //
 // Progress goes to stderr once a second; the result to stdout.
 package main
@@ -27,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -56,6 +58,7 @@ type options struct {
 	SessionTimeout time.Duration
 	JSON           bool
 	CPUProfile     string
+	Trace          string
 }
 
 func main() {
@@ -81,7 +84,20 @@ func main() {
 	flag.DurationVar(&o.SessionTimeout, "session", 2*time.Second, "session timeout of the nodes")
 	flag.BoolVar(&o.JSON, "json", false, "print the result as one JSON line")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.StringVar(&o.Trace, "trace", "", "write an execution trace of the run to this file")
 	flag.Parse()
+	if o.Trace != "" {
+		f, err := os.Create(o.Trace)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer trace.Stop()
+	}
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
 		if err == nil {
@@ -100,6 +116,7 @@ func main() {
 	if err := runAndPrint(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(1)
 	}
 }

@@ -3,3 +3,6 @@ package replog
 // ControllerOf returns the metadata controller (the raft leader) as c knows
 // it, 0 if none: tests pick which node to crash with it.
 func ControllerOf(c *Cluster) NodeID { return c.meta.Controller() }
+
+// WithoutCrashed is LocalCluster.Stop's filter of the errors a Crash caused.
+var WithoutCrashed = withoutCrashed

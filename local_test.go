@@ -3,6 +3,8 @@ package replog_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"testing"
 	"testing/synctest"
 
@@ -90,5 +92,21 @@ func TestLocalClusterWithFS(t *testing.T) {
 func TestNewLocalClusterRejectsNoNodes(t *testing.T) {
 	if _, err := replog.NewLocalCluster(0); !errors.Is(err, replog.ErrInvalidArgument) {
 		t.Fatalf("NewLocalCluster(0) = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestStopDropsOnlyCrashedErrors: after a Crash, Stop does not report the
+// writes the crash cut off, and still reports any other failure of closing.
+func TestStopDropsOnlyCrashedErrors(t *testing.T) {
+	crashed := fmt.Errorf("close replication: %w", &fs.PathError{Op: "create", Path: "x", Err: wal.ErrCrashed})
+	other := errors.New("close transport: broken")
+	if err := replog.WithoutCrashed(crashed); err != nil {
+		t.Errorf("crashed only: %v, want nil", err)
+	}
+	if err := replog.WithoutCrashed(errors.Join(other, crashed)); !errors.Is(err, other) || errors.Is(err, wal.ErrCrashed) {
+		t.Errorf("crashed and other: %v, want only the other", err)
+	}
+	if err := replog.WithoutCrashed(nil); err != nil {
+		t.Errorf("nil: %v", err)
 	}
 }

@@ -84,8 +84,12 @@ func (c *tcluster) start(id uint64) *tnode {
 	if err != nil {
 		c.t.Fatalf("meta open %d: %v", id, err)
 	}
+	fsys := c.fs[id]
+	if m, ok := fsys.(*wal.MemFS); ok {
+		fsys = m.Incarnation()
+	}
 	cfg := Config{ID: id, Meta: mn, Replication: mx.Sender(mux.TagReplication), Forward: mx.Sender(mux.TagForward),
-		FS: c.fs[id], Dir: "/data", SyncTimeout: time.Second}
+		FS: fsys, Dir: "/data", SyncTimeout: time.Second}
 	if c.dir != "" {
 		cfg.Dir = fmt.Sprintf("%s/%d", c.dir, id)
 	}

@@ -40,7 +40,8 @@ var (
 	ErrInvalidOptions = errors.New("wal: invalid options")
 
 	// ErrCrashed is returned (inside a *fs.PathError) by the files a MemFS
-	// handed out before its Crash.
+	// handed out before its Crash, and by the incarnations of it (see
+	// MemFS.Incarnation) that a Crash ended.
 	ErrCrashed = errors.New("wal: memfs: file handle from before a crash")
 )
 

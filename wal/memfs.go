@@ -76,6 +76,60 @@ func (m *MemFS) lookupLocked(op, name string) (*memDir, string, error) {
 	return d, filepath.Base(name), nil
 }
 
+// anyEpoch is the epoch of an operation on the MemFS itself, which no
+// Crash ends.
+const anyEpoch = -1
+
+// lock takes m's lock for an operation of the incarnation that began at
+// epoch (see Incarnation), or fails it with ErrCrashed if a Crash has
+// ended that incarnation.
+func (m *MemFS) lock(op, name string, epoch int) error {
+	m.mu.Lock()
+	if epoch != anyEpoch && epoch != m.mu.epoch {
+		m.mu.Unlock()
+		return &fs.PathError{Op: op, Path: name, Err: ErrCrashed}
+	}
+	return nil
+}
+
+// Incarnation returns the MemFS as one run of a process sees it: an FS
+// (and FSSyncer) that works on m until m's next Crash, and fails every
+// operation with ErrCrashed after it. Give each start of a node its own
+// incarnation, so that what the crashed run's goroutines still do (roll a
+// segment, rename a file, sync a directory) cannot land in the state the
+// next run finds, as no process outlives a power failure.
+func (m *MemFS) Incarnation() FS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return memIncarnation{m: m, epoch: m.mu.epoch}
+}
+
+// memIncarnation is a MemFS until the Crash that ends epoch.
+type memIncarnation struct {
+	m     *MemFS
+	epoch int
+}
+
+var (
+	_ FS       = memIncarnation{}
+	_ FSSyncer = memIncarnation{}
+)
+
+func (v memIncarnation) Create(name string) (File, error) { return v.m.create(name, v.epoch) }
+func (v memIncarnation) Open(name string) (File, error)   { return v.m.open(name, false, v.epoch) }
+func (v memIncarnation) OpenReadWrite(name string) (File, error) {
+	return v.m.open(name, true, v.epoch)
+}
+func (v memIncarnation) Remove(name string) error { return v.m.remove(name, v.epoch) }
+func (v memIncarnation) Rename(oldname, newname string) error {
+	return v.m.rename(oldname, newname, v.epoch)
+}
+func (v memIncarnation) MkdirAll(dir string) error            { return v.m.mkdirAll(dir, v.epoch) }
+func (v memIncarnation) ReadDir(dir string) ([]string, error) { return v.m.readDir(dir, v.epoch) }
+func (v memIncarnation) SyncDir(dir string) error             { return v.m.syncDir(dir, v.epoch) }
+func (v memIncarnation) Stat(name string) (int64, error)      { return v.m.stat(name, v.epoch) }
+func (v memIncarnation) SyncFS(files []File) error            { return v.m.syncFS(files, v.epoch) }
+
 // CrashOptions shape a simulated crash.
 type CrashOptions struct {
 	// Torn, when set, lets part of each file's unsynced appended tail
@@ -89,7 +143,8 @@ type CrashOptions struct {
 
 // Crash simulates a power failure: every file reverts to its synced bytes
 // (plus, with opts.Torn, part of its unsynced tail), every directory to its
-// synced entries; open files fail with ErrCrashed from then on.
+// synced entries; open files and the incarnations taken before it fail
+// with ErrCrashed from then on.
 func (m *MemFS) Crash(opts CrashOptions) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -145,8 +200,12 @@ func (ino *memInode) crash(torn bool, rng *rand.Rand) {
 }
 
 // Create implements FS.
-func (m *MemFS) Create(name string) (File, error) {
-	m.mu.Lock()
+func (m *MemFS) Create(name string) (File, error) { return m.create(name, anyEpoch) }
+
+func (m *MemFS) create(name string, epoch int) (File, error) {
+	if err := m.lock("create", name, epoch); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	d, base, err := m.lookupLocked("create", name)
 	if err != nil {
@@ -163,8 +222,10 @@ func (m *MemFS) Create(name string) (File, error) {
 	return &memFile{fs: m, ino: ino, name: name, epoch: m.mu.epoch, write: true}, nil
 }
 
-func (m *MemFS) open(name string, write bool) (File, error) {
-	m.mu.Lock()
+func (m *MemFS) open(name string, write bool, epoch int) (File, error) {
+	if err := m.lock("open", name, epoch); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	d, base, err := m.lookupLocked("open", name)
 	if err != nil {
@@ -178,14 +239,18 @@ func (m *MemFS) open(name string, write bool) (File, error) {
 }
 
 // Open implements FS.
-func (m *MemFS) Open(name string) (File, error) { return m.open(name, false) }
+func (m *MemFS) Open(name string) (File, error) { return m.open(name, false, anyEpoch) }
 
 // OpenReadWrite implements FS.
-func (m *MemFS) OpenReadWrite(name string) (File, error) { return m.open(name, true) }
+func (m *MemFS) OpenReadWrite(name string) (File, error) { return m.open(name, true, anyEpoch) }
 
 // Remove implements FS.
-func (m *MemFS) Remove(name string) error {
-	m.mu.Lock()
+func (m *MemFS) Remove(name string) error { return m.remove(name, anyEpoch) }
+
+func (m *MemFS) remove(name string, epoch int) error {
+	if err := m.lock("remove", name, epoch); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	d, base, err := m.lookupLocked("remove", name)
 	if err != nil {
@@ -219,8 +284,12 @@ func (m *MemFS) subdirsLocked(dir string) []string {
 }
 
 // Rename implements FS.
-func (m *MemFS) Rename(oldname, newname string) error {
-	m.mu.Lock()
+func (m *MemFS) Rename(oldname, newname string) error { return m.rename(oldname, newname, anyEpoch) }
+
+func (m *MemFS) rename(oldname, newname string, epoch int) error {
+	if err := m.lock("rename", oldname, epoch); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	od, obase, err := m.lookupLocked("rename", oldname)
 	if err != nil {
@@ -240,16 +309,24 @@ func (m *MemFS) Rename(oldname, newname string) error {
 }
 
 // MkdirAll implements FS.
-func (m *MemFS) MkdirAll(dir string) error {
-	m.mu.Lock()
+func (m *MemFS) MkdirAll(dir string) error { return m.mkdirAll(dir, anyEpoch) }
+
+func (m *MemFS) mkdirAll(dir string, epoch int) error {
+	if err := m.lock("mkdir", dir, epoch); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	m.mkdirLocked(dir)
 	return nil
 }
 
 // ReadDir implements FS.
-func (m *MemFS) ReadDir(dir string) ([]string, error) {
-	m.mu.Lock()
+func (m *MemFS) ReadDir(dir string) ([]string, error) { return m.readDir(dir, anyEpoch) }
+
+func (m *MemFS) readDir(dir string, epoch int) ([]string, error) {
+	if err := m.lock("readdir", dir, epoch); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	d, ok := m.mu.dirs[filepath.Clean(dir)]
 	if !ok {
@@ -264,8 +341,12 @@ func (m *MemFS) ReadDir(dir string) ([]string, error) {
 }
 
 // SyncDir implements FS.
-func (m *MemFS) SyncDir(dir string) error {
-	m.mu.Lock()
+func (m *MemFS) SyncDir(dir string) error { return m.syncDir(dir, anyEpoch) }
+
+func (m *MemFS) syncDir(dir string, epoch int) error {
+	if err := m.lock("syncdir", dir, epoch); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	d, ok := m.mu.dirs[filepath.Clean(dir)]
 	if !ok {
@@ -279,8 +360,12 @@ func (m *MemFS) SyncDir(dir string) error {
 }
 
 // Stat implements FS.
-func (m *MemFS) Stat(name string) (int64, error) {
-	m.mu.Lock()
+func (m *MemFS) Stat(name string) (int64, error) { return m.stat(name, anyEpoch) }
+
+func (m *MemFS) stat(name string, epoch int) (int64, error) {
+	if err := m.lock("stat", name, epoch); err != nil {
+		return 0, err
+	}
 	defer m.mu.Unlock()
 	d, base, err := m.lookupLocked("stat", name)
 	if err != nil {
@@ -379,8 +464,12 @@ func (ino *memInode) sync() { ino.synced = append(ino.synced[:0], ino.data...) }
 // the MemFS becomes durable (not only that of files), directory entries do
 // not (SyncDir still does that). A handle from before a Crash, or from
 // another FS, fails it with nothing synced.
-func (m *MemFS) SyncFS(files []File) error {
-	m.mu.Lock()
+func (m *MemFS) SyncFS(files []File) error { return m.syncFS(files, anyEpoch) }
+
+func (m *MemFS) syncFS(files []File, epoch int) error {
+	if err := m.lock("syncfs", "", epoch); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	for _, file := range files {
 		f, ok := file.(*memFile)

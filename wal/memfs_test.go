@@ -107,3 +107,62 @@ func TestMemFSDirectories(t *testing.T) {
 		t.Fatalf("Stat of a missing file: %v", err)
 	}
 }
+
+// TestMemFSIncarnationEndsAtCrash: an incarnation works on the MemFS until
+// the next Crash, then fails every operation with ErrCrashed, so a crashed
+// run's late segment roll (create, sync, rename, sync the directory) does
+// not reach the state the next run finds; a new incarnation and the MemFS
+// itself go on.
+func TestMemFSIncarnationEndsAtCrash(t *testing.T) {
+	m := NewMemFS()
+	run1 := m.Incarnation()
+	if err := run1.MkdirAll("/d"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := run1.Create("/d/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run1.SyncDir("/d"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash(CrashOptions{})
+
+	ops := map[string]func() error{
+		"Create":        func() error { _, err := run1.Create("/d/b"); return err },
+		"Open":          func() error { _, err := run1.Open("/d/a"); return err },
+		"OpenReadWrite": func() error { _, err := run1.OpenReadWrite("/d/a"); return err },
+		"Remove":        func() error { return run1.Remove("/d/a") },
+		"Rename":        func() error { return run1.Rename("/d/a", "/d/c") },
+		"MkdirAll":      func() error { return run1.MkdirAll("/e") },
+		"ReadDir":       func() error { _, err := run1.ReadDir("/d"); return err },
+		"SyncDir":       func() error { return run1.SyncDir("/d") },
+		"Stat":          func() error { _, err := run1.Stat("/d/a"); return err },
+		"SyncFS":        func() error { return run1.(FSSyncer).SyncFS(nil) },
+	}
+	for name, op := range ops {
+		if err := op(); !errors.Is(err, ErrCrashed) {
+			t.Errorf("%s of the crashed incarnation = %v, want ErrCrashed", name, err)
+		}
+	}
+
+	run2 := m.Incarnation()
+	for _, fsys := range []FS{run2, m} {
+		names, err := fsys.ReadDir("/d")
+		if err != nil || !slices.Equal(names, []string{"a"}) {
+			t.Fatalf("after the crash: /d holds %v, %v; want [a]", names, err)
+		}
+		if size, err := fsys.Stat("/d/a"); err != nil || size != 1 {
+			t.Fatalf("after the crash: /d/a has %d bytes, %v", size, err)
+		}
+	}
+	if _, err := run2.Create("/d/b"); err != nil {
+		t.Fatalf("Create in a new incarnation: %v", err)
+	}
+}

@@ -86,38 +86,39 @@ func main() {
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.StringVar(&o.Trace, "trace", "", "write an execution trace of the run to this file")
 	flag.Parse()
-	if o.Trace != "" {
-		f, err := os.Create(o.Trace)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		defer trace.Stop()
-	}
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
-	}
+	stopTrace := record(o.Trace, trace.Start, trace.Stop)
+	stopProfile := record(o.CPUProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	defer stopTrace()
+	defer stopProfile()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 	if err := runAndPrint(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		pprof.StopCPUProfile()
-		trace.Stop()
+		stopProfile()
+		stopTrace()
 		os.Exit(1)
+	}
+}
+
+// record starts writing a profile or trace of the run to the file path
+// (nothing if path is empty) and returns what stops it and closes the
+// file. It exits on failure.
+func record(path string, start func(io.Writer) error, stop func()) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = start(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	return func() {
+		stop()
+		f.Close()
 	}
 }
 

@@ -9,11 +9,12 @@ import (
 // writes carries its producer's ID (the node's ID), epoch (the node's meta
 // incarnation) and the sequence numbers of its first and last record, in
 // the log's batch header. Every replica, leader or follower, remembers the
-// last dedupWindow batches of each producer per partition, from the batches
-// it appends (and, after a restart, from the tail of its log); a leader
-// answers a batch it already holds with the offsets it got the first time
-// instead of writing it again. This is Kafka's idempotent producer, reduced
-// to what replog's own retries need.
+// last dedupWindow batches of each producer per partition, from the
+// batches it appends (and, after a restart, from its producer snapshot
+// and the log after it, see prodsnap.go); a leader answers a batch it
+// already holds with the offsets it got the first time instead of writing
+// it again. This is Kafka's idempotent producer, reduced to what replog's
+// own retries need.
 //
 // A batch is the same batch only if its sequences and its checksum (which
 // covers its records, timestamps and producer fields, not the offsets the

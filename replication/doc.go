@@ -179,8 +179,11 @@
 // change, when followers catch up and rejoin.
 //
 // Every replica, leader or follower, remembers the last 128 batches of
-// each producer from the batch headers it appends, and a reopened replica
-// rebuilds that memory from the last 4 MiB of its log. A leader answers a batch it already holds (same sequences and
+// each producer from the batch headers it appends, and persists that
+// memory (a producer snapshot every MiB of batches and at a clean stop,
+// removed before a truncation); a reopened replica rebuilds it from its
+// snapshot and the log after it (without one, from the log's last 4 MiB).
+// A leader answers a batch it already holds (same sequences and
 // same checksum: every attempt sends the same bytes) with its first
 // offsets instead of writing it again, so a retry after a lost answer or a
 // leader change is never written twice; other data under a sequence it

@@ -175,6 +175,9 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 		r.mu.Lock()
 		r.drainLocked()
 		r.mu.Unlock()
+		if err := r.dropSnapshot(); err != nil {
+			return i, log.Pending{}, err
+		}
 		if err := r.log.ResetTo(ctx, it.prevEnd); err != nil {
 			return i, log.Pending{}, err
 		}
@@ -235,7 +238,9 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 		return i, log.Pending{}, err
 	}
 	r.mu.Lock()
-	r.recordProducersLocked(buf)
+	if end := r.recordProducersLocked(buf); end >= 0 {
+		r.producersRecordedLocked(len(buf), end)
+	}
 	r.mu.Unlock()
 	// The log agrees with the leader's up to the batches just queued; the
 	// high watermark taken after they are durable may reach their end.
@@ -254,6 +259,11 @@ func (r *replica) truncateLog(offset int64) error {
 	r.mu.Lock()
 	r.drainLocked()
 	r.mu.Unlock()
+	if offset < r.log.NextOffset() {
+		if err := r.dropSnapshot(); err != nil {
+			return err
+		}
+	}
 	truncate := r.log.TruncateTo
 	if r.m.cfg.Durability != wal.SyncAlways {
 		// The leader of this epoch may have lost unsynced records this

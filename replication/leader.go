@@ -414,6 +414,7 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 		q.last = q.base + int64(q.count) - 1
 		r.mu.nextOffset = q.last + 1
 		ps.record(q.pepoch, seqBatch{firstSeq: q.firstSeq, lastSeq: q.lastSeq, baseOffset: q.base, lastOffset: q.last, crc: crc})
+		r.producersRecordedLocked(len(q.batch), r.mu.nextOffset)
 		if q.acks == AcksNone {
 			out.ok(q)
 		}

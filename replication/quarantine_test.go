@@ -116,6 +116,11 @@ func TestProducerTableReadErrorFailsReplica(t *testing.T) {
 		}
 		middle := filepath.Join(dir, segs[len(segs)-2])
 		failing.Store(&middle)
+		// Without the snapshot of its clean stop, the replica reads its
+		// log's tail to rebuild the producer table.
+		if err := c.fs[f].Remove(filepath.Join(dir, producersFile)); err != nil {
+			t.Fatal(err)
+		}
 		c.start(f)
 		c.waitFor("the replica opened", 30*time.Second, func() bool {
 			tp, ok := c.nodes[f].meta.State().Topic("t")

@@ -107,6 +107,10 @@ type replica struct {
 		gen   uint32
 	}
 
+	// snapMu serialises the writes and the removal of the producer
+	// snapshot (see prodsnap.go). Taken before mu, never under it.
+	snapMu sync.Mutex
+
 	mu struct {
 		sync.Mutex
 		closed  bool
@@ -149,6 +153,14 @@ type replica struct {
 		fresh bool
 
 		producers map[int64]*producerState
+		// The producer snapshot (see prodsnap.go): bytes recorded since
+		// the last one, the one queued and the generation it was taken
+		// in (dropSnapshot bumps snapGen), and whether a writer runs.
+		snapDue        int
+		snapPending    []byte
+		snapPendingGen uint64
+		snapGen        uint64
+		snapWriting    bool
 	}
 }
 
@@ -187,7 +199,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 		// may find damage Open does not look for (a sealed segment): that
 		// log is rebuilt as a corrupt one. Any other read error fails the
 		// replica as a storage error (below).
-		if readErr = readProducers(l, producers); errors.Is(readErr, wal.ErrCorrupt) {
+		if readErr = m.rebuildProducers(l, dir, producers); errors.Is(readErr, wal.ErrCorrupt) {
 			err, readErr = readErr, nil
 		}
 	}
@@ -307,21 +319,42 @@ func (m *Manager) quarantine(dir string) (string, error) {
 	return q, m.cfg.FS.SyncDir(dir)
 }
 
-// rebuildBytes is how much of its tail a reopened log reads to rebuild the
-// producer table. What a producer may still retry is its last 2 ×
-// maxInFlight - 1 batches (see dedup.go): 4 MiB holds them for three
-// producers with batches up to 10 KiB. A producer whose retry comes after
-// more than that of the log was written behind its batch, across a
-// restart of the leader, is not deduplicated (Kafka persists a snapshot
-// of the table for this; replog does not yet).
+// rebuildBytes is how much of its tail a reopened log without a producer
+// snapshot reads to rebuild the producer table. What a producer may still
+// retry is its last 2 × maxInFlight - 1 batches (see dedup.go): 4 MiB holds
+// them for three producers with batches up to 10 KiB. Past that, only the
+// snapshot (prodsnap.go) knows them.
 const rebuildBytes = 4 << 20
 
-// readProducers reads the last rebuildBytes of the log into producers, so
-// that a replica that restarts and becomes leader still deduplicates
-// retries of batches it holds. A read that fails stops it, and its error
-// is returned (a damaged log's is wal.ErrCorrupt).
-func readProducers(l *log.Log, producers map[int64]*producerState) error {
+// rebuildProducers fills producers for a reopened log: from the replica's
+// producer snapshot and the log after it, or, without a usable snapshot,
+// from the last rebuildBytes of the log. A damaged snapshot is logged and
+// ignored. A read of the log that fails stops it, and its error is
+// returned (a damaged log's is wal.ErrCorrupt).
+func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*producerState) error {
 	from := l.TailStart(rebuildBytes)
+	end := l.LogEndOffset()
+	offset, snap, err := readProducerSnapshot(m.cfg.FS, dir)
+	switch {
+	case err != nil:
+		m.cfg.Logger.Warn("replication: producer snapshot unusable: rebuilding from the log's tail",
+			"dir", dir, "err", err)
+	case snap != nil:
+		for id, ps := range snap {
+			// Entries the log lost (its unsynced tail, in a crash).
+			ps.truncate(end)
+			if len(ps.batches) > 0 {
+				producers[id] = ps
+			}
+		}
+		from = max(min(offset, end), l.LogStartOffset(), l.TailStart(maxSnapshotRead))
+	}
+	return readProducers(l, from, producers)
+}
+
+// readProducers reads the log from offset from to its end into producers.
+// A read that fails stops it, and its error is returned.
+func readProducers(l *log.Log, from int64, producers map[int64]*producerState) error {
 	end := l.LogEndOffset()
 	buf := make([]byte, 0, 1<<20)
 	for from < end {
@@ -633,9 +666,21 @@ func (r *replica) close(remove bool) error {
 	r.failLeaderWorkLocked(&out, 0, 1<<31-1)
 	r.mu.Unlock()
 	out.deliver(r.m)
+	r.snapMu.Lock() // a snapshot write in flight ends; no other starts (closed)
+	defer r.snapMu.Unlock()
 	err := r.log.Close()
 	if errors.Is(err, log.ErrClosed) {
 		err = nil
+	}
+	if err == nil && !remove {
+		// A clean stop: the next start reads no log to rebuild the table.
+		r.mu.Lock()
+		b := encodeProducerSnapshot(r.log.NextOffset(), r.mu.producers)
+		r.mu.Unlock()
+		if werr := wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b); werr != nil {
+			r.m.cfg.Logger.Warn("replication: writing the producer snapshot at close",
+				"topic", r.topic, "partition", r.key.partition, "err", werr)
+		}
 	}
 	if remove {
 		// A directory left by a failure here is removed by the next

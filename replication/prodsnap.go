@@ -1,0 +1,236 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+
+	"github.com/replog/replog/wal"
+)
+
+// Producer snapshots. A replica that restarts must know the batches its
+// producers may still retry, or it writes a retry twice once it leads (see
+// dedup.go). Reading the log's tail finds them only if the tail is long
+// enough: a producer's retry may come after any amount of other
+// producers' writes. So, as Kafka does, a replica persists its producer
+// table: every snapshotEvery bytes of batches it records, it writes the
+// table and the offset it covers (every batch below it is in the table)
+// to producersFile in its directory, and a restart reads the snapshot,
+// then the log forward from that offset.
+//
+// A snapshot may cover batches the log has not synced: after a crash the
+// log ends below them, and the rebuild drops the entries at or past its
+// end. A truncation of the log would leave entries for batches the log no
+// longer holds, below later data: the replica removes the snapshot before
+// it truncates (dropSnapshot), and the rebuild falls back to the tail
+// until the next snapshot.
+
+// producersFile is the snapshot's name in the replica's directory.
+const producersFile = "producers.snapshot"
+
+// snapshotEvery is how many bytes of recorded batches separate two
+// snapshots: a restart reads about this much of the log after its
+// snapshot.
+const snapshotEvery = 1 << 20
+
+// maxSnapshotRead bounds the log a restart reads after its snapshot (one
+// that lagged for long: snapshots failed to be written): past it, the
+// rebuild reads only the last maxSnapshotRead bytes after the snapshot's
+// entries.
+const maxSnapshotRead = 64 << 20
+
+// The snapshot's format (big-endian): magic, version, the covered offset,
+// the producer count; per producer in ascending ID order its ID, epoch and
+// batch count, then its batches oldest first (first and last sequence,
+// base and last offset, checksum); last, a CRC-32C of everything before
+// it.
+const (
+	snapshotMagic   = "RPRODSN\x00"
+	snapshotVersion = 1
+	snapshotFixed   = 8 + 4 + 8 + 4
+	snapProducer    = 8 + 2 + 4
+	snapBatch       = 4 + 4 + 8 + 8 + 4
+)
+
+var errBadSnapshot = errors.New("replication: bad producer snapshot")
+
+// encodeProducerSnapshot serializes producers as covering every batch
+// below offset.
+func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
+	ids := slices.DeleteFunc(slices.Sorted(maps.Keys(producers)), func(id int64) bool {
+		return len(producers[id].batches) == 0 // a truncation emptied it
+	})
+	n := snapshotFixed + 4
+	for _, id := range ids {
+		n += snapProducer + len(producers[id].batches)*snapBatch
+	}
+	be := binary.BigEndian
+	b := make([]byte, 0, n)
+	b = append(b, snapshotMagic...)
+	b = be.AppendUint32(b, snapshotVersion)
+	b = be.AppendUint64(b, uint64(offset))
+	b = be.AppendUint32(b, uint32(len(ids)))
+	for _, id := range ids {
+		p := producers[id]
+		b = be.AppendUint64(b, uint64(id))
+		b = be.AppendUint16(b, uint16(p.epoch))
+		b = be.AppendUint32(b, uint32(len(p.batches)))
+		for i := range p.batches {
+			// Oldest first: a full ring starts at next.
+			sb := p.batches[(p.next+i)%len(p.batches)]
+			b = be.AppendUint32(b, uint32(sb.firstSeq))
+			b = be.AppendUint32(b, uint32(sb.lastSeq))
+			b = be.AppendUint64(b, uint64(sb.baseOffset))
+			b = be.AppendUint64(b, uint64(sb.lastOffset))
+			b = be.AppendUint32(b, sb.crc)
+		}
+	}
+	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeProducerSnapshot parses and checks a snapshot: checksum, sizes,
+// producers in ascending order with at most dedupWindow batches each,
+// sequences in range, and every batch's offsets ordered and below the
+// covered offset. Errors wrap errBadSnapshot.
+func decodeProducerSnapshot(b []byte) (offset int64, producers map[int64]*producerState, err error) {
+	bad := func(what string) (int64, map[int64]*producerState, error) {
+		return 0, nil, fmt.Errorf("%w: %s", errBadSnapshot, what)
+	}
+	be := binary.BigEndian
+	if len(b) < snapshotFixed+4 || string(b[:8]) != snapshotMagic {
+		return bad("no snapshot header")
+	}
+	if crc32.Checksum(b[:len(b)-4], castagnoli) != be.Uint32(b[len(b)-4:]) {
+		return bad("checksum mismatch")
+	}
+	if v := be.Uint32(b[8:]); v != snapshotVersion {
+		return bad(fmt.Sprintf("version %d", v))
+	}
+	offset = int64(be.Uint64(b[12:]))
+	if offset < 0 {
+		return bad("negative offset")
+	}
+	count := int(be.Uint32(b[20:]))
+	rest := b[snapshotFixed : len(b)-4]
+	producers = map[int64]*producerState{}
+	prevID := int64(-1)
+	for range count {
+		if len(rest) < snapProducer {
+			return bad("truncated producer")
+		}
+		id := int64(be.Uint64(rest))
+		if id <= prevID {
+			return bad("producers out of order")
+		}
+		prevID = id
+		p := &producerState{epoch: int16(be.Uint16(rest[8:]))}
+		nb := int(be.Uint32(rest[10:]))
+		rest = rest[snapProducer:]
+		if nb == 0 || nb > dedupWindow || len(rest) < nb*snapBatch {
+			return bad("bad batch count")
+		}
+		p.batches = make([]seqBatch, nb)
+		for i := range p.batches {
+			sb := seqBatch{
+				firstSeq: int32(be.Uint32(rest)), lastSeq: int32(be.Uint32(rest[4:])),
+				baseOffset: int64(be.Uint64(rest[8:])), lastOffset: int64(be.Uint64(rest[16:])),
+				crc: be.Uint32(rest[24:]),
+			}
+			rest = rest[snapBatch:]
+			if sb.firstSeq < 0 || sb.lastSeq < 0 || sb.baseOffset < 0 || sb.lastOffset < sb.baseOffset || sb.lastOffset >= offset {
+				return bad("bad batch")
+			}
+			p.batches[i] = sb
+		}
+		producers[id] = p
+	}
+	if len(rest) != 0 {
+		return bad("trailing bytes")
+	}
+	return offset, producers, nil
+}
+
+// readProducerSnapshot reads the snapshot in dir. A missing one is (-1,
+// nil, nil); a damaged one is an error wrapping errBadSnapshot.
+func readProducerSnapshot(fsys wal.FS, dir string) (int64, map[int64]*producerState, error) {
+	b, err := wal.ReadFile(fsys, filepath.Join(dir, producersFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return -1, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return decodeProducerSnapshot(b)
+}
+
+// producersRecordedLocked counts n bytes of batches just recorded in the
+// producer table, which now covers every batch below offset, and queues a
+// snapshot once snapshotEvery bytes have been recorded since the last.
+func (r *replica) producersRecordedLocked(n int, offset int64) {
+	r.mu.snapDue += n
+	if r.mu.snapDue < snapshotEvery || r.mu.closed {
+		return
+	}
+	r.mu.snapDue = 0
+	r.mu.snapPending = encodeProducerSnapshot(offset, r.mu.producers)
+	r.mu.snapPendingGen = r.mu.snapGen
+	if !r.mu.snapWriting && r.m.spawn(r.writeSnapshots) {
+		r.mu.snapWriting = true
+	}
+}
+
+// writeSnapshots writes the queued snapshots, the latest first-come, until
+// none is queued. Run by one goroutine at a time per replica.
+func (r *replica) writeSnapshots() {
+	for {
+		r.mu.Lock()
+		b, gen := r.mu.snapPending, r.mu.snapPendingGen
+		r.mu.snapPending = nil
+		if b == nil {
+			r.mu.snapWriting = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		r.snapMu.Lock()
+		r.mu.Lock()
+		current := gen == r.mu.snapGen && !r.mu.closed
+		r.mu.Unlock()
+		if current {
+			if err := wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b); err != nil {
+				r.m.cfg.Logger.Warn("replication: writing the producer snapshot",
+					"topic", r.topic, "partition", r.key.partition, "err", err)
+			}
+		}
+		r.snapMu.Unlock()
+	}
+}
+
+// dropSnapshot removes the replica's snapshot, durably, and discards the
+// queued one, before the log is truncated or started over: their entries
+// may name batches the log is about to lose. Called without mu.
+func (r *replica) dropSnapshot() error {
+	r.mu.Lock()
+	r.mu.snapGen++
+	r.mu.snapPending = nil
+	r.mu.snapDue = 0
+	r.mu.Unlock()
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	name := filepath.Join(r.dir, producersFile)
+	if err := r.m.cfg.FS.Remove(name); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("replication: remove %s: %w", name, err)
+	}
+	if err := r.m.cfg.FS.SyncDir(r.dir); err != nil {
+		return fmt.Errorf("replication: remove %s: sync dir: %w", name, err)
+	}
+	return nil
+}

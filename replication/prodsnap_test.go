@@ -1,0 +1,352 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/replog/replog/log"
+	"github.com/replog/replog/wal"
+)
+
+// snapTable is a producer table with one producer whose ring wrapped and
+// one with a few batches.
+func snapTable() map[int64]*producerState {
+	a, b := &producerState{}, &producerState{}
+	for i := range int64(dedupWindow + 5) {
+		a.record(3, seqBatch{firstSeq: int32(10 * i), lastSeq: int32(10*i + 9), baseOffset: 20 * i, lastOffset: 20*i + 9, crc: uint32(i)})
+	}
+	for i := range int64(3) {
+		b.record(1, seqBatch{firstSeq: int32(i), lastSeq: int32(i), baseOffset: 20*i + 10, lastOffset: 20*i + 10, crc: 7})
+	}
+	return map[int64]*producerState{1: a, 2: b, 9: {}}
+}
+
+// oldestFirst lists a producer's batches oldest first.
+func oldestFirst(p *producerState) []seqBatch {
+	out := make([]seqBatch, len(p.batches))
+	for i := range p.batches {
+		out[i] = p.batches[(p.next+i)%len(p.batches)]
+	}
+	return out
+}
+
+func TestProducerSnapshotRoundTrip(t *testing.T) {
+	table := snapTable()
+	b := encodeProducerSnapshot(5000, table)
+	offset, got, err := decodeProducerSnapshot(b)
+	if err != nil || offset != 5000 {
+		t.Fatalf("decode = %d, %v", offset, err)
+	}
+	if _, ok := got[9]; ok || len(got) != 2 {
+		t.Fatalf("decoded producers %v: want 1 and 2 (9 has no batches)", slices.Collect(func(yield func(int64) bool) {
+			for id := range got {
+				if !yield(id) {
+					return
+				}
+			}
+		}))
+	}
+	for _, id := range []int64{1, 2} {
+		want, have := table[id], got[id]
+		if have.epoch != want.epoch || !slices.Equal(oldestFirst(have), oldestFirst(want)) {
+			t.Fatalf("producer %d: decoded epoch %d %v, want %d %v", id, have.epoch, oldestFirst(have), want.epoch, oldestFirst(want))
+		}
+		// The decoded ring goes on as the original: the next batch evicts
+		// the same oldest one.
+		nb := seqBatch{firstSeq: 99999, lastSeq: 99999, baseOffset: 4990, lastOffset: 4990}
+		want.record(want.epoch, nb)
+		have.record(have.epoch, nb)
+		if !slices.Equal(oldestFirst(have), oldestFirst(want)) {
+			t.Fatalf("producer %d after one more batch: %v, want %v", id, oldestFirst(have), oldestFirst(want))
+		}
+	}
+	if re := encodeProducerSnapshot(5000, got); !bytes.Equal(re, encodeProducerSnapshot(5000, table)) {
+		t.Fatal("encoding the decoded table gives other bytes")
+	}
+}
+
+func TestProducerSnapshotRejectsDamage(t *testing.T) {
+	good := encodeProducerSnapshot(5000, snapTable())
+	cases := map[string][]byte{
+		"empty":       nil,
+		"truncated":   good[:len(good)-10],
+		"bit flipped": func() []byte { b := slices.Clone(good); b[40] ^= 1; return b }(),
+		// Entries at or past the offset the snapshot covers.
+		"entry past offset": encodeProducerSnapshot(100, snapTable()),
+	}
+	for name, b := range cases {
+		if _, _, err := decodeProducerSnapshot(b); !errors.Is(err, errBadSnapshot) {
+			t.Errorf("%s: err = %v, want errBadSnapshot", name, err)
+		}
+	}
+}
+
+// FuzzDecodeProducerSnapshot fuzzes the snapshot's body: the checksum is
+// appended to each input, so that the fuzzer explores past it.
+func FuzzDecodeProducerSnapshot(f *testing.F) {
+	for _, b := range [][]byte{encodeProducerSnapshot(5000, snapTable()), encodeProducerSnapshot(0, nil)} {
+		f.Add(b[:len(b)-4])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := binary.BigEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
+		offset, producers, err := decodeProducerSnapshot(b)
+		if err != nil {
+			if !errors.Is(err, errBadSnapshot) {
+				t.Fatalf("error %v does not wrap errBadSnapshot", err)
+			}
+			return
+		}
+		// A snapshot that decodes is canonical: it encodes to itself.
+		if re := encodeProducerSnapshot(offset, producers); !bytes.Equal(re, b) {
+			t.Fatalf("decoded snapshot encodes to other bytes")
+		}
+	})
+}
+
+// snapLog opens a log holding three batches of producer 5, then about 7 MB
+// (more than rebuildBytes) of producer 6's, and returns it with its FS.
+func snapLog(t *testing.T) (*log.Log, wal.FS) {
+	t.Helper()
+	fsys := wal.NewMemFS()
+	l, err := log.Open(log.Options{WAL: wal.Options{FS: fsys, Dir: "/p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx := context.Background()
+	for i := range int32(3) {
+		h := log.BatchHeader{LeaderEpoch: 1, ProducerID: 5, ProducerEpoch: 2, BaseSequence: 10 * i}
+		if _, _, err := l.AppendLeaderBatch(ctx, h, []log.Record{{Value: []byte("a")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := make([]log.Record, 100)
+	for i := range recs {
+		recs[i] = log.Record{Value: make([]byte, 100)}
+	}
+	for i := range int32(700) {
+		h := log.BatchHeader{LeaderEpoch: 1, ProducerID: 6, ProducerEpoch: 1, BaseSequence: 100 * i}
+		if _, _, err := l.AppendLeaderBatch(ctx, h, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l, fsys
+}
+
+func snapManager(fsys wal.FS) *Manager {
+	return &Manager{cfg: Config{FS: fsys, Logger: slog.New(slog.DiscardHandler), Durability: wal.SyncAlways}, ctx: context.Background()}
+}
+
+// TestRebuildProducersFromSnapshot: a producer whose last batches lie
+// before the log's last rebuildBytes is known after a restart through the
+// snapshot (and, without it, is not: the tail read alone misses it).
+func TestRebuildProducersFromSnapshot(t *testing.T) {
+	l, fsys := snapLog(t)
+	m := snapManager(fsys)
+	end := l.LogEndOffset()
+	knows5 := func(producers map[int64]*producerState) bool {
+		ps := producers[5]
+		if ps == nil {
+			return false
+		}
+		_, dup, err := ps.check(2, 20, 20, batchCRCOf(t, l, 2))
+		return dup && err == nil
+	}
+
+	without := map[int64]*producerState{}
+	if err := m.rebuildProducers(l, "/p", without); err != nil {
+		t.Fatal(err)
+	}
+	if knows5(without) || without[6] == nil {
+		t.Fatalf("without a snapshot: producer 5 known %v, 6 known %v; want only 6 (the tail)", knows5(without), without[6] != nil)
+	}
+
+	// A snapshot taken after producer 5's batches and a few of 6's: the
+	// rest is read from the log after it.
+	table := map[int64]*producerState{}
+	if err := readProducers(l, 0, table); err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range table {
+		ps.truncate(1003) // producer 5's 3 batches and 10 of producer 6's
+	}
+	if err := wal.WriteFileAtomic(fsys, filepath.Join("/p", producersFile), encodeProducerSnapshot(1003, table)); err != nil {
+		t.Fatal(err)
+	}
+	with := map[int64]*producerState{}
+	if err := m.rebuildProducers(l, "/p", with); err != nil {
+		t.Fatal(err)
+	}
+	if !knows5(with) {
+		t.Fatal("with the snapshot: producer 5's batch is not known")
+	}
+	newest := with[6].batches[(with[6].next+len(with[6].batches)-1)%len(with[6].batches)]
+	if newest.lastOffset != end-1 || len(with[6].batches) != dedupWindow {
+		t.Fatalf("with the snapshot: producer 6's newest batch ends at %d with %d batches, want %d and %d", newest.lastOffset, len(with[6].batches), end-1, dedupWindow)
+	}
+}
+
+// batchCRCOf returns the checksum of the batch at offset.
+func batchCRCOf(t *testing.T, l *log.Log, offset int64) uint32 {
+	t.Helper()
+	raw, err := l.ReadBatches(nil, offset, offset+1, 1<<20)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("read batch at %d: %v", offset, err)
+	}
+	return batchCRC(raw)
+}
+
+// TestRebuildProducersSnapshotPastLogEnd: a snapshot taken before a crash
+// may cover batches the log lost (unsynced): their entries are dropped.
+func TestRebuildProducersSnapshotPastLogEnd(t *testing.T) {
+	l, fsys := snapLog(t)
+	end := l.LogEndOffset()
+	table := map[int64]*producerState{}
+	if err := readProducers(l, 0, table); err != nil {
+		t.Fatal(err)
+	}
+	lost := seqBatch{firstSeq: 70000, lastSeq: 70099, baseOffset: end, lastOffset: end + 99}
+	table[6].record(1, lost)
+	if err := wal.WriteFileAtomic(fsys, filepath.Join("/p", producersFile), encodeProducerSnapshot(end+100, table)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]*producerState{}
+	if err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
+		t.Fatal(err)
+	}
+	if _, dup, _ := got[6].check(1, lost.firstSeq, lost.lastSeq, 0); dup {
+		t.Fatal("a batch past the log's end is still known")
+	}
+	for _, b := range got[6].batches {
+		if b.baseOffset >= end {
+			t.Fatalf("entry %+v past the log end %d", b, end)
+		}
+	}
+}
+
+// TestRebuildProducersIgnoresDamagedSnapshot: a damaged snapshot is not
+// used; the table comes from the log's tail.
+func TestRebuildProducersIgnoresDamagedSnapshot(t *testing.T) {
+	l, fsys := snapLog(t)
+	if err := wal.WriteFileAtomic(fsys, filepath.Join("/p", producersFile), []byte("not a snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]*producerState{}
+	if err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
+		t.Fatal(err)
+	}
+	if got[6] == nil || len(got[6].batches) != dedupWindow || got[5] != nil {
+		t.Fatalf("after a damaged snapshot: producers %v, want producer 6's tail only", got)
+	}
+}
+
+// TestSnapshotWrittenAndDroppedAtTruncation: recording snapshotEvery bytes
+// writes a snapshot of the table; truncating the log removes it first.
+func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
+	l, fsys := snapLog(t)
+	m := snapManager(fsys)
+	r := &replica{m: m, log: l, dir: "/p"}
+	r.mu.producers = map[int64]*producerState{}
+	if err := readProducers(l, 0, r.mu.producers); err != nil {
+		t.Fatal(err)
+	}
+	end := l.LogEndOffset()
+	r.mu.Lock()
+	r.producersRecordedLocked(snapshotEvery-1, end)
+	r.mu.Unlock()
+	m.wg.Wait()
+	name := filepath.Join("/p", producersFile)
+	if _, err := fsys.Stat(name); err == nil {
+		t.Fatal("a snapshot before snapshotEvery bytes were recorded")
+	}
+	r.mu.Lock()
+	r.producersRecordedLocked(1, end)
+	r.mu.Unlock()
+	m.wg.Wait() // the writer it spawned
+	offset, snap, err := readProducerSnapshot(fsys, "/p")
+	if err != nil || offset != end || snap[5] == nil || snap[6] == nil {
+		t.Fatalf("snapshot after snapshotEvery bytes: offset %d (want %d), %v, err %v", offset, end, snap, err)
+	}
+
+	if err := r.truncateLog(end - 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Stat(name); err == nil {
+		t.Fatal("the snapshot survived a truncation of the log")
+	}
+	fsys.(*wal.MemFS).Crash(wal.CrashOptions{})
+	if names, _ := fsys.ReadDir("/p"); slices.Contains(names, producersFile) {
+		t.Fatal("the snapshot's removal was not durable before the truncation")
+	}
+}
+
+// TestCleanStopWritesSnapshot: a replica stopped cleanly leaves a snapshot
+// covering its whole log, so its restart reads no log for the table.
+func TestCleanStopWritesSnapshot(t *testing.T) {
+	c := newTCluster(t, 3, nil)
+	l, f := c.topicT()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	appendN(t, ctx, c, l, "a", 10)
+	checkValues(t, values(c), names("a", 10))
+	end := replicaOf(t, c, f).log.LogEndOffset()
+	c.stop(f)
+	offset, snap, err := readProducerSnapshot(c.fs[f], replicaDirIn(t, c.fs[f], "/data"))
+	if err != nil || offset != end {
+		t.Fatalf("snapshot after a clean stop: offset %d (log end %d), err %v", offset, end, err)
+	}
+	n := 0
+	for _, ps := range snap {
+		n += len(ps.batches)
+	}
+	if n != 10 {
+		t.Fatalf("snapshot after a clean stop holds %d batches, want the 10 appended", n)
+	}
+}
+
+// TestRestartedReplicaKnowsProducersBeyondTail: a replica that crashes and
+// restarts after more than rebuildBytes of another producer's writes
+// behind a producer's batches still knows those batches (from its periodic
+// snapshot), so a retry of one, once it leads, is not written twice.
+func TestRestartedReplicaKnowsProducersBeyondTail(t *testing.T) {
+	c := newTCluster(t, 3, nil)
+	l, f := c.topicT()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	appendN(t, ctx, c, f, "early", 3) // producer f, forwarded to the leader
+	big := make([]log.Record, 50)
+	for i := range big {
+		big[i] = log.Record{Value: make([]byte, 10<<10)}
+	}
+	for range 12 { // 6 MB from producer l
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, big, AcksAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.fs[f].(*wal.MemFS).Crash(wal.CrashOptions{})
+	c.stopCrashed(f)
+	c.start(f)
+	c.waitFor("the replica reopened", 30*time.Second, func() bool {
+		tp, ok := c.nodes[f].meta.State().Topic("t")
+		return ok && c.nodes[f].rep.replica(pkey{tp.ID, 0}) != nil
+	})
+	r := replicaOf(t, c, f)
+	r.mu.Lock()
+	ps := r.mu.producers[int64(f)]
+	n := 0
+	if ps != nil {
+		n = len(ps.batches)
+	}
+	r.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("after the restart the replica knows %d of producer %d's 3 batches", n, f)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/replog/replog"
 	"github.com/replog/replog/meta"
 	"github.com/replog/replog/transport"
+	"github.com/replog/replog/wal"
 )
 
 func TestCreateTopicIsVisibleOnEveryNodeAtOnce(t *testing.T) {
@@ -279,6 +280,7 @@ func TestOpenValidatesConfig(t *testing.T) {
 		{"tiny session timeout", func(c *replog.Config) { c.SessionTimeout = time.Millisecond }},
 		{"negative MaxBatchBytes", func(c *replog.Config) { c.MaxBatchBytes = -1 }},
 		{"bad AutoCreate", func(c *replog.Config) { c.AutoCreate = &replog.TopicConfig{} }},
+		{"journal and sync group", func(c *replog.Config) { c.Journal, c.SyncGroup = true, wal.NewSyncGroup() }},
 	}
 	for _, tt := range tests {
 		cfg := ok()

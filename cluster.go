@@ -77,6 +77,7 @@ func Open(cfg Config) (*Cluster, error) {
 		SyncTimeout:    cfg.SyncTimeout,
 		SegmentSize:    cfg.SegmentSize,
 		Journal:        cfg.Journal,
+		SyncGroup:      cfg.SyncGroup,
 		MaxBatchBytes:  cfg.MaxBatchBytes,
 		ReplicaLagTime: cfg.SessionTimeout,
 		Clock:          cfg.Clock,

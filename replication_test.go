@@ -365,9 +365,28 @@ func TestCancelledContext(t *testing.T) {
 	})
 }
 
+// TestCrashLosesNothingAcknowledged crashes the leader (its unsynced
+// bytes go) three times, with each partition log syncing its own file and
+// with the logs of each node merged by a Config.SyncGroup.
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	t.Run("fdatasync", func(t *testing.T) { testCrashLosesNothingAcknowledged(t, false) })
+	t.Run("sync group", func(t *testing.T) { testCrashLosesNothingAcknowledged(t, true) })
+}
+
+func testCrashLosesNothingAcknowledged(t *testing.T, group bool) {
 	synctest.Test(t, func(t *testing.T) {
-		lc := newLocal(t, 3)
+		var mu sync.Mutex
+		var groups []*wal.SyncGroup
+		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) {
+			if group {
+				// One per node start: a crash fails the group of the
+				// node that crashed (its flush fails), not the others'.
+				mu.Lock()
+				defer mu.Unlock()
+				c.SyncGroup = wal.NewSyncGroup()
+				groups = append(groups, c.SyncGroup)
+			}
+		}))
 		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
 		requireEngine(t, lc.Node(1), "t")
 		ctx := context.Background()
@@ -401,6 +420,15 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			if got := values(got); !slices.Equal(got, acked) {
 				t.Fatalf("node %d after crashes holds %q, want %q", c.ID(), got, acked)
 			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var flushes int64
+		for _, g := range groups {
+			flushes += g.Stats().Flushes
+		}
+		if group && flushes == 0 {
+			t.Fatal("no sync group flushed: the logs synced their own files")
 		}
 	})
 }

@@ -76,10 +76,14 @@ func TestJournalDeleteTopicThenCrash(t *testing.T) {
 	})
 }
 
-func TestJournalNeedsSyncAlways(t *testing.T) {
+func TestJournalConfigChecked(t *testing.T) {
 	cfg := Config{ID: 1, Meta: &meta.Node{}, Replication: nopSender{}, Forward: nopSender{}, Journal: true, Durability: wal.SyncNever}
 	if _, err := Open(cfg); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("Open with Journal and SyncNever = %v, want ErrInvalidArgument", err)
+	}
+	cfg.Durability, cfg.SyncGroup = wal.SyncAlways, wal.NewSyncGroup()
+	if _, err := Open(cfg); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Open with Journal and a SyncGroup = %v, want ErrInvalidArgument", err)
 	}
 }
 

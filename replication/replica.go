@@ -177,7 +177,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	opts := log.Options{
 		WAL: wal.Options{FS: m.cfg.FS, Dir: dir, SegmentSize: m.cfg.SegmentSize,
 			Durability: m.cfg.Durability, SyncInterval: m.cfg.SyncInterval, SyncTimeout: m.cfg.SyncTimeout,
-			Journal: m.journal, JournalID: filepath.Base(dir)},
+			Journal: m.journal, JournalID: filepath.Base(dir), SyncGroup: m.cfg.SyncGroup},
 		MaxBatchBytes:  m.cfg.MaxBatchBytes,
 		RetentionBytes: cfg.RetentionBytes,
 		RetentionTime:  cfg.RetentionTime,

@@ -7,6 +7,7 @@
 //	go run ./examples/bench -producers 256 -batch 1      # group commit under many single-record appends
 //	go run ./examples/bench -producers 1 -batch 1        # latency of one producer
 //	go run ./examples/bench -durability never            # no fsync
+//	go run ./examples/bench -syncgroup                   # one file-system flush per round for every log
 //	go run ./examples/bench -forward                     # every append through a node that does not lead
 //	go run ./examples/bench -failover close              # Close a leader mid-run: the gap between appends across it
 //	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
@@ -46,6 +47,7 @@ type options struct {
 	Acks           string
 	Durability     string
 	Journal        bool
+	SyncGroup      bool
 	Memory         bool
 	Dir            string
 	Duration       time.Duration
@@ -72,6 +74,7 @@ func main() {
 	flag.StringVar(&o.Acks, "acks", "all", "acks: all, leader or none")
 	flag.StringVar(&o.Durability, "durability", "always", "durability: always, periodic or never")
 	flag.BoolVar(&o.Journal, "journal", false, "share one redo journal per node (Config.Journal; durability always only)")
+	flag.BoolVar(&o.SyncGroup, "syncgroup", false, "merge the log syncs of every node into one file-system flush per round (one Config.SyncGroup for the process)")
 	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory (wal.MemFS, whose sync copies the file to simulate crashes: not a fast mode)")
 	flag.StringVar(&o.Dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (or, with -idle, to measure)")
@@ -150,6 +153,7 @@ type result struct {
 	Acks          string  `json:"acks"`
 	Durability    string  `json:"durability"`
 	Journal       bool    `json:"journal"`
+	SyncGroup     bool    `json:"sync_group"`
 	Storage       string  `json:"storage"`
 	Forward       bool    `json:"forward"`
 	GOMAXPROCS    int     `json:"gomaxprocs"`
@@ -187,8 +191,11 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 	}
 	var b strings.Builder
 	journal := ""
-	if r.Journal {
+	switch {
+	case r.Journal:
 		journal = " with a journal per node"
+	case r.SyncGroup:
+		journal = " with one sync group"
 	}
 	fmt.Fprintf(&b, "%s: %d nodes, %d partitions, RF %d, %s storage, %s%s, acks=%s, GOMAXPROCS %d\n",
 		r.Mode, r.Nodes, r.Partitions, r.RF, r.Storage, r.Durability, journal, r.Acks, r.GOMAXPROCS)
@@ -235,6 +242,9 @@ func (o *options) check() error {
 	d, err := parseDurability(o.Durability)
 	if err == nil && o.Journal && d != replog.SyncAlways {
 		err = fmt.Errorf("-journal needs -durability always")
+	}
+	if err == nil && o.Journal && o.SyncGroup {
+		err = fmt.Errorf("-journal and -syncgroup exclude each other")
 	}
 	return err
 }

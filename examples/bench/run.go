@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/replog/replog"
+	"github.com/replog/replog/wal"
 )
 
 const topic = "bench"
@@ -27,10 +28,15 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 	dur, _ := parseDurability(o.Durability)
 	res := &result{Mode: "load", Nodes: o.Nodes, Partitions: o.Partitions, RF: o.RF, RecordSize: o.RecordSize,
 		Batch: o.Batch, Producers: o.Producers, Acks: acks.String(), Durability: dur.String(), Journal: o.Journal,
-		Storage: "disk", Forward: o.Forward, Failover: o.Failover, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+		SyncGroup: o.SyncGroup, Storage: "disk", Forward: o.Forward, Failover: o.Failover, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	var group *wal.SyncGroup
+	if o.SyncGroup {
+		group = wal.NewSyncGroup() // one for every node: they share the disk
+	}
 	lopts := []replog.LocalOption{replog.WithConfig(func(c *replog.Config) {
 		c.Durability = dur
 		c.Journal = o.Journal
+		c.SyncGroup = group
 		c.SessionTimeout = o.SessionTimeout
 	})}
 	if o.Memory {

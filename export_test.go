@@ -4,5 +4,5 @@ package replog
 // it, 0 if none: tests pick which node to crash with it.
 func ControllerOf(c *Cluster) NodeID { return c.meta.Controller() }
 
-// WithoutCrashed is LocalCluster.Stop's filter of the errors a Crash caused.
-var WithoutCrashed = withoutCrashed
+// OnlyCrashed is LocalCluster.Stop's test for errors a Crash caused.
+var OnlyCrashed = onlyCrashed

@@ -264,9 +264,9 @@ func (lc *LocalCluster) FS(id NodeID) wal.FS {
 // Stop stops node id without a controlled shutdown, as a crash: its
 // transport closes first, then its logs and metadata are closed. The other
 // nodes notice after SessionTimeout. Errors: ErrInvalidArgument for a node
-// that is not running, and those of closing the node, except the writes
-// that a Crash of its MemFS cut off (wal.ErrCrashed): after a Crash, Stop
-// is the end of the crashed process.
+// that is not running, and those of closing the node, unless each of them
+// is a write that a Crash of its MemFS cut off (wal.ErrCrashed): after a
+// Crash, Stop is the end of the crashed process.
 func (lc *LocalCluster) Stop(id NodeID) error {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
@@ -274,26 +274,29 @@ func (lc *LocalCluster) Stop(id NodeID) error {
 		return invalid("stop", "node %d is not running", id)
 	}
 	lc.mu.running[id] = false
-	return withoutCrashed(lc.mu.nodes[id].kill())
-}
-
-// withoutCrashed drops from err (a tree of joined errors) the branches
-// that failed on a crashed MemFS.
-func withoutCrashed(err error) error {
-	if !errors.Is(err, wal.ErrCrashed) {
+	if err := lc.mu.nodes[id].kill(); err != nil && !onlyCrashed(err) {
 		return err
 	}
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return nil
-	}
-	var keep []error
-	for _, e := range joined.Unwrap() {
-		if e = withoutCrashed(e); e != nil {
-			keep = append(keep, e)
+	return nil
+}
+
+// onlyCrashed reports whether every failure in err's tree (of wrapped and
+// joined errors) is one on a crashed MemFS.
+func onlyCrashed(err error) bool {
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if !onlyCrashed(e) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			return onlyCrashed(inner)
 		}
 	}
-	return errors.Join(keep...)
+	return errors.Is(err, wal.ErrCrashed)
 }
 
 // CloseNode stops node id with a controlled shutdown (Cluster.Close): its

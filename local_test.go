@@ -96,17 +96,26 @@ func TestNewLocalClusterRejectsNoNodes(t *testing.T) {
 }
 
 // TestStopDropsOnlyCrashedErrors: after a Crash, Stop does not report the
-// writes the crash cut off, and still reports any other failure of closing.
+// writes the crash cut off, and still reports any other failure of
+// closing, also where it is joined with crashed ones under one wrap (as
+// the replicas' close errors are).
 func TestStopDropsOnlyCrashedErrors(t *testing.T) {
-	crashed := fmt.Errorf("close replication: %w", &fs.PathError{Op: "create", Path: "x", Err: wal.ErrCrashed})
-	other := errors.New("close transport: broken")
-	if err := replog.WithoutCrashed(crashed); err != nil {
-		t.Errorf("crashed only: %v, want nil", err)
+	crashed := &fs.PathError{Op: "create", Path: "x", Err: wal.ErrCrashed}
+	other := errors.New("replica t/1: storage failed")
+	tests := []struct {
+		err  error
+		only bool
+	}{
+		{crashed, true},
+		{fmt.Errorf("close replication: %w", crashed), true},
+		{errors.Join(fmt.Errorf("close replication: %w", errors.Join(crashed, crashed))), true},
+		{other, false},
+		{errors.Join(other, crashed), false},
+		{errors.Join(fmt.Errorf("close replication: %w", errors.Join(crashed, other))), false},
 	}
-	if err := replog.WithoutCrashed(errors.Join(other, crashed)); !errors.Is(err, other) || errors.Is(err, wal.ErrCrashed) {
-		t.Errorf("crashed and other: %v, want only the other", err)
-	}
-	if err := replog.WithoutCrashed(nil); err != nil {
-		t.Errorf("nil: %v", err)
+	for _, tt := range tests {
+		if got := replog.OnlyCrashed(tt.err); got != tt.only {
+			t.Errorf("OnlyCrashed(%q) = %v, want %v", tt.err, got, tt.only)
+		}
 	}
 }

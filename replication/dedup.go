@@ -146,14 +146,14 @@ func (p *producerState) record(epoch int16, b seqBatch) {
 	p.next = (p.next + 1) % dedupWindow
 }
 
-// truncate forgets the batches at or after offset (a follower truncated
-// its log there).
+// truncate forgets the batches that do not end below offset (a follower
+// truncated its log there; a crash ended it there).
 func (p *producerState) truncate(offset int64) {
 	n := len(p.batches)
 	kept := make([]seqBatch, 0, n)
 	for i := range n {
 		// Oldest first: the ring starts at next once full.
-		if b := p.batches[(p.next+i)%n]; b.baseOffset < offset {
+		if b := p.batches[(p.next+i)%n]; b.lastOffset < offset {
 			kept = append(kept, b)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/replog/replog/wal"
 )
@@ -24,11 +25,18 @@ import (
 // then the log forward from that offset.
 //
 // A snapshot may cover batches the log has not synced: after a crash the
-// log ends below them, and the rebuild drops the entries at or past its
-// end. A truncation of the log would leave entries for batches the log no
-// longer holds, below later data: the replica removes the snapshot before
-// it truncates (dropSnapshot), and the rebuild falls back to the tail
-// until the next snapshot.
+// log ends below them. The rebuild then drops the entries at or past the
+// log's end and, before the replica takes any batch, replaces the file
+// with the rebuilt table at the log's end: new batches will take those
+// offsets, and a later restart must not trust the old entries for them. A
+// truncation of the log would likewise leave entries for batches the log
+// no longer holds, below later data: the replica removes the snapshot
+// before it truncates (dropSnapshot), and the rebuild falls back to the
+// tail until the next snapshot.
+//
+// Every write and removal of the snapshot runs under snapIO: one at a
+// time, in order, and given up after SyncTimeout (ErrStorageStalled) on a
+// stalled disk, as the logs' syncs are.
 
 // producersFile is the snapshot's name in the replica's directory.
 const producersFile = "producers.snapshot"
@@ -60,15 +68,26 @@ const (
 var errBadSnapshot = errors.New("replication: bad producer snapshot")
 
 // encodeProducerSnapshot serializes producers as covering every batch
-// below offset.
+// below offset; entries at or past it are left out.
 func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
-	ids := slices.DeleteFunc(slices.Sorted(maps.Keys(producers)), func(id int64) bool {
-		return len(producers[id].batches) == 0 // a truncation emptied it
-	})
+	// Each producer's batches oldest first (a full ring starts at next),
+	// without those past offset: a leader's round that got offsets and
+	// failed, say. Producers left with none are not written.
+	kept := map[int64][]seqBatch{}
 	n := snapshotFixed + 4
-	for _, id := range ids {
-		n += snapProducer + len(producers[id].batches)*snapBatch
+	for id, p := range producers {
+		var bs []seqBatch
+		for i := range p.batches {
+			if sb := p.batches[(p.next+i)%len(p.batches)]; sb.lastOffset < offset {
+				bs = append(bs, sb)
+			}
+		}
+		if id >= 0 && len(bs) > 0 {
+			kept[id] = bs
+			n += snapProducer + len(bs)*snapBatch
+		}
 	}
+	ids := slices.Sorted(maps.Keys(kept))
 	be := binary.BigEndian
 	b := make([]byte, 0, n)
 	b = append(b, snapshotMagic...)
@@ -76,13 +95,10 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 	b = be.AppendUint64(b, uint64(offset))
 	b = be.AppendUint32(b, uint32(len(ids)))
 	for _, id := range ids {
-		p := producers[id]
 		b = be.AppendUint64(b, uint64(id))
-		b = be.AppendUint16(b, uint16(p.epoch))
-		b = be.AppendUint32(b, uint32(len(p.batches)))
-		for i := range p.batches {
-			// Oldest first: a full ring starts at next.
-			sb := p.batches[(p.next+i)%len(p.batches)]
+		b = be.AppendUint16(b, uint16(producers[id].epoch))
+		b = be.AppendUint32(b, uint32(len(kept[id])))
+		for _, sb := range kept[id] {
 			b = be.AppendUint32(b, uint32(sb.firstSeq))
 			b = be.AppendUint32(b, uint32(sb.lastSeq))
 			b = be.AppendUint64(b, uint64(sb.baseOffset))
@@ -94,9 +110,9 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 }
 
 // decodeProducerSnapshot parses and checks a snapshot: checksum, sizes,
-// producers in ascending order with at most dedupWindow batches each,
-// sequences in range, and every batch's offsets ordered and below the
-// covered offset. Errors wrap errBadSnapshot.
+// producers in ascending order with one to dedupWindow batches each,
+// sequences in range, and each batch's offsets in order (base at most
+// last) and below the covered offset. Errors wrap errBadSnapshot.
 func decodeProducerSnapshot(b []byte) (offset int64, producers map[int64]*producerState, err error) {
 	bad := func(what string) (int64, map[int64]*producerState, error) {
 		return 0, nil, fmt.Errorf("%w: %s", errBadSnapshot, what)
@@ -197,40 +213,81 @@ func (r *replica) writeSnapshots() {
 			return
 		}
 		r.mu.Unlock()
-		r.snapMu.Lock()
-		r.mu.Lock()
-		current := gen == r.mu.snapGen && !r.mu.closed
-		r.mu.Unlock()
-		if current {
-			if err := wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b); err != nil {
-				r.m.cfg.Logger.Warn("replication: writing the producer snapshot",
-					"topic", r.topic, "partition", r.key.partition, "err", err)
+		err := r.snapIO(func() error {
+			r.mu.Lock()
+			current := gen == r.mu.snapGen && !r.mu.closed
+			r.mu.Unlock()
+			if !current {
+				return nil // dropped since (a truncation), or closing
 			}
+			return r.writeSnapshot(b)
+		})
+		if err != nil {
+			r.m.cfg.Logger.Warn("replication: writing the producer snapshot",
+				"topic", r.topic, "partition", r.key.partition, "err", err)
 		}
-		r.snapMu.Unlock()
 	}
+}
+
+// writeSnapshot replaces the replica's snapshot with b, durably.
+func (r *replica) writeSnapshot(b []byte) error {
+	return wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b)
 }
 
 // dropSnapshot removes the replica's snapshot, durably, and discards the
 // queued one, before the log is truncated or started over: their entries
-// may name batches the log is about to lose. Called without mu.
+// may name batches the log is about to lose. An error (the storage failed
+// or stalled) must stop the truncation. Called without mu.
 func (r *replica) dropSnapshot() error {
 	r.mu.Lock()
 	r.mu.snapGen++
 	r.mu.snapPending = nil
 	r.mu.snapDue = 0
 	r.mu.Unlock()
-	r.snapMu.Lock()
-	defer r.snapMu.Unlock()
-	name := filepath.Join(r.dir, producersFile)
-	if err := r.m.cfg.FS.Remove(name); err != nil {
+	return r.snapIO(func() error { return removeSnapshot(r.m.cfg.FS, r.dir) })
+}
+
+// removeSnapshot removes the snapshot in dir, if any, durably.
+func removeSnapshot(fsys wal.FS, dir string) error {
+	name := filepath.Join(dir, producersFile)
+	if err := fsys.Remove(name); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("replication: remove %s: %w", name, err)
 	}
-	if err := r.m.cfg.FS.SyncDir(r.dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		return fmt.Errorf("replication: remove %s: sync dir: %w", name, err)
 	}
 	return nil
+}
+
+// snapIO runs op, a write or removal of the replica's snapshot, after the
+// one before it has returned, and waits for it at most SyncTimeout: past
+// that it returns ErrStorageStalled, and op goes on alone (its goroutine
+// ends when the storage returns) holding back the next ones, so that they
+// still run in order.
+func (r *replica) snapIO(op func() error) error {
+	stalled := func() error {
+		return fmt.Errorf("%w: producer snapshot of %s/%d blocked for more than %v",
+			wal.ErrStorageStalled, r.topic, r.key.partition, r.m.cfg.SyncTimeout)
+	}
+	timer := time.NewTimer(r.m.cfg.SyncTimeout)
+	defer timer.Stop()
+	select {
+	case r.snapSem <- struct{}{}:
+	case <-timer.C:
+		return stalled()
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- op()
+		<-r.snapSem
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return stalled()
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/replog/replog/log"
@@ -80,7 +82,11 @@ func TestProducerSnapshotRejectsDamage(t *testing.T) {
 		"truncated":   good[:len(good)-10],
 		"bit flipped": func() []byte { b := slices.Clone(good); b[40] ^= 1; return b }(),
 		// Entries at or past the offset the snapshot covers.
-		"entry past offset": encodeProducerSnapshot(100, snapTable()),
+		"entry past offset": func() []byte {
+			b := encodeProducerSnapshot(5000, snapTable())
+			binary.BigEndian.PutUint64(b[12:], 100)
+			return binary.BigEndian.AppendUint32(b[:len(b)-4], crc32.Checksum(b[:len(b)-4], castagnoli))
+		}(),
 	}
 	for name, b := range cases {
 		if _, _, err := decodeProducerSnapshot(b); !errors.Is(err, errBadSnapshot) {
@@ -91,6 +97,29 @@ func TestProducerSnapshotRejectsDamage(t *testing.T) {
 
 // FuzzDecodeProducerSnapshot fuzzes the snapshot's body: the checksum is
 // appended to each input, so that the fuzzer explores past it.
+// TestProducerSnapshotLeavesOutEntriesPastOffset: entries that do not end
+// below the covered offset (a leader's failed round) are not written.
+func TestProducerSnapshotLeavesOutEntriesPastOffset(t *testing.T) {
+	offset, got, err := decodeProducerSnapshot(encodeProducerSnapshot(100, snapTable()))
+	if err != nil || offset != 100 {
+		t.Fatalf("decode = %d, %v", offset, err)
+	}
+	n := 0
+	for _, ps := range got {
+		for _, b := range ps.batches {
+			if b.lastOffset >= 100 {
+				t.Fatalf("entry %+v past the covered offset 100", b)
+			}
+			n++
+		}
+	}
+	// Producer 1: batches at 0, 20, 40, 60, 80 end below 100 (but its ring
+	// dropped the first five); producer 2: 10, 30, 50.
+	if n != 3 || got[1] != nil {
+		t.Fatalf("%d entries kept, producer 1 %v; want producer 2's 3", n, got[1])
+	}
+}
+
 func FuzzDecodeProducerSnapshot(f *testing.F) {
 	for _, b := range [][]byte{encodeProducerSnapshot(5000, snapTable()), encodeProducerSnapshot(0, nil)} {
 		f.Add(b[:len(b)-4])
@@ -142,7 +171,8 @@ func snapLog(t *testing.T) (*log.Log, wal.FS) {
 }
 
 func snapManager(fsys wal.FS) *Manager {
-	return &Manager{cfg: Config{FS: fsys, Logger: slog.New(slog.DiscardHandler), Durability: wal.SyncAlways}, ctx: context.Background()}
+	return &Manager{cfg: Config{FS: fsys, Logger: slog.New(slog.DiscardHandler), Durability: wal.SyncAlways, SyncTimeout: time.Minute},
+		ctx: context.Background()}
 }
 
 // TestRebuildProducersFromSnapshot: a producer whose last batches lie
@@ -253,7 +283,7 @@ func TestRebuildProducersIgnoresDamagedSnapshot(t *testing.T) {
 func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
 	l, fsys := snapLog(t)
 	m := snapManager(fsys)
-	r := &replica{m: m, log: l, dir: "/p"}
+	r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
 	r.mu.producers = map[int64]*producerState{}
 	if err := readProducers(l, 0, r.mu.producers); err != nil {
 		t.Fatal(err)
@@ -349,4 +379,135 @@ func TestRestartedReplicaKnowsProducersBeyondTail(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("after the restart the replica knows %d of producer %d's 3 batches", n, f)
 	}
+}
+
+// TestSnapshotPastLogEndNotTrustedTwice: a snapshot written before a crash
+// that took the log's unsynced tail covers offsets the log lost. The first
+// restart drops those entries and replaces the file, so that after new
+// batches take those offsets, a second crash and restart neither answers
+// for the lost batches nor skips the new ones.
+func TestSnapshotPastLogEndNotTrustedTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		durability := wal.SyncNever
+		c := newTCluster(t, 3, func(_ uint64, cfg *Config) { cfg.Durability = durability })
+		l, f := c.topicT()
+		var g uint64
+		for _, id := range c.ids {
+			if id != l && id != f {
+				g = id
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		big := make([]log.Record, 50)
+		for i := range big {
+			big[i] = log.Record{Value: make([]byte, 10<<10)}
+		}
+		for range 3 { // 1.5 MB from producer l: a snapshot on every replica
+			if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, big, AcksAll); err != nil {
+				t.Fatal(err)
+			}
+		}
+		crashAll := func() {
+			for _, id := range c.ids {
+				c.fs[id].(*wal.MemFS).Crash(wal.CrashOptions{})
+			}
+			for _, id := range c.ids {
+				c.stopCrashed(id)
+			}
+			durability = wal.SyncAlways
+			for _, id := range c.ids {
+				c.start(id)
+			}
+		}
+		crashAll() // SyncNever: the logs lose what the snapshots cover
+		c.waitFor("a leader", 60*time.Second, func() bool { return c.leader("t", 0) != 0 })
+		appendN(t, ctx, c, g, "b", 3) // producer g, synced
+		c.converged("t", 0)
+		crashAll()
+		c.waitFor("replicas reopened", 60*time.Second, func() bool {
+			for _, id := range c.ids {
+				tp, ok := c.nodes[id].meta.State().Topic("t")
+				if !ok || c.nodes[id].rep.replica(pkey{tp.ID, 0}) == nil {
+					return false
+				}
+			}
+			return true
+		})
+		for _, id := range c.ids {
+			bad, known := staleEntries(t, replicaOf(t, c, id))
+			for _, s := range bad {
+				t.Errorf("node %d: %s", id, s)
+			}
+			if known[int64(g)] != 3 {
+				t.Errorf("node %d knows %d of producer %d's 3 synced batches", id, known[int64(g)], g)
+			}
+		}
+	})
+}
+
+// staleEntries lists the producer table entries of r whose offsets do not
+// hold that producer's batch in r's log, and counts the entries of each
+// producer.
+func staleEntries(t *testing.T, r *replica) (bad []string, known map[int64]int) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	known = map[int64]int{}
+	for id, ps := range r.mu.producers {
+		for _, sb := range ps.batches {
+			known[id]++
+			if sb.baseOffset < r.log.LogStartOffset() {
+				continue
+			}
+			raw, err := r.log.ReadBatches(nil, sb.baseOffset, sb.lastOffset+1, 1<<22)
+			if err != nil || len(raw) == 0 {
+				bad = append(bad, fmt.Sprintf("producer %d seq %d at %d..%d: the log has nothing there (%v)", id, sb.firstSeq, sb.baseOffset, sb.lastOffset, err))
+				continue
+			}
+			b, _, err := log.SplitBatch(raw)
+			if err != nil || b.BaseOffset() != sb.baseOffset || b.ProducerID() != id || b.BaseSequence() != sb.firstSeq || batchCRC(b) != sb.crc {
+				bad = append(bad, fmt.Sprintf("producer %d seq %d at %d..%d: the log holds producer %d seq %d at %d there",
+					id, sb.firstSeq, sb.baseOffset, sb.lastOffset, b.ProducerID(), b.BaseSequence(), b.BaseOffset()))
+			}
+		}
+	}
+	return bad, known
+}
+
+// TestSnapshotStallIsBounded: a snapshot write blocked by a stalled disk
+// does not block the truncation behind it past SyncTimeout (it fails with
+// ErrStorageStalled, so the log is not truncated under a snapshot that may
+// still land), and the write completes once the disk answers.
+func TestSnapshotStallIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, mem := snapLog(t)
+		stall := wal.NewStallFS(mem)
+		m := snapManager(stall)
+		m.cfg.SyncTimeout = time.Second
+		r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
+		r.mu.producers = map[int64]*producerState{}
+		if err := readProducers(l, 0, r.mu.producers); err != nil {
+			t.Fatal(err)
+		}
+		stall.Stall()
+		r.mu.Lock()
+		r.producersRecordedLocked(snapshotEvery, l.LogEndOffset())
+		r.mu.Unlock()
+		synctest.Wait() // the write blocks in its sync
+		if stall.Waiting() != 1 {
+			t.Fatalf("%d syncs blocked, want the snapshot's", stall.Waiting())
+		}
+		start := time.Now()
+		err := r.dropSnapshot()
+		if !errors.Is(err, wal.ErrStorageStalled) || time.Since(start) != time.Second {
+			t.Fatalf("dropSnapshot behind a stalled write: %v after %v, want ErrStorageStalled after 1s", err, time.Since(start))
+		}
+		stall.Release()
+		m.wg.Wait()
+		synctest.Wait() // the stalled write's goroutine ends
+		if _, err := mem.Stat(filepath.Join("/p", producersFile)); err != nil {
+			t.Fatalf("the stalled snapshot write did not complete once released: %v", err)
+		}
+	})
 }

@@ -107,9 +107,9 @@ type replica struct {
 		gen   uint32
 	}
 
-	// snapMu serialises the writes and the removal of the producer
-	// snapshot (see prodsnap.go). Taken before mu, never under it.
-	snapMu sync.Mutex
+	// snapSem (capacity 1) orders the writes and removals of the producer
+	// snapshot (see snapIO). Taken before mu, never under it.
+	snapSem chan struct{}
 
 	mu struct {
 		sync.Mutex
@@ -228,7 +228,8 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	if err != nil {
 		return nil, fmt.Errorf("replication: open %s/%d: %w", topic, key.partition, err)
 	}
-	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0}
+	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0,
+		snapSem: make(chan struct{}, 1)}
 	r.mu.producers = producers
 	r.mu.fresh = fresh
 	r.mu.epoch = -1
@@ -349,7 +350,19 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 		}
 		from = max(min(offset, end), l.LogStartOffset(), l.TailStart(maxSnapshotRead))
 	}
-	return readProducers(l, from, producers)
+	if err := readProducers(l, from, producers); err != nil {
+		return err
+	}
+	if snap != nil && offset > end {
+		// New batches will take the offsets the crash freed: the file
+		// must no longer name the lost ones there (see prodsnap.go).
+		if err := wal.WriteFileAtomic(m.cfg.FS, filepath.Join(dir, producersFile), encodeProducerSnapshot(end, producers)); err != nil {
+			if rerr := removeSnapshot(m.cfg.FS, dir); rerr != nil {
+				return fmt.Errorf("replication: replacing a producer snapshot past the log's end: %w", errors.Join(err, rerr))
+			}
+		}
+	}
+	return nil
 }
 
 // readProducers reads the log from offset from to its end into producers.
@@ -666,21 +679,23 @@ func (r *replica) close(remove bool) error {
 	r.failLeaderWorkLocked(&out, 0, 1<<31-1)
 	r.mu.Unlock()
 	out.deliver(r.m)
-	r.snapMu.Lock() // a snapshot write in flight ends; no other starts (closed)
-	defer r.snapMu.Unlock()
 	err := r.log.Close()
 	if errors.Is(err, log.ErrClosed) {
 		err = nil
 	}
+	// A clean stop writes the table at the log's end, so that the next
+	// start reads no log to rebuild it; after a failure, or to remove the
+	// replica, the snapshot write in flight (if any) ends first.
+	last := func() error { return nil }
 	if err == nil && !remove {
-		// A clean stop: the next start reads no log to rebuild the table.
 		r.mu.Lock()
 		b := encodeProducerSnapshot(r.log.NextOffset(), r.mu.producers)
 		r.mu.Unlock()
-		if werr := wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b); werr != nil {
-			r.m.cfg.Logger.Warn("replication: writing the producer snapshot at close",
-				"topic", r.topic, "partition", r.key.partition, "err", werr)
-		}
+		last = func() error { return r.writeSnapshot(b) }
+	}
+	if serr := r.snapIO(last); serr != nil {
+		r.m.cfg.Logger.Warn("replication: writing the producer snapshot at close",
+			"topic", r.topic, "partition", r.key.partition, "err", serr)
 	}
 	if remove {
 		// A directory left by a failure here is removed by the next

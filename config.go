@@ -146,16 +146,18 @@ type Config struct {
 	// file system per round (syncfs(2) on Linux; see wal.SyncGroup)
 	// instead of one fdatasync per partition log. Same guarantees as
 	// without it. Measured on one shared disk (examples/bench -syncgroup,
-	// 3 nodes in one process sharing one group): about 1.6 times the
-	// records/s with 256 single-record producers, 1.1 times with 16
-	// producers of 100-record batches, the same single-producer latency,
-	// and a p99 about half as long. The costs: syncfs writes back every
-	// dirty file of the file system, other programs' too, so one of them
-	// writing gigabytes delays the node's syncs; before Linux 5.8 syncfs
-	// does not report write-back errors (do not use a group there); and a
-	// failed flush fails every later sync through the group, so nodes
-	// reopened after a storage failure need a new one. Not with Journal.
-	// Nil (the default): each partition log syncs its own file.
+	// 3 nodes in one process sharing one group, medians of 4 interleaved
+	// pairs): about 1.5 times the records/s with 256 single-record
+	// producers, 1.3 times with 16 producers of 100-record batches, a
+	// single producer's p50 about 0.9 times, and a p99 about half as long
+	// under load. The costs: syncfs writes back every dirty file of the
+	// file system, other programs' too, so one of them writing gigabytes
+	// delays the node's syncs; before Linux 5.8 syncfs does not report
+	// write-back errors (do not use a group there); and a failed flush
+	// fails every later sync through the group, so nodes reopened after a
+	// storage failure need a new one, and nodes sharing one fail together.
+	// Not with Journal. Nil (the default): each partition log syncs its
+	// own file.
 	SyncGroup *wal.SyncGroup
 
 	// SyncTimeout is the deadline of one sync of a partition log. A sync

@@ -168,6 +168,10 @@ type result struct {
 	P999us        float64 `json:"p999_us"`
 	MaxUs         float64 `json:"max_us"`
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	// GroupFlushes and GroupSyncs count the sync group's flushes and the
+	// log syncs they served, over the whole run (set-up included).
+	GroupFlushes int64 `json:"sync_group_flushes,omitempty"`
+	GroupSyncs   int64 `json:"sync_group_syncs,omitempty"`
 	// Failover runs: how the leader went (close: controlled shutdown;
 	// stop: a crash); the longest time between two successful appends on a
 	// partition it led that overlaps the failover (from the call that took
@@ -211,6 +215,10 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 		r.Records, r.Seconds, r.RecordsPerSec, r.MBPerSec, r.Errors)
 	fmt.Fprintf(&b, "append latency: p50 %.0fµs, p90 %.0fµs, p99 %.0fµs, p99.9 %.0fµs, max %.0fµs\n",
 		r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)
+	if r.GroupFlushes > 0 {
+		fmt.Fprintf(&b, "sync group: %d flushes, %.0f/s, %.1f log syncs each\n",
+			r.GroupFlushes, float64(r.GroupFlushes)/r.Seconds, float64(r.GroupSyncs)/float64(r.GroupFlushes))
+	}
 	if r.Failover != "" {
 		fmt.Fprintf(&b, "failover by %s (took %.1f ms): longest gap between successful appends on the partitions it led: %.1f ms (in the second before: %.1f ms)\n",
 			r.Failover, r.FailoverDownMs, r.FailoverGapMs, r.BaselineGapMs)

@@ -76,6 +76,10 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 		return nil, err
 	}
 	res.PeakRSSMB = peakRSSMB()
+	if group != nil {
+		st := group.Stats()
+		res.GroupFlushes, res.GroupSyncs = st.Flushes, st.Syncs
+	}
 	return res, nil
 }
 

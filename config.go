@@ -141,23 +141,24 @@ type Config struct {
 	// once the metadata has a quorum; until then the journal grows.
 	Journal bool
 
-	// SyncGroup, when set, merges the syncs of the node's partition logs,
-	// and of every other node's sharing the group, into one flush of their
-	// file system per round (syncfs(2) on Linux; see wal.SyncGroup)
-	// instead of one fdatasync per partition log. Same guarantees as
-	// without it. Measured on one shared disk (examples/bench -syncgroup,
-	// 3 nodes in one process sharing one group, medians of 4 interleaved
-	// pairs): about 1.5 times the records/s with 256 single-record
-	// producers, 1.3 times with 16 producers of 100-record batches, a
-	// single producer's p50 about 0.9 times, and a p99 about half as long
-	// under load. The costs: syncfs writes back every dirty file of the
-	// file system, other programs' too, so one of them writing gigabytes
+	// SyncGroup, when set, merges the syncs of the node's partition logs, and
+	// of every other node's sharing the group, into one flush of their file
+	// system per round (syncfs(2) on Linux; see wal.SyncGroup) instead of one
+	// fdatasync per partition log. Same guarantees as without it on Linux 5.8
+	// and later (see below). A log's sync may wait for the flush already
+	// running and then its own: keep SyncTimeout above two flushes of the
+	// whole file system under load. Measured on one shared disk
+	// (examples/bench -syncgroup, 3 nodes in one process sharing one group,
+	// medians of 4 interleaved pairs): about 1.5 times the records/s with 256
+	// single-record producers, 1.3 times with 16 producers of 100-record
+	// batches, a single producer's p50 about 0.9 times, and a p99 about half
+	// as long under load. The costs: syncfs writes back every dirty file of
+	// the file system, other programs' too, so one of them writing gigabytes
 	// delays the node's syncs; before Linux 5.8 syncfs does not report
-	// write-back errors (do not use a group there); and a failed flush
-	// fails every later sync through the group, so nodes reopened after a
-	// storage failure need a new one, and nodes sharing one fail together.
-	// Not with Journal. Nil (the default): each partition log syncs its
-	// own file.
+	// write-back errors (do not use a group there); and a failed flush fails
+	// every later sync through the group, so nodes reopened after a storage
+	// failure need a new one, and nodes sharing one fail together. Not with
+	// Journal. Nil (the default): each partition log syncs its own file.
 	SyncGroup *wal.SyncGroup
 
 	// SyncTimeout is the deadline of one sync of a partition log. A sync

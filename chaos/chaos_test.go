@@ -47,7 +47,9 @@ var allFaults = []FaultKind{Kill, Crash, CrashAll, Isolate, IsolateLeader, KillL
 //
 //	seed mod 4 = 0: SyncAlways, 3 nodes, every fault (crashes of every node
 //	                included: nothing acknowledged may be lost); with a
-//	                journal per node (Config.Journal) when seed/4 is odd
+//	                journal per node (Config.Journal) when seed/4 is odd,
+//	                a sync group per node (Config.SyncGroup) when seed/4
+//	                mod 4 is 2
 //	seed mod 4 = 1: SyncNever, 3 nodes, every fault but CrashAll: one node
 //	                at a time loses its unsynced data; nothing acknowledged
 //	                may be lost, the other replicas hold it
@@ -60,6 +62,7 @@ func configFor(seed int64, d time.Duration) runConfig {
 	switch uint64(seed) % 4 {
 	case 0:
 		cfg.Journal = (uint64(seed)/4)%2 == 1
+		cfg.SyncGroup = (uint64(seed)/4)%4 == 2
 	case 1:
 		cfg.Durability = replog.SyncNever
 		cfg.Kinds = without(faults, CrashAll)

@@ -44,6 +44,7 @@ type runConfig struct {
 	Duration   time.Duration // workload under faults
 	Durability replog.Durability
 	Journal    bool // Config.Journal: the nodes' logs share a redo journal
+	SyncGroup  bool // Config.SyncGroup: each node's logs share one flush per round
 	Kinds      []FaultKind
 	ExpectLoss bool // SyncNever with CrashAll: losses are expected
 }
@@ -52,6 +53,9 @@ func (c runConfig) String() string {
 	dur := c.Durability.String()
 	if c.Journal {
 		dur += " with a journal"
+	}
+	if c.SyncGroup {
+		dur += " with a sync group"
 	}
 	return fmt.Sprintf("seed %d: %d nodes, %d clients, %v, %s, faults %v, expect loss %v",
 		c.Seed, c.Nodes, c.Clients, c.Duration, dur, c.Kinds, c.ExpectLoss)
@@ -159,6 +163,11 @@ func newHarness(t testing.TB, cfg runConfig) *harness {
 		replog.WithConfig(func(c *replog.Config) {
 			c.Durability = cfg.Durability
 			c.Journal = cfg.Journal
+			if cfg.SyncGroup {
+				// One per node start: a crash or a failed flush ends the
+				// group of that node only.
+				c.SyncGroup = wal.NewSyncGroup()
+			}
 			c.SessionTimeout = sessionTimeout
 			c.SyncTimeout = syncTimeout
 			c.SegmentSize = segmentSize

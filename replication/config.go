@@ -135,8 +135,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.Replication and Config.Forward are required", ErrInvalidArgument)
 	case c.Dir == "" && c.FS != nil:
 		return fmt.Errorf("%w: Config.Dir is required with an FS", ErrInvalidArgument)
-	case c.MaxBatchBytes < 0 || c.ReplicaLagTime < 0:
-		return fmt.Errorf("%w: negative MaxBatchBytes or ReplicaLagTime", ErrInvalidArgument)
+	case c.MaxBatchBytes < 0 || c.ReplicaLagTime < 0 || c.SyncTimeout < 0:
+		return fmt.Errorf("%w: negative MaxBatchBytes, ReplicaLagTime or SyncTimeout", ErrInvalidArgument)
 	}
 	return nil
 }
@@ -154,6 +154,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = wal.DefaultSyncTimeout // the logs' default: the Manager's own waits use it too
 	}
 	if c.ReplicaLagTime == 0 {
 		c.ReplicaLagTime = DefaultReplicaLagTime

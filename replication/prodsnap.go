@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/replog/replog/log"
 	"github.com/replog/replog/wal"
 )
 
@@ -33,6 +34,13 @@ import (
 // no longer holds, below later data: the replica removes the snapshot
 // before it truncates (dropSnapshot), and the rebuild falls back to the
 // tail until the next snapshot.
+//
+// What those rules cannot order, a snapshot write that outlived its
+// replica (stalled past Close) and landed under the next replica of the
+// directory in this process, the rebuild still finds: batches a log lost
+// are the newest its table recorded, so a rebuild checks each producer's
+// newest entry against the batch the log holds at its offset
+// (checkSnapshot), and a mismatch makes it distrust the whole snapshot.
 //
 // Every write and removal of the snapshot runs under snapIO: one at a
 // time, in order, and given up after SyncTimeout (ErrStorageStalled) on a
@@ -290,4 +298,35 @@ func (r *replica) snapIO(op func() error) error {
 	case <-timer.C:
 		return stalled()
 	}
+}
+
+// checkSnapshot checks each producer's newest entry in snap against the
+// batch l holds at its offset (producer, first sequence, checksum). The
+// batches a log lost (an unsynced tail, a round that was never written)
+// are the newest the table recorded when the snapshot was taken: a
+// snapshot that names one of them at an offset the log has since filled
+// with another batch fails here. Entries below the log's start are not
+// checked.
+func checkSnapshot(l *log.Log, snap map[int64]*producerState) error {
+	var buf []byte
+	for id, ps := range snap {
+		if len(ps.batches) == 0 {
+			continue
+		}
+		sb := ps.batches[(ps.next+len(ps.batches)-1)%len(ps.batches)]
+		if sb.baseOffset < l.LogStartOffset() {
+			continue
+		}
+		raw, err := l.ReadBatches(buf[:0], sb.baseOffset, l.LogEndOffset(), 1) // the one batch there
+		buf = raw
+		if err != nil {
+			return fmt.Errorf("%w: reading the batch at %d: %w", errBadSnapshot, sb.baseOffset, err)
+		}
+		b, _, err := log.SplitBatch(raw)
+		if err != nil || b.BaseOffset() != sb.baseOffset || b.ProducerID() != id ||
+			b.BaseSequence() != sb.firstSeq || batchCRC(b) != sb.crc {
+			return fmt.Errorf("%w: producer %d's batch at %d is not in the log", errBadSnapshot, id, sb.baseOffset)
+		}
+	}
+	return nil
 }

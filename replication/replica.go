@@ -336,14 +336,19 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 	from := l.TailStart(rebuildBytes)
 	end := l.LogEndOffset()
 	offset, snap, err := readProducerSnapshot(m.cfg.FS, dir)
+	if err == nil && snap != nil {
+		for _, ps := range snap {
+			ps.truncate(end) // entries the log lost (its unsynced tail, in a crash)
+		}
+		err = checkSnapshot(l, snap)
+	}
 	switch {
 	case err != nil:
 		m.cfg.Logger.Warn("replication: producer snapshot unusable: rebuilding from the log's tail",
 			"dir", dir, "err", err)
+		snap = nil
 	case snap != nil:
 		for id, ps := range snap {
-			// Entries the log lost (its unsynced tail, in a crash).
-			ps.truncate(end)
 			if len(ps.batches) > 0 {
 				producers[id] = ps
 			}
@@ -686,13 +691,15 @@ func (r *replica) close(remove bool) error {
 	// A clean stop writes the table at the log's end, so that the next
 	// start reads no log to rebuild it; after a failure, or to remove the
 	// replica, the snapshot write in flight (if any) ends first.
+	// A failed replica's table may be partial (a failed read at open):
+	// it writes none.
 	last := func() error { return nil }
-	if err == nil && !remove {
-		r.mu.Lock()
+	r.mu.Lock()
+	if err == nil && !remove && r.mu.failed == nil {
 		b := encodeProducerSnapshot(r.log.NextOffset(), r.mu.producers)
-		r.mu.Unlock()
 		last = func() error { return r.writeSnapshot(b) }
 	}
+	r.mu.Unlock()
 	if serr := r.snapIO(last); serr != nil {
 		r.m.cfg.Logger.Warn("replication: writing the producer snapshot at close",
 			"topic", r.topic, "partition", r.key.partition, "err", serr)

@@ -43,10 +43,11 @@ import (
 //
 //     lc.FS(id).(*wal.MemFS).Crash(wal.CrashOptions{}); lc.Stop(id); lc.Restart(id)
 //
-//     (files opened before Crash fail from then on, so Stop cannot write
-//     anything more). WithFS supplies other file systems, e.g. a
-//     wal.StallFS over a wal.MemFS to stall one node's syncs, or a
-//     wal.FaultFS to fail its writes.
+//     (each start of a node works on its own MemFS.Incarnation, which
+//     fails every operation after the Crash, so the crashed run cannot
+//     write anything more). WithFS supplies other file systems, e.g. a
+//     wal.StallFS over a wal.MemFS to stall one node's syncs (its starts
+//     get incarnations too), or a wal.FaultFS to fail its writes.
 //
 // The metadata of a node in memory lives in a store kept across Stop and
 // Restart; it is not affected by FS crashes (it is always durable).
@@ -172,8 +173,8 @@ func (lc *LocalCluster) config(id NodeID) Config {
 		}
 	}
 	cfg.FS = lc.mu.fs[id]
-	if m, ok := cfg.FS.(*wal.MemFS); ok {
-		cfg.FS = m.Incarnation() // what this run still does after a Crash stays out of the next
+	if inc, ok := cfg.FS.(interface{ Incarnation() wal.FS }); ok {
+		cfg.FS = inc.Incarnation() // what this run still does after a Crash stays out of the next
 	}
 	return cfg
 }

@@ -45,18 +45,32 @@ func (m *model) forgetFrom(p Pos) {
 // takes a new crashFS.
 type crashFS struct {
 	*MemFS
-	left atomic.Int64 // writes before the crash; <= 0: disarmed
-	dead atomic.Bool
-	torn bool
-	seed uint64
+	left  atomic.Int64 // writes before the crash; <= 0: disarmed
+	after bool         // the crash comes right after the write that ends left, not before it
+	dead  atomic.Bool
+	torn  bool
+	seed  uint64
 }
 
+// arm crashes the FS at the n-th write from now, before it is applied.
 func (c *crashFS) arm(n int, torn bool, seed uint64) {
 	c.torn, c.seed = torn, seed
 	c.left.Store(int64(n))
 }
 
-func (c *crashFS) tick() {
+// armAfter crashes the FS right after the n-th write from now: that
+// write's bytes are unsynced when the crash comes, so a torn crash may
+// keep part of them.
+func (c *crashFS) armAfter(n int, torn bool, seed uint64) {
+	c.after = true
+	c.arm(n, torn, seed)
+}
+
+// tick counts a write about to be applied (before), or just applied.
+func (c *crashFS) tick(before bool) {
+	if before == c.after {
+		return
+	}
 	if c.left.Load() > 0 && c.left.Add(-1) == 0 {
 		c.crash(CrashOptions{Torn: c.torn, Seed: c.seed})
 	}
@@ -151,12 +165,14 @@ type crashFile struct {
 }
 
 func (f *crashFile) WriteAt(p []byte, off int64) (int, error) {
-	f.c.tick()
-	return f.File.WriteAt(p, off)
+	f.c.tick(true)
+	n, err := f.File.WriteAt(p, off)
+	f.c.tick(false)
+	return n, err
 }
 
 func (f *crashFile) Truncate(size int64) error {
-	f.c.tick()
+	f.c.tick(true)
 	return f.File.Truncate(size)
 }
 
@@ -292,6 +308,11 @@ func journalCrashRun(t *testing.T, seed uint64, logger *slog.Logger, replays, ch
 		var once sync.Once
 		torn := rng.IntN(3) != 0
 		cseed := seed*100 + uint64(cycle)
+		if rng.IntN(2) == 0 {
+			// Or earlier: right after a write, its bytes unsynced, so that
+			// torn tails come whatever the goroutines' timing.
+			fsys.armAfter(1+rng.IntN(60), torn, cseed)
+		}
 		crash := func() {
 			once.Do(func() {
 				fsys.crash(CrashOptions{Torn: torn, Seed: cseed})

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"slices"
 	"testing"
+	"testing/synctest"
 )
 
 func TestMemFSCrashKeepsOnlySynced(t *testing.T) {
@@ -164,5 +165,40 @@ func TestMemFSIncarnationEndsAtCrash(t *testing.T) {
 	}
 	if _, err := run2.Create("/d/b"); err != nil {
 		t.Fatalf("Create in a new incarnation: %v", err)
+	}
+}
+
+// TestStallFSIncarnation: a StallFS's incarnation works on the wrapped
+// MemFS's incarnation (a Crash ends it) and stalls with the StallFS.
+func TestStallFSIncarnation(t *testing.T) {
+	m := NewMemFS()
+	s := NewStallFS(m)
+	run := s.Incarnation()
+	f, err := run.Create("/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		s.Stall()
+		done := make(chan error, 1)
+		go func() { done <- f.Sync() }()
+		synctest.Wait()
+		if s.Waiting() != 1 {
+			t.Fatalf("%d syncs blocked through the incarnation, want 1", s.Waiting())
+		}
+		s.Release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+	m.Crash(CrashOptions{})
+	if _, err := run.Create("/b"); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("Create through the crashed incarnation = %v, want ErrCrashed", err)
+	}
+	if _, err := s.Incarnation().Create("/b"); err != nil {
+		t.Fatalf("Create through a new incarnation: %v", err)
+	}
+	if NewStallFS(OSFS{}).Incarnation() == nil {
+		t.Fatal("no FS for a file system without incarnations")
 	}
 }

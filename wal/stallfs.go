@@ -12,12 +12,15 @@ import (
 // concurrent use.
 type StallFS struct {
 	FS // the wrapped file system; every method but those below passes through
-	mu struct {
-		sync.Mutex
-		stalled bool
-		release chan struct{} // closed by Release
-		waiting int           // syncs blocked now
-	}
+	st *stallState
+}
+
+// stallState is a StallFS's stall, shared with its incarnations.
+type stallState struct {
+	mu      sync.Mutex
+	stalled bool
+	release chan struct{} // closed by Release
+	waiting int           // syncs blocked now
 }
 
 var (
@@ -26,49 +29,61 @@ var (
 )
 
 // NewStallFS wraps inner, not stalled.
-func NewStallFS(inner FS) *StallFS { return &StallFS{FS: inner} }
+func NewStallFS(inner FS) *StallFS { return &StallFS{FS: inner, st: &stallState{}} }
+
+// Incarnation returns a StallFS over the wrapped FS's incarnation (see
+// MemFS.Incarnation) that stalls with s: give each start of a node its
+// own, as LocalCluster does, and stall them all through s. If the wrapped
+// FS has no incarnations, it returns s.
+func (s *StallFS) Incarnation() FS {
+	inc, ok := s.FS.(interface{ Incarnation() FS })
+	if !ok {
+		return s
+	}
+	return &StallFS{FS: inc.Incarnation(), st: s.st}
+}
 
 // Stall makes every sync that starts from now on block until Release.
 func (s *StallFS) Stall() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.mu.stalled {
-		s.mu.stalled = true
-		s.mu.release = make(chan struct{})
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if !s.st.stalled {
+		s.st.stalled = true
+		s.st.release = make(chan struct{})
 	}
 }
 
 // Release unblocks the blocked syncs (they then run) and ends the stall.
 func (s *StallFS) Release() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.stalled {
-		s.mu.stalled = false
-		close(s.mu.release)
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if s.st.stalled {
+		s.st.stalled = false
+		close(s.st.release)
 	}
 }
 
 // Waiting is the number of syncs blocked now.
 func (s *StallFS) Waiting() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.waiting
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	return s.st.waiting
 }
 
 // block waits while the FS is stalled.
 func (s *StallFS) block() {
-	s.mu.Lock()
-	if !s.mu.stalled {
-		s.mu.Unlock()
+	s.st.mu.Lock()
+	if !s.st.stalled {
+		s.st.mu.Unlock()
 		return
 	}
-	ch := s.mu.release
-	s.mu.waiting++
-	s.mu.Unlock()
+	ch := s.st.release
+	s.st.waiting++
+	s.st.mu.Unlock()
 	<-ch
-	s.mu.Lock()
-	s.mu.waiting--
-	s.mu.Unlock()
+	s.st.mu.Lock()
+	s.st.waiting--
+	s.st.mu.Unlock()
 }
 
 // SyncDir implements FS, blocking while stalled.

@@ -380,6 +380,15 @@ func (c *tcluster) stopCrashed(id uint64) {
 	}
 }
 
+// waitReplica waits until node id has opened its replica of t/0.
+func (c *tcluster) waitReplica(id uint64) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("node %d's replica of t/0", id), 30*time.Second, func() bool {
+		tp, ok := c.nodes[id].meta.State().Topic("t")
+		return ok && c.nodes[id].rep.replica(pkey{tp.ID, 0}) != nil
+	})
+}
+
 // replicaOf is node id's replica of t/0.
 func replicaOf(t *testing.T, c *tcluster, id uint64) *replica {
 	t.Helper()

@@ -3,63 +3,13 @@ package replication
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/wal"
 )
-
-// TestFailedReplicaWritesNoSnapshot: a replica failed by its start-up read
-// of the log (EIO) holds a partial producer table; its clean stop writes no
-// snapshot of it, so the next start reads the log again.
-func TestFailedReplicaWritesNoSnapshot(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var failing atomic.Pointer[string]
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			cfg.SegmentSize = 1 << 10
-			cfg.FS = &readFailFS{FS: cfg.FS, fail: func(name string) bool {
-				p := failing.Load()
-				return p != nil && *p == name
-			}}
-		})
-		l, f := c.topicT()
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		defer cancel()
-		appendN(t, ctx, c, l, "a", 40)
-		c.stop(f)
-		dir := replicaDirIn(t, c.fs[f], "/data")
-		segs, _ := c.fs[f].ReadDir(dir)
-		segs = slices.DeleteFunc(segs, func(n string) bool { return !strings.HasSuffix(n, ".wal") })
-		middle := filepath.Join(dir, segs[len(segs)-2])
-		failing.Store(&middle) // the start-up read of the log fails
-		if err := c.fs[f].Remove(filepath.Join(dir, producersFile)); err != nil {
-			t.Fatal(err)
-		}
-		c.start(f)
-		c.waitFor("the replica opened", 30*time.Second, func() bool {
-			tp, ok := c.nodes[f].meta.State().Topic("t")
-			return ok && c.nodes[f].rep.replica(pkey{tp.ID, 0}) != nil
-		})
-		r := replicaOf(t, c, f)
-		r.mu.Lock()
-		failed := r.mu.failed
-		r.mu.Unlock()
-		if failed == nil {
-			t.Fatal("replica not failed")
-		}
-		c.stop(f) // a clean stop of the failed replica
-		failing.Store(nil)
-		if off, _, err := readProducerSnapshot(c.fs[f], dir); err != nil || off != -1 {
-			t.Fatalf("a failed replica's stop wrote a snapshot (at %d, %v): its table may be partial", off, err)
-		}
-	})
-}
 
 // TestSyncTimeoutDefault: the Manager's own waits on storage (snapshot
 // writes, journal records) use the logs' default SyncTimeout when the
@@ -109,13 +59,8 @@ func TestSnapshotFromEarlierReplicaDistrusted(t *testing.T) {
 		// Instance 1: a leader round for producer 7 got offsets [end,
 		// end+9] (assignLocked records it and may queue a snapshot), and
 		// its snapshot write stalls.
-		m1 := snapManager(gfs)
-		m1.cfg.SyncTimeout = time.Second
-		old := &replica{m: m1, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
-		old.mu.producers = map[int64]*producerState{}
-		if err := readProducers(l, 0, old.mu.producers); err != nil {
-			t.Fatal(err)
-		}
+		old := snapReplica(t, l, gfs)
+		m1 := old.m
 		old.mu.producers[7] = &producerState{}
 		old.mu.producers[7].record(1, seqBatch{firstSeq: 0, lastSeq: 9, baseOffset: end, lastOffset: end + 9, crc: 1234})
 		old.mu.Lock()

@@ -170,6 +170,20 @@ func snapLog(t *testing.T) (*log.Log, wal.FS) {
 	return l, fsys
 }
 
+// snapReplica is a replica of the log l in /p on fsys (a Manager of its
+// own, SyncTimeout one second), its producer table read from the whole log.
+func snapReplica(t *testing.T, l *log.Log, fsys wal.FS) *replica {
+	t.Helper()
+	m := snapManager(fsys)
+	m.cfg.SyncTimeout = time.Second
+	r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
+	r.mu.producers = map[int64]*producerState{}
+	if err := readProducers(l, 0, r.mu.producers); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func snapManager(fsys wal.FS) *Manager {
 	return &Manager{cfg: Config{FS: fsys, Logger: slog.New(slog.DiscardHandler), Durability: wal.SyncAlways, SyncTimeout: time.Minute},
 		ctx: context.Background()}
@@ -282,12 +296,8 @@ func TestRebuildProducersIgnoresDamagedSnapshot(t *testing.T) {
 // writes a snapshot of the table; truncating the log removes it first.
 func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
 	l, fsys := snapLog(t)
-	m := snapManager(fsys)
-	r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
-	r.mu.producers = map[int64]*producerState{}
-	if err := readProducers(l, 0, r.mu.producers); err != nil {
-		t.Fatal(err)
-	}
+	r := snapReplica(t, l, fsys)
+	m := r.m
 	end := l.LogEndOffset()
 	r.mu.Lock()
 	r.producersRecordedLocked(snapshotEvery-1, end)
@@ -364,10 +374,7 @@ func TestRestartedReplicaKnowsProducersBeyondTail(t *testing.T) {
 	c.fs[f].(*wal.MemFS).Crash(wal.CrashOptions{})
 	c.stopCrashed(f)
 	c.start(f)
-	c.waitFor("the replica reopened", 30*time.Second, func() bool {
-		tp, ok := c.nodes[f].meta.State().Topic("t")
-		return ok && c.nodes[f].rep.replica(pkey{tp.ID, 0}) != nil
-	})
+	c.waitReplica(f)
 	r := replicaOf(t, c, f)
 	r.mu.Lock()
 	ps := r.mu.producers[int64(f)]
@@ -425,15 +432,9 @@ func TestSnapshotPastLogEndNotTrustedTwice(t *testing.T) {
 		appendN(t, ctx, c, g, "b", 3) // producer g, synced
 		c.converged("t", 0)
 		crashAll()
-		c.waitFor("replicas reopened", 60*time.Second, func() bool {
-			for _, id := range c.ids {
-				tp, ok := c.nodes[id].meta.State().Topic("t")
-				if !ok || c.nodes[id].rep.replica(pkey{tp.ID, 0}) == nil {
-					return false
-				}
-			}
-			return true
-		})
+		for _, id := range c.ids {
+			c.waitReplica(id)
+		}
 		for _, id := range c.ids {
 			bad, known := staleEntries(t, replicaOf(t, c, id))
 			for _, s := range bad {
@@ -483,13 +484,8 @@ func TestSnapshotStallIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l, mem := snapLog(t)
 		stall := wal.NewStallFS(mem)
-		m := snapManager(stall)
-		m.cfg.SyncTimeout = time.Second
-		r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
-		r.mu.producers = map[int64]*producerState{}
-		if err := readProducers(l, 0, r.mu.producers); err != nil {
-			t.Fatal(err)
-		}
+		r := snapReplica(t, l, stall)
+		m := r.m
 		stall.Stall()
 		r.mu.Lock()
 		r.producersRecordedLocked(snapshotEvery, l.LogEndOffset())

@@ -89,7 +89,8 @@ func TestCorruptSealedSegmentFoundAtStart(t *testing.T) {
 // takes no writes and its node reports itself unhealthy, so that it leads
 // nothing with a producer table missing batches its log holds. Its log is
 // kept (nothing says it is damaged). Before, the error only logged a
-// warning and the replica served on with a partial table.
+// warning and the replica served on with a partial table. Nor does its
+// stop write a snapshot of that table.
 func TestProducerTableReadErrorFailsReplica(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Pointer[string] // the segment whose reads fail
@@ -122,10 +123,7 @@ func TestProducerTableReadErrorFailsReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.start(f)
-		c.waitFor("the replica opened", 30*time.Second, func() bool {
-			tp, ok := c.nodes[f].meta.State().Topic("t")
-			return ok && c.nodes[f].rep.replica(pkey{tp.ID, 0}) != nil
-		})
+		c.waitReplica(f)
 		r := replicaOf(t, c, f)
 		r.mu.Lock()
 		failed := r.mu.failed
@@ -141,6 +139,13 @@ func TestProducerTableReadErrorFailsReplica(t *testing.T) {
 		names, err := c.fs[f].ReadDir("/data")
 		if err != nil || slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".corrupt-") }) {
 			t.Fatalf("replica directories of %d: %v, %v: want the log kept, not moved aside", f, names, err)
+		}
+		// Its table may be partial: its clean stop writes no snapshot of
+		// it, so the next start reads the log again.
+		c.stop(f)
+		failing.Store(nil)
+		if off, _, err := readProducerSnapshot(c.fs[f], dir); err != nil || off != -1 {
+			t.Fatalf("the failed replica's stop wrote a snapshot (at %d, %v)", off, err)
 		}
 	})
 }

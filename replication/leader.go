@@ -884,6 +884,8 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 		cancel()
 		if err != nil {
 			r.m.cfg.Logger.Info("replication: ISR change refused", "topic", r.topic, "partition", r.key.partition, "isr", isr, "err", err)
+		} else {
+			r.m.cfg.Logger.Info("replication: ISR changed", "topic", r.topic, "partition", r.key.partition, "isr", isr, "epoch", epoch)
 		}
 		r.mu.Lock()
 		r.mu.isrBusy = false

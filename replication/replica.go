@@ -514,6 +514,8 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 	self := r.m.cfg.ID
 	if r.mu.fresh && r.m.isRegistered() && part.Leader != self && part.Leader != 0 && slices.Contains(part.ISR, self) {
 		r.mu.fresh = false // caught up: a leader added it to the ISR after this node registered
+		r.m.cfg.Logger.Info("replication: emptied replica recovered: back in the ISR", "topic", r.topic,
+			"partition", r.key.partition, "leader", part.Leader, "isr", part.ISR)
 	}
 	if part.Leader == self && !r.m.isRegistered() {
 		// A record from before this node's restart: its registration will
@@ -529,6 +531,9 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 	}
 	switch {
 	case part.LeaderEpoch > r.mu.epoch || r.mu.role == roleNone && part.Leader != 0:
+		// Leadership changes are rare and explain most stalls: logged.
+		r.m.cfg.Logger.Info("replication: partition leader", "topic", r.topic, "partition", r.key.partition,
+			"leader", part.Leader, "epoch", part.LeaderEpoch, "isr", part.ISR, "fresh", r.mu.fresh)
 		if part.Leader == self {
 			r.becomeLeaderLocked(part.LeaderEpoch, &out)
 		} else {

@@ -197,6 +197,7 @@ func readProducerSnapshot(fsys wal.FS, dir string) (int64, map[int64]*producerSt
 // snapshot once snapshotEvery bytes have been recorded since the last.
 func (r *replica) producersRecordedLocked(n int, offset int64) {
 	r.mu.snapDue += n
+	r.mu.snapDirty = true
 	if r.mu.snapDue < snapshotEvery || r.mu.closed {
 		return
 	}

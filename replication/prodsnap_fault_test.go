@@ -79,7 +79,7 @@ func TestSnapshotFromEarlierReplicaDistrusted(t *testing.T) {
 		// Instance 2 opens the same directory (no snapshot on disk yet):
 		// rebuilds from the tail and takes producer 8's batch at end.
 		m2 := snapManager(mem)
-		if err := m2.rebuildProducers(l, "/p", map[int64]*producerState{}); err != nil {
+		if _, err := m2.rebuildProducers(l, "/p", map[int64]*producerState{}); err != nil {
 			t.Fatal(err)
 		}
 		recs := make([]log.Record, 10)
@@ -95,7 +95,7 @@ func TestSnapshotFromEarlierReplicaDistrusted(t *testing.T) {
 
 		// Restart: the stale file is found out.
 		got := map[int64]*producerState{}
-		if err := snapManager(mem).rebuildProducers(l, "/p", got); err != nil {
+		if _, err := snapManager(mem).rebuildProducers(l, "/p", got); err != nil {
 			t.Fatal(err)
 		}
 		_, ghost, _ := func() (seqBatch, bool, error) {

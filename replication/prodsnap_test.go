@@ -206,7 +206,7 @@ func TestRebuildProducersFromSnapshot(t *testing.T) {
 	}
 
 	without := map[int64]*producerState{}
-	if err := m.rebuildProducers(l, "/p", without); err != nil {
+	if _, err := m.rebuildProducers(l, "/p", without); err != nil {
 		t.Fatal(err)
 	}
 	if knows5(without) || without[6] == nil {
@@ -226,7 +226,7 @@ func TestRebuildProducersFromSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	with := map[int64]*producerState{}
-	if err := m.rebuildProducers(l, "/p", with); err != nil {
+	if _, err := m.rebuildProducers(l, "/p", with); err != nil {
 		t.Fatal(err)
 	}
 	if !knows5(with) {
@@ -263,7 +263,7 @@ func TestRebuildProducersSnapshotPastLogEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[int64]*producerState{}
-	if err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
+	if _, err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
 		t.Fatal(err)
 	}
 	if _, dup, _ := got[6].check(1, lost.firstSeq, lost.lastSeq, 0); dup {
@@ -284,7 +284,7 @@ func TestRebuildProducersIgnoresDamagedSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[int64]*producerState{}
-	if err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
+	if _, err := snapManager(fsys).rebuildProducers(l, "/p", got); err != nil {
 		t.Fatal(err)
 	}
 	if got[6] == nil || len(got[6].batches) != dedupWindow || got[5] != nil {
@@ -349,6 +349,20 @@ func TestCleanStopWritesSnapshot(t *testing.T) {
 	}
 	if n != 10 {
 		t.Fatalf("snapshot after a clean stop holds %d batches, want the 10 appended", n)
+	}
+
+	// A replica whose table has not changed since the snapshot it started
+	// from writes none at its next stop (a node with many idle
+	// partitions stops without a sync for each).
+	dir := replicaDirIn(t, c.fs[f], "/data")
+	c.start(f)
+	c.waitReplica(f)
+	if err := c.fs[f].Remove(filepath.Join(dir, producersFile)); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(f)
+	if offset, _, err := readProducerSnapshot(c.fs[f], dir); err != nil || offset != -1 {
+		t.Fatalf("an unchanged table was written again at stop: offset %d, %v", offset, err)
 	}
 }
 

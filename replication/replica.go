@@ -161,6 +161,7 @@ type replica struct {
 		snapPendingGen uint64
 		snapGen        uint64
 		snapWriting    bool
+		snapDirty      bool // the table changed since the snapshot on disk (close writes one)
 	}
 }
 
@@ -193,13 +194,14 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	}
 	producers := map[int64]*producerState{}
 	var readErr error
+	var snapCurrent bool
 	if err == nil {
 		// A replica whose producer table missed batches its log holds
 		// would write a retried batch twice once it leads. The tail read
 		// may find damage Open does not look for (a sealed segment): that
 		// log is rebuilt as a corrupt one. Any other read error fails the
 		// replica as a storage error (below).
-		if readErr = m.rebuildProducers(l, dir, producers); errors.Is(readErr, wal.ErrCorrupt) {
+		if snapCurrent, readErr = m.rebuildProducers(l, dir, producers); errors.Is(readErr, wal.ErrCorrupt) {
 			err, readErr = readErr, nil
 		}
 	}
@@ -231,6 +233,7 @@ func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*re
 	r := &replica{m: m, key: key, topic: topic, dir: dir, log: l, retain: cfg.RetentionBytes > 0 || cfg.RetentionTime > 0,
 		snapSem: make(chan struct{}, 1)}
 	r.mu.producers = producers
+	r.mu.snapDirty = !snapCurrent && !fresh
 	r.mu.fresh = fresh
 	r.mu.epoch = -1
 	r.mu.heard = -1
@@ -331,8 +334,10 @@ const rebuildBytes = 4 << 20
 // producer snapshot and the log after it, or, without a usable snapshot,
 // from the last rebuildBytes of the log. A damaged snapshot is logged and
 // ignored. A read of the log that fails stops it, and its error is
-// returned (a damaged log's is wal.ErrCorrupt).
-func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*producerState) error {
+// returned (a damaged log's is wal.ErrCorrupt). current reports whether
+// the snapshot on disk now holds the table (or the table is empty and
+// there is none): a clean stop need not write it again.
+func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*producerState) (current bool, err error) {
 	from := l.TailStart(rebuildBytes)
 	end := l.LogEndOffset()
 	offset, snap, err := readProducerSnapshot(m.cfg.FS, dir)
@@ -356,18 +361,20 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 		from = max(min(offset, end), l.LogStartOffset(), l.TailStart(maxSnapshotRead))
 	}
 	if err := readProducers(l, from, producers); err != nil {
-		return err
+		return false, err
 	}
 	if snap != nil && offset > end {
 		// New batches will take the offsets the crash freed: the file
 		// must no longer name the lost ones there (see prodsnap.go).
 		if err := wal.WriteFileAtomic(m.cfg.FS, filepath.Join(dir, producersFile), encodeProducerSnapshot(end, producers)); err != nil {
 			if rerr := removeSnapshot(m.cfg.FS, dir); rerr != nil {
-				return fmt.Errorf("replication: replacing a producer snapshot past the log's end: %w", errors.Join(err, rerr))
+				return false, fmt.Errorf("replication: replacing a producer snapshot past the log's end: %w", errors.Join(err, rerr))
 			}
+			return false, nil
 		}
+		return true, nil
 	}
-	return nil
+	return snap != nil && offset == end || snap == nil && err == nil && len(producers) == 0, nil
 }
 
 // readProducers reads the log from offset from to its end into producers.
@@ -700,7 +707,7 @@ func (r *replica) close(remove bool) error {
 	// it writes none.
 	last := func() error { return nil }
 	r.mu.Lock()
-	if err == nil && !remove && r.mu.failed == nil {
+	if err == nil && !remove && r.mu.failed == nil && r.mu.snapDirty {
 		b := encodeProducerSnapshot(r.log.NextOffset(), r.mu.producers)
 		last = func() error { return r.writeSnapshot(b) }
 	}

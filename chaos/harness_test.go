@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -207,6 +208,35 @@ func (h *harness) note(fault int, err error, format string, args ...any) {
 // the rebuild happens in place: runs then fail on it.
 const knownCorruptionGap = "gap: a replica whose read finds its wal damaged fails and is rebuilt from " +
 	"its peers only at its next start"
+
+// knownOfflineAfterCorruption is replog's answer when every replica of the
+// ISR lost its log to corruption: the partition stays offline rather than
+// elect a replica that may lack acknowledged records.
+const knownOfflineAfterCorruption = "by design: a partition whose in-sync replicas all lost their logs to " +
+	"corruption stays offline (no unclean election)"
+
+// isrLostToCorruption reports whether every member of the partition's ISR,
+// as a running node's metadata shows it, had its log corrupted by the
+// nemesis, and returns that ISR.
+func (h *harness) isrLostToCorruption() ([]replog.NodeID, bool) {
+	for _, id := range h.nodes() {
+		if !h.lc.Running(id) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ti, err := h.lc.Node(id).Topic(ctx, topic)
+		cancel()
+		if err != nil || len(ti.Partitions) == 0 {
+			continue
+		}
+		isr := ti.Partitions[0].ISR
+		h.mu.Lock()
+		lost := len(isr) > 0 && !slices.ContainsFunc(isr, func(m replog.NodeID) bool { return !h.mu.corrupted[uint64(m)] })
+		h.mu.Unlock()
+		return isr, lost
+	}
+	return nil, false
+}
 
 // failure records a failure of node id in the final phase: a known gap if
 // id's segment was corrupted and err reports the corruption, a problem
@@ -498,6 +528,17 @@ func (h *harness) finalAppend() (int64, bool) {
 		}
 		h.rec.CompleteAppend(id, appendOutcome(err), 0, err)
 		pause(context.Background(), finalRetry)
+	}
+	if isr, lost := h.isrLostToCorruption(); lost {
+		// The records only these replicas held are gone with their logs:
+		// replog elects no replica outside the ISR (no unclean election),
+		// as Kafka by default, so the partition stays offline.
+		msg := fmt.Sprintf("no append accepted within %v after healing: the partition's ISR %v holds only replicas whose logs were corrupted and emptied; no unclean election (%v)", recoverTimeout, isr, err)
+		h.note(-1, nil, "%s: %s", knownOfflineAfterCorruption, msg)
+		h.mu.Lock()
+		h.mu.gaps = append(h.mu.gaps, msg)
+		h.mu.Unlock()
+		return 0, false
 	}
 	h.problem("no append accepted within %v after healing: %v", recoverTimeout, err)
 	return 0, false

@@ -209,8 +209,9 @@ func (r *replica) producersRecordedLocked(n int, offset int64) {
 	}
 }
 
-// writeSnapshots writes the queued snapshots, the latest first-come, until
-// none is queued. Run by one goroutine at a time per replica.
+// writeSnapshots writes the queued snapshot (a newer one replaces it while
+// it waits) until none is queued. Run by one goroutine at a time per
+// replica.
 func (r *replica) writeSnapshots() {
 	for {
 		r.mu.Lock()

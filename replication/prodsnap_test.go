@@ -178,7 +178,7 @@ func snapReplica(t *testing.T, l *log.Log, fsys wal.FS) *replica {
 	m.cfg.SyncTimeout = time.Second
 	r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
 	r.mu.producers = map[int64]*producerState{}
-	if err := readProducers(l, 0, r.mu.producers); err != nil {
+	if err := readProducers(l, 0, 0, r.mu.producers); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -216,7 +216,7 @@ func TestRebuildProducersFromSnapshot(t *testing.T) {
 	// A snapshot taken after producer 5's batches and a few of 6's: the
 	// rest is read from the log after it.
 	table := map[int64]*producerState{}
-	if err := readProducers(l, 0, table); err != nil {
+	if err := readProducers(l, 0, 0, table); err != nil {
 		t.Fatal(err)
 	}
 	for _, ps := range table {
@@ -254,7 +254,7 @@ func TestRebuildProducersSnapshotPastLogEnd(t *testing.T) {
 	l, fsys := snapLog(t)
 	end := l.LogEndOffset()
 	table := map[int64]*producerState{}
-	if err := readProducers(l, 0, table); err != nil {
+	if err := readProducers(l, 0, 0, table); err != nil {
 		t.Fatal(err)
 	}
 	lost := seqBatch{firstSeq: 70000, lastSeq: 70099, baseOffset: end, lastOffset: end + 99}

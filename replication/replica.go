@@ -360,7 +360,11 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 		}
 		from = max(min(offset, end), l.LogStartOffset(), l.TailStart(maxSnapshotRead))
 	}
-	if err := readProducers(l, from, producers); err != nil {
+	// The last rebuildBytes are read in any case, the batches the
+	// snapshot holds without being recorded again: Open checks only the
+	// last segment's frames, and this read is what finds damage in the
+	// segments before it at start (the replica then starts over).
+	if err := readProducers(l, min(from, l.TailStart(rebuildBytes)), from, producers); err != nil {
 		return false, err
 	}
 	if snap != nil && offset > end {
@@ -377,9 +381,10 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 	return snap != nil && offset == end || snap == nil && err == nil && len(producers) == 0, nil
 }
 
-// readProducers reads the log from offset from to its end into producers.
-// A read that fails stops it, and its error is returned.
-func readProducers(l *log.Log, from int64, producers map[int64]*producerState) error {
+// readProducers reads the log from offset from to its end, and records in
+// producers the batches that start at or after record. A read that fails
+// stops it, and its error is returned.
+func readProducers(l *log.Log, from, record int64, producers map[int64]*producerState) error {
 	end := l.LogEndOffset()
 	buf := make([]byte, 0, 1<<20)
 	for from < end {
@@ -390,7 +395,7 @@ func readProducers(l *log.Log, from int64, producers map[int64]*producerState) e
 		if len(b) == 0 {
 			break
 		}
-		next := recordProducers(producers, b)
+		next := recordProducers(producers, b, record)
 		if next <= from {
 			break
 		}
@@ -402,12 +407,13 @@ func readProducers(l *log.Log, from int64, producers map[int64]*producerState) e
 // recordProducersLocked remembers the producer batches in raw (batches as
 // stored) and returns the end offset of the last one.
 func (r *replica) recordProducersLocked(raw []byte) int64 {
-	return recordProducers(r.mu.producers, raw)
+	return recordProducers(r.mu.producers, raw, 0)
 }
 
-// recordProducers adds the producer batches in raw (batches as stored) to
-// producers and returns the end offset of the last one.
-func recordProducers(producers map[int64]*producerState, raw []byte) int64 {
+// recordProducers adds the producer batches in raw (batches as stored)
+// that start at or after record to producers, and returns the end offset
+// of the last batch in raw.
+func recordProducers(producers map[int64]*producerState, raw []byte, record int64) int64 {
 	end := int64(-1)
 	for rest := raw; len(rest) > 0; {
 		b, next, err := log.SplitBatch(rest)
@@ -416,7 +422,7 @@ func recordProducers(producers map[int64]*producerState, raw []byte) int64 {
 		}
 		rest = next
 		end = b.NextOffset()
-		if b.ProducerID() < 0 {
+		if b.ProducerID() < 0 || b.BaseOffset() < record {
 			continue
 		}
 		ps := producers[b.ProducerID()]

@@ -87,7 +87,7 @@ func TestRebuildProducers(t *testing.T) {
 	}
 	r := &replica{log: l}
 	r.mu.producers = map[int64]*producerState{}
-	if err := readProducers(l, l.TailStart(rebuildBytes), r.mu.producers); err != nil {
+	if err := readProducers(l, l.TailStart(rebuildBytes), 0, r.mu.producers); err != nil {
 		t.Fatal(err)
 	}
 	ps := r.mu.producers[5]
@@ -208,7 +208,7 @@ func TestRebuildProducersCoversTail(t *testing.T) {
 		}
 	}
 	producers := map[int64]*producerState{}
-	if err := readProducers(l, l.TailStart(rebuildBytes), producers); err != nil {
+	if err := readProducers(l, l.TailStart(rebuildBytes), 0, producers); err != nil {
 		t.Fatal(err)
 	}
 	ps := producers[5]

@@ -73,7 +73,10 @@ type Config struct {
 	// Durability, SyncInterval, SyncTimeout and SegmentSize configure
 	// every replica's wal (see package wal). With SyncAlways a follower
 	// acknowledges only synced data, and the high watermark counts the
-	// leader's synced end only.
+	// leader's synced end only. SyncTimeout (default
+	// wal.DefaultSyncTimeout) also bounds the Manager's own storage
+	// waits: producer snapshots, the journal's records of removed
+	// replicas.
 	Durability   wal.Durability
 	SyncInterval time.Duration
 	SyncTimeout  time.Duration

@@ -155,9 +155,12 @@ func crashRun(t *testing.T, seed uint64, logger *slog.Logger) {
 		crash := make(chan struct{})
 		var once sync.Once
 		var acks sync.WaitGroup
+		// Drawn here: the goroutine below may run while this one still
+		// draws (a sync hook can close crash before appendPhase starts).
+		torn := rng.IntN(2) == 0
 		acks.Go(func() {
 			<-crash
-			fsys.Crash(CrashOptions{Torn: rng.IntN(2) == 0, Seed: seed*100 + uint64(cycle)})
+			fsys.Crash(CrashOptions{Torn: torn, Seed: seed*100 + uint64(cycle)})
 		})
 		n := 0
 		var nmu sync.Mutex

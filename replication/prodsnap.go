@@ -23,7 +23,8 @@ import (
 // table: every snapshotEvery bytes of batches it records, it writes the
 // table and the offset it covers (every batch below it is in the table)
 // to producersFile in its directory, and a restart reads the snapshot,
-// then the log forward from that offset.
+// then records the log's batches from that offset (it reads the log's last
+// rebuildBytes in any case: that read finds damage in sealed segments).
 //
 // A snapshot may cover batches the log has not synced: after a crash the
 // log ends below them. The rebuild then drops the entries at or past the
@@ -240,8 +241,11 @@ func (r *replica) writeSnapshots() {
 }
 
 // writeSnapshot replaces the replica's snapshot with b, durably.
-func (r *replica) writeSnapshot(b []byte) error {
-	return wal.WriteFileAtomic(r.m.cfg.FS, filepath.Join(r.dir, producersFile), b)
+func (r *replica) writeSnapshot(b []byte) error { return writeProducerSnapshot(r.m.cfg.FS, r.dir, b) }
+
+// writeProducerSnapshot replaces the snapshot in dir with b, durably.
+func writeProducerSnapshot(fsys wal.FS, dir string, b []byte) error {
+	return wal.WriteFileAtomic(fsys, filepath.Join(dir, producersFile), b)
 }
 
 // dropSnapshot removes the replica's snapshot, durably, and discards the

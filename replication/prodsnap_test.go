@@ -329,7 +329,7 @@ func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
 }
 
 // TestCleanStopWritesSnapshot: a replica stopped cleanly leaves a snapshot
-// covering its whole log, so its restart reads no log for the table.
+// covering its whole log, so its restart records nothing from the log.
 func TestCleanStopWritesSnapshot(t *testing.T) {
 	c := newTCluster(t, 3, nil)
 	l, f := c.topicT()

@@ -338,7 +338,8 @@ const rebuildBytes = 4 << 20
 // the snapshot on disk now holds the table (or the table is empty and
 // there is none): a clean stop need not write it again.
 func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*producerState) (current bool, err error) {
-	from := l.TailStart(rebuildBytes)
+	tail := l.TailStart(rebuildBytes)
+	from := tail
 	end := l.LogEndOffset()
 	offset, snap, err := readProducerSnapshot(m.cfg.FS, dir)
 	if err == nil && snap != nil {
@@ -364,13 +365,13 @@ func (m *Manager) rebuildProducers(l *log.Log, dir string, producers map[int64]*
 	// snapshot holds without being recorded again: Open checks only the
 	// last segment's frames, and this read is what finds damage in the
 	// segments before it at start (the replica then starts over).
-	if err := readProducers(l, min(from, l.TailStart(rebuildBytes)), from, producers); err != nil {
+	if err := readProducers(l, min(from, tail), from, producers); err != nil {
 		return false, err
 	}
 	if snap != nil && offset > end {
 		// New batches will take the offsets the crash freed: the file
 		// must no longer name the lost ones there (see prodsnap.go).
-		if err := wal.WriteFileAtomic(m.cfg.FS, filepath.Join(dir, producersFile), encodeProducerSnapshot(end, producers)); err != nil {
+		if err := writeProducerSnapshot(m.cfg.FS, dir, encodeProducerSnapshot(end, producers)); err != nil {
 			if rerr := removeSnapshot(m.cfg.FS, dir); rerr != nil {
 				return false, fmt.Errorf("replication: replacing a producer snapshot past the log's end: %w", errors.Join(err, rerr))
 			}
@@ -706,11 +707,11 @@ func (r *replica) close(remove bool) error {
 	if errors.Is(err, log.ErrClosed) {
 		err = nil
 	}
-	// A clean stop writes the table at the log's end, so that the next
-	// start reads no log to rebuild it; after a failure, or to remove the
-	// replica, the snapshot write in flight (if any) ends first.
-	// A failed replica's table may be partial (a failed read at open):
-	// it writes none.
+	// A clean stop writes the table at the log's end, if it changed, so
+	// that the next start records nothing from the log; after a failure,
+	// or to remove the replica, the snapshot write in flight (if any)
+	// ends first. A failed replica's table may be partial (a failed read
+	// at open): it writes none.
 	last := func() error { return nil }
 	r.mu.Lock()
 	if err == nil && !remove && r.mu.failed == nil && r.mu.snapDirty {

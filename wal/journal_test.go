@@ -46,7 +46,7 @@ func (m *model) forgetFrom(p Pos) {
 type crashFS struct {
 	*MemFS
 	left  atomic.Int64 // writes before the crash; <= 0: disarmed
-	after bool         // the crash comes right after the write that ends left, not before it
+	after atomic.Bool  // the crash comes right after the write that ends left, not before it
 	dead  atomic.Bool
 	torn  bool
 	seed  uint64
@@ -62,13 +62,13 @@ func (c *crashFS) arm(n int, torn bool, seed uint64) {
 // write's bytes are unsynced when the crash comes, so a torn crash may
 // keep part of them.
 func (c *crashFS) armAfter(n int, torn bool, seed uint64) {
-	c.after = true
+	c.after.Store(true)
 	c.arm(n, torn, seed)
 }
 
 // tick counts a write about to be applied (before), or just applied.
 func (c *crashFS) tick(before bool) {
-	if before == c.after {
+	if before == c.after.Load() {
 		return
 	}
 	if c.left.Load() > 0 && c.left.Add(-1) == 0 {

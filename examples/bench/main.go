@@ -13,6 +13,7 @@
 //	go run ./examples/bench -failover stop               # Stop (crash) a leader mid-run
 //	go run ./examples/bench -idle -partitions 1000       # no traffic: CPU and RSS of an idle cluster
 //	go run ./examples/bench -disk                        # no cluster: what this disk's synced writes allow
+//	go run ./examples/bench -nodedirs /d1/a,/d2/a,/d3/a   # each node on its own device, as in production
 //	go run ./examples/bench -json                        # one JSON line instead of text
 //	go run ./examples/bench -cpuprofile cpu.out          # with a CPU profile (go tool pprof cpu.out)
 //	go run ./examples/bench -trace trace.out             # with an execution trace (go tool trace trace.out)
@@ -50,6 +51,7 @@ type options struct {
 	SyncGroup      bool
 	Memory         bool
 	Dir            string
+	NodeDirs       string // comma-separated, one directory per node
 	Duration       time.Duration
 	Count          int64
 	Forward        bool
@@ -77,6 +79,7 @@ func main() {
 	flag.BoolVar(&o.SyncGroup, "syncgroup", false, "merge the log syncs of every node into one file-system flush per round (one Config.SyncGroup for the process)")
 	flag.BoolVar(&o.Memory, "mem", false, "keep the logs in memory (wal.MemFS, whose sync copies the file to simulate crashes: not a fast mode)")
 	flag.StringVar(&o.Dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
+	flag.StringVar(&o.NodeDirs, "nodedirs", "", "comma-separated directories, one per node (node i keeps its data in the i-th), to put each node on its own device as in production; replaces -dir")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (or, with -idle, to measure)")
 	flag.Int64Var(&o.Count, "count", 0, "stop after this many records (0: run for -duration)")
 	flag.BoolVar(&o.Forward, "forward", false, "send every append to a node that does not lead its partition")
@@ -243,6 +246,10 @@ func (o *options) check() error {
 		return fmt.Errorf("-forward needs at least 2 nodes")
 	case o.Duration <= 0 && o.Count <= 0:
 		return fmt.Errorf("need -duration or -count")
+	case o.NodeDirs != "" && (o.Memory || o.Dir != ""):
+		return fmt.Errorf("-nodedirs excludes -mem and -dir")
+	case o.NodeDirs != "" && len(strings.Split(o.NodeDirs, ",")) != o.Nodes:
+		return fmt.Errorf("-nodedirs needs one directory per node (%d)", o.Nodes)
 	}
 	if _, err := parseAcks(o.Acks); err != nil {
 		return err

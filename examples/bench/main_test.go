@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,27 @@ func TestTinyRuns(t *testing.T) {
 	}
 }
 
+// -nodedirs puts each node's data in its own directory, which outlives
+// the run.
+func TestNodeDirs(t *testing.T) {
+	base := t.TempDir()
+	dirs := []string{filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")}
+	o := small()
+	o.Memory, o.NodeDirs = false, strings.Join(dirs, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := run(ctx, o, &bytes.Buffer{})
+	if err != nil || res.Records != o.Count || res.Storage != "disk" {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	for _, d := range dirs {
+		parts, err := os.ReadDir(filepath.Join(d, "partitions"))
+		if err != nil || len(parts) != o.Partitions {
+			t.Errorf("%s holds partitions %v (%v), want %d replicas", d, parts, err, o.Partitions)
+		}
+	}
+}
+
 func TestFailoverAndIdleModes(t *testing.T) {
 	for _, mode := range []string{"close", "stop"} {
 		o := small()
@@ -79,6 +101,9 @@ func TestOptionsCheck(t *testing.T) {
 		func(o *options) { o.Durability = "sometimes" },
 		func(o *options) { o.Failover = "explode" },
 		func(o *options) { o.Count, o.Duration = 0, 0 },
+		func(o *options) { o.NodeDirs = "a,b" },
+		func(o *options) { o.NodeDirs = "a,b,c" }, // with -mem
+		func(o *options) { o.Memory, o.Dir, o.NodeDirs = false, "d", "a,b,c" },
 	}
 	for i, f := range bad {
 		o := small()

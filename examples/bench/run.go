@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +50,11 @@ func run(ctx context.Context, o options, progress io.Writer) (*result, error) {
 			if err != nil {
 				return nil, err
 			}
-			defer os.RemoveAll(tmp)
+			defer os.RemoveAll(tmp) // with -nodedirs: the links, not the nodes' data
 			dir = tmp
+		}
+		if err := linkNodeDirs(dir, o.NodeDirs); err != nil {
+			return nil, err
 		}
 		lopts = append(lopts, replog.WithDir(dir))
 	}
@@ -395,5 +400,28 @@ func measureIdle(ctx context.Context, d time.Duration, res *result) error {
 	res.IdleCPUPercent = 100 * cpu.Seconds() / wall.Seconds()
 	res.IdleRSSMB = rssMB()
 	res.PeakRSSMB = peakRSSMB()
+	return nil
+}
+
+// linkNodeDirs points dir/node-i (where the LocalCluster keeps node i's
+// data) at the i-th of the comma-separated nodeDirs, created if needed:
+// each node on a device of its own, as the nodes of a real cluster are.
+// Nothing to do for an empty nodeDirs.
+func linkNodeDirs(dir, nodeDirs string) error {
+	if nodeDirs == "" {
+		return nil
+	}
+	for i, d := range strings.Split(nodeDirs, ",") {
+		abs, err := filepath.Abs(d)
+		if err == nil {
+			err = os.MkdirAll(abs, 0o755)
+		}
+		if err == nil {
+			err = os.Symlink(abs, filepath.Join(dir, fmt.Sprintf("node-%d", i+1)))
+		}
+		if err != nil {
+			return fmt.Errorf("-nodedirs: %w", err)
+		}
+	}
 	return nil
 }

@@ -16,6 +16,7 @@ const (
 	maxPushesInFlight = 32      // pushes sent and not yet acknowledged
 	maxBytesInFlight  = 8 << 20 // their bytes
 	catchUpReadBytes  = 1 << 20 // one catch-up push
+	keptCatchUpBufs   = 4       // free catch-up buffers a Manager keeps
 	maxRoundBytes     = 4 << 20 // one leader round (one wal write)
 )
 
@@ -507,7 +508,10 @@ func (r *replica) catchUp() {
 			// The push copied data: the buffer is free again. (A read
 			// that did not fit it returned another array: that one is
 			// not ours to reuse.)
-			r.m.catchUpBufs.Put(bp)
+			select {
+			case r.m.catchUpBufs <- bp:
+			default:
+			}
 		}
 	}
 	// More to send than one pass allows: run the worker again.
@@ -522,11 +526,13 @@ func (r *replica) catchUp() {
 // catch-up read, recycled (a fresh 1 MiB buffer per push costs more CPU,
 // in zeroing and returning it to the OS, than the push itself).
 func (r *replica) catchUpBuf() *[]byte {
-	if bp, ok := r.m.catchUpBufs.Get().(*[]byte); ok {
+	select {
+	case bp := <-r.m.catchUpBufs:
 		return bp
+	default:
+		b := make([]byte, 0, catchUpReadBytes)
+		return &b
 	}
-	b := make([]byte, 0, catchUpReadBytes)
-	return &b
 }
 
 // sameArray reports whether a and b share their backing array's end.

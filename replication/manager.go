@@ -82,10 +82,12 @@ type Manager struct {
 	// alterISRHook, when set (tests), replaces Meta.AlterISR.
 	alterISRHook atomic.Pointer[alterISRFunc]
 
-	// catchUpBufs recycles the buffers catch-up pushes are read into
-	// (catchUpReadBytes of capacity each): a push copies its batches into
-	// the outgoing message, so a buffer is free again once pushed.
-	catchUpBufs sync.Pool
+	// catchUpBufs keeps up to keptCatchUpBufs free buffers that catch-up
+	// pushes are read into (catchUpReadBytes of capacity each): a push
+	// copies its batches into the outgoing message, so a buffer is free
+	// again once pushed. (A sync.Pool loses them at every GC, which under
+	// load is often: each miss zeroes a fresh MiB.)
+	catchUpBufs chan *[]byte
 
 	spawnMu sync.Mutex
 	closing bool // under spawnMu: no more goroutines
@@ -122,7 +124,8 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{})}
+	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{}),
+		catchUpBufs: make(chan *[]byte, keptCatchUpBufs)}
 	if cfg.Journal {
 		j, err := m.openJournal()
 		if err != nil {
@@ -361,12 +364,8 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 	if err != nil {
 		return 0, 0, err
 	}
-	select {
-	case <-m.registered:
-	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("replication: append: %w", ctx.Err())
-	case <-m.done:
-		return 0, 0, ErrClosed
+	if err := m.awaitRegistered(ctx); err != nil {
+		return 0, 0, err
 	}
 	now := m.cfg.Clock()
 	size, err := log.EncodedSize(records, now)
@@ -401,6 +400,25 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", topic, partition, ctx.Err())
 	case <-m.done:
 		return 0, 0, ErrClosed
+	}
+}
+
+// awaitRegistered waits until this node's incarnation is known (at once
+// once it is: a closed channel's receive needs no lock, where a select
+// of three cases locks all three, m.done being shared by every Append).
+func (m *Manager) awaitRegistered(ctx context.Context) error {
+	select {
+	case <-m.registered:
+		return nil
+	default:
+	}
+	select {
+	case <-m.registered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("replication: append: %w", ctx.Err())
+	case <-m.done:
+		return ErrClosed
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/replog/replog/wal"
 )
@@ -22,7 +23,7 @@ import (
 // above LogEndOffset), ErrClosed, storage errors wrapped.
 func (l *Log) ReadBatches(dst []byte, from, limit int64, maxBytes int) ([]byte, error) {
 	first := true
-	err := l.scanFrames(from, limit, &dst, true, 0, func(b Batch) bool {
+	err := l.scanFrames(from, limit, &dst, 0, maxBytes, func(b Batch) bool {
 		if b.LastOffset() >= limit || (!first && len(b) > maxBytes) {
 			return false
 		}
@@ -50,10 +51,11 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 	}
 	if from >= limit {
 		// Nothing to decode; scanFrames still checks the range.
-		return nil, l.scanFrames(from, limit, new([]byte), false, 0, func(Batch) bool { return false })
+		return nil, l.scanFrames(from, limit, new([]byte), 0, 0, func(Batch) bool { return false })
 	}
 	var buf []byte
-	err := l.scanFrames(from, limit, &buf, false, min(max(maxBytes, 4096), 4<<20), func(b Batch) bool {
+	hint := min(max(maxBytes, 4096), 4<<20)
+	err := l.scanFrames(from, limit, &buf, hint, hint, func(b Batch) bool {
 		if !first && len(b) > maxBytes {
 			return false
 		}
@@ -74,15 +76,15 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 }
 
 // scanFrames reads, in order, each batch that holds an offset in [from,
-// limit) below the log end offset, into the spare capacity of *dst (a new
-// array when it has too little), and calls keep with it. A batch keep
-// accepts stays appended to *dst and the scan goes on; at the first it
-// refuses, the scan stops and *dst is as before that batch. A batch keep
-// accepted is never moved by later reads (they go past it or into a new
-// array). Without contiguous, a batch that did not fit in *dst is not
-// copied into it: *dst becomes that batch's own array. An empty *dst gets
-// hint bytes of capacity (at most what the log holds past from).
-func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint int, keep func(Batch) bool) error {
+// limit) below the log end offset, appends it to *dst and calls keep with
+// it there. A batch keep accepts stays in *dst and the scan goes on; at
+// the first it refuses, the scan stops and *dst is as before that batch.
+// An append that outgrows *dst's array moves *dst to a new one; the old
+// array, which records decoded from it may alias, is left as it was. An
+// empty *dst gets hint bytes of capacity (at most what the log holds past
+// from). The wal is read ahead, many frames a read, about want bytes past
+// the index entry the scan starts from (at most scanReadAhead).
+func (l *Log) scanFrames(from, limit int64, dst *[]byte, hint, want int, keep func(Batch) bool) error {
 	l.dataMu.RLock()
 	defer l.dataMu.RUnlock()
 	l.mu.Lock()
@@ -104,36 +106,54 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint i
 	if cap(*dst) == 0 && hint > 0 {
 		*dst = make([]byte, 0, min(int64(hint), int64(endPos)-e.Pos))
 	}
-	// wal.ReadAt reads as many bytes as the buffer's capacity in one call,
-	// so offer it about one frame: the size of the previous one.
-	guess := 16 << 10
-	for pos := wal.Pos(e.Pos); pos < endPos; {
-		spare := (*dst)[len(*dst):]
-		b, next, err := l.readBatch(pos, spare[:0:min(cap(spare), guess)])
-		if err != nil {
-			if errors.Is(err, wal.ErrOutOfRange) {
-				return fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
-			}
-			return err
+	// The scan starts up to an index interval before from; its frames
+	// are mostly small: one read of each would cost a system call per
+	// batch.
+	ahead := min(int64(scanReadAhead), int64(endPos)-e.Pos, int64(l.opts.IndexInterval)+int64(max(want, 4<<10)))
+	r, err := l.wal.NewReaderBuffer(wal.Pos(e.Pos), make([]byte, 0, ahead))
+	if err != nil {
+		return scanError(err)
+	}
+	defer r.Close()
+	for r.Pos() < endPos {
+		f, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			// The wal's written end is at or past the log's acknowledged
+			// end: not reached before it unless truncated under us.
+			err = fmt.Errorf("%w: wal ends at %d, before %d", wal.ErrOutOfRange, r.Pos(), endPos)
 		}
-		guess = max(4<<10, int(next-pos))
-		pos = next
+		if err != nil {
+			return scanError(err)
+		}
+		b := Batch(f.Payload)
+		if err := b.checkHeader(); err != nil {
+			return fmt.Errorf("log: batch at wal position %d: %w", f.Pos, err)
+		}
 		if b.LastOffset() < from {
 			continue
 		}
-		if b.BaseOffset() >= limit || !keep(b) {
+		if b.BaseOffset() >= limit {
 			return nil
 		}
-		switch {
-		case readInPlace(*dst, b):
-			*dst = (*dst)[:len(*dst)+len(b)]
-		case contiguous:
-			*dst = append(*dst, b...)
-		default: // b has an array of its own: go on in it
-			*dst = b
+		n := len(*dst)
+		*dst = append(*dst, b...)
+		if !keep(Batch((*dst)[n:])) {
+			*dst = (*dst)[:n]
+			return nil
 		}
 	}
 	return nil
+}
+
+// scanReadAhead bounds the bytes scanFrames reads from the wal at once.
+const scanReadAhead = 64 << 10
+
+// scanError maps a wal error of a scan to the log's.
+func scanError(err error) error {
+	if errors.Is(err, wal.ErrOutOfRange) {
+		return fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
+	}
+	return wrapWAL("read", err)
 }
 
 // Wait returns once the high watermark is above offset (nil), ctx ends
@@ -176,12 +196,4 @@ func (l *Log) wait(ctx context.Context, offset int64, set *waitSet, value func()
 		l.mu.Unlock()
 		return fmt.Errorf("log: wait for offset %d: %w", offset, ctx.Err())
 	}
-}
-
-// readInPlace reports whether b lies at the start of dst's spare capacity.
-func readInPlace(dst []byte, b Batch) bool {
-	if len(b) == 0 || cap(dst)-len(dst) < len(b) {
-		return false
-	}
-	return &dst[:len(dst)+1][len(dst)] == &b[0]
 }

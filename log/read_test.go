@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +154,87 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	checkInvariants(t, l)
+}
+
+// countingFS counts the reads of its files.
+type countingFS struct {
+	wal.FS
+	reads *atomic.Int64
+}
+
+func (c countingFS) Open(name string) (wal.File, error) { return c.wrap(c.FS.Open(name)) }
+func (c countingFS) Create(name string) (wal.File, error) {
+	return c.wrap(c.FS.Create(name))
+}
+func (c countingFS) OpenReadWrite(name string) (wal.File, error) {
+	return c.wrap(c.FS.OpenReadWrite(name))
+}
+
+func (c countingFS) wrap(f wal.File, err error) (wal.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.reads}, nil
+}
+
+type countingFile struct {
+	wal.File
+	reads *atomic.Int64
+}
+
+func (f countingFile) ReadAt(p []byte, off int64) (int, error) {
+	f.reads.Add(1)
+	return f.File.ReadAt(p, off)
+}
+
+// A scan reads the wal ahead, many small batches per read, not one read
+// per batch: catch-up reads of a follower a few rounds behind and
+// consumer reads of small records cost a system call or two, not one
+// per batch.
+func TestScanReadsManyBatchesAtOnce(t *testing.T) {
+	reads := new(atomic.Int64)
+	opts := testOptions(countingFS{wal.NewMemFS(), reads}, newClock())
+	opts.WAL.SegmentSize = 1 << 20
+	opts.IndexInterval = 16 << 10
+	l := mustOpen(t, opts)
+	defer l.Close()
+	for i := range 300 {
+		appendLeader(t, l, 1, fmt.Sprintf("record %d", i)) // about 100 bytes a frame
+	}
+	reads.Store(0)
+	raw, err := l.ReadBatches(nil, 100, 300, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n > 2 {
+		t.Errorf("ReadBatches of 200 batches took %d reads", n)
+	}
+	if b, _, err := SplitBatch(raw); err != nil || b.BaseOffset() != 100 {
+		t.Fatalf("ReadBatches starts with %v, %v", b.BaseOffset(), err)
+	}
+	if end := rawEnd(raw); end != 300 {
+		t.Fatalf("ReadBatches ends at %d, want 300", end)
+	}
+	reads.Store(0)
+	recs, err := l.Read(250, 300, 1<<20)
+	if err != nil || len(recs) != 50 || string(recs[0].Value) != "record 250" {
+		t.Fatalf("Read: %d records, %v", len(recs), err)
+	}
+	if n := reads.Load(); n > 2 {
+		t.Errorf("Read of 50 batches took %d reads", n)
+	}
+}
+
+// rawEnd returns the offset after the last of raw's batches, -1 if one is
+// damaged.
+func rawEnd(raw []byte) int64 {
+	end := int64(-1)
+	for rest := raw; len(rest) > 0; {
+		b, next, err := SplitBatch(rest)
+		if err != nil {
+			return -1
+		}
+		end, rest = b.NextOffset(), next
+	}
+	return end
 }

@@ -458,3 +458,41 @@ func TestReaderTailsAppends(t *testing.T) {
 		t.Fatal("retention deleted nothing")
 	}
 }
+
+// A Reader given its own read-ahead buffer reads what one with the
+// default does, frames larger than that buffer included, in reads of at
+// most the buffer's size otherwise.
+func TestReaderBuffer(t *testing.T) {
+	ctx := context.Background()
+	l := openT(t, NewMemFS(), nil)
+	var want [][]byte
+	for i := range 120 {
+		p := payloadOf(i)
+		if i%40 == 7 {
+			p = bytes.Repeat([]byte{byte(i)}, 3000) // larger than the buffer
+		}
+		if _, err := l.Append(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	for _, size := range []int{0, 64, 1000} {
+		r, err := l.NewReaderBuffer(l.Start(), make([]byte, 0, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			f, err := r.Next()
+			if err != nil || !bytes.Equal(f.Payload, want[i]) {
+				t.Fatalf("buffer %d, frame %d: %q, %v; want %q", size, i, f.Payload, err, want[i])
+			}
+			if len(f.Payload) < 100 && cap(r.buf) > max(size, FrameHeaderSize, 3000+FrameHeaderSize) {
+				t.Fatalf("buffer %d grew to %d", size, cap(r.buf))
+			}
+		}
+		if _, err := r.Next(); !errors.Is(err, io.EOF) {
+			t.Fatalf("buffer %d: after the last frame: %v", size, err)
+		}
+		r.Close()
+	}
+}

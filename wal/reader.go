@@ -83,6 +83,7 @@ type Reader struct {
 	buf    []byte   // read-ahead: bytes from position bufPos
 	bufPos Pos
 	gen    uint64 // truncation generation the buffer belongs to
+	ahead  int    // bytes a read fetches (readAhead unless NewReaderBuffer set it)
 	err    error  // sticky: ErrClosed after Close
 }
 
@@ -97,7 +98,21 @@ func (l *Log) NewReader(from Pos) (*Reader, error) {
 	if from < l.mu.segs[0].start || from > l.WrittenEnd() {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOutOfRange, from, l.mu.segs[0].start, l.WrittenEnd())
 	}
-	return &Reader{l: l, pos: from, gen: l.truncGen.Load()}, nil
+	return &Reader{l: l, pos: from, gen: l.truncGen.Load(), ahead: readAhead}, nil
+}
+
+// NewReaderBuffer is NewReader reading ahead into buf instead of a buffer
+// of 256 KiB it allocates: a read fetches up to cap(buf) bytes (at least
+// a frame header's), more only for a frame larger than that. A caller
+// that reads a few frames at a time from many places (a log serving
+// reads) reuses its buffers and sizes its reads to what it wants.
+func (l *Log) NewReaderBuffer(from Pos, buf []byte) (*Reader, error) {
+	r, err := l.NewReader(from)
+	if err != nil {
+		return nil, err
+	}
+	r.buf, r.ahead = buf[:0], max(cap(buf), FrameHeaderSize)
+	return r, nil
 }
 
 // Pos is the position of the frame the next call to Next returns.
@@ -178,12 +193,12 @@ func (r *Reader) fromBuffer() (Frame, bool) {
 	return f, true
 }
 
-// fill reads from r.pos on, up to readAhead bytes or the whole next frame,
+// fill reads from r.pos on, up to r.ahead bytes or the whole next frame,
 // bounded by the segment's end.
 func (r *Reader) fill() error {
 	limit := min(r.segEnd, r.l.WrittenEnd())
 	off := SegmentHeaderSize + int64(r.pos-r.seg.start)
-	want := min(int64(readAhead), int64(limit-r.pos))
+	want := min(int64(r.ahead), int64(limit-r.pos))
 	if want <= 0 { // truncated under us
 		return fmt.Errorf("%w: reader at %d, log ends at %d", ErrOutOfRange, r.pos, limit)
 	}
@@ -194,7 +209,7 @@ func (r *Reader) fill() error {
 		}
 	}
 	if int64(cap(r.buf)) < want {
-		r.buf = make([]byte, max(want, readAhead))
+		r.buf = make([]byte, max(want, int64(r.ahead)))
 	}
 	r.buf = r.buf[:want]
 	n, err := r.seg.f.ReadAt(r.buf, off)

@@ -423,3 +423,39 @@ func TestForwardedReadAnswerAtResendTime(t *testing.T) {
 		}
 	})
 }
+
+// An Append waiting for its acknowledgement when its node closes returns
+// ErrClosed at once, not when its ctx ends: Close ends every call.
+func TestCloseEndsWaitingAppends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 1)
+		l := c.leader("t", 0)
+		for _, o := range c.ids {
+			if o != l {
+				c.net.SetLink(l, o, transport.LinkFaults{Drop: 1}) // no push arrives: nothing commits
+			}
+		}
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksAll)
+				errs <- err
+			}()
+		}
+		synctest.Wait() // every Append waits for its acknowledgement
+		start := time.Now()
+		c.stop(l)
+		for range 4 {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Fatalf("append waiting at close: %v, want ErrClosed", err)
+			}
+		}
+		if d := time.Since(start); d > time.Minute {
+			t.Fatalf("appends ended %v after Close", d)
+		}
+	})
+}

@@ -389,6 +389,8 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 		p.abandon(c)
 		return -1, -1, nil
 	}
+	// Not m.done: Close ends every call (producer.fail), and a select on a
+	// channel every Append shares costs each of them its lock twice.
 	select {
 	case <-c.done:
 		return c.base, c.last, c.err
@@ -398,8 +400,6 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 				topic, partition, ctx.Err(), ErrNotEnoughReplicas)
 		}
 		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", topic, partition, ctx.Err())
-	case <-m.done:
-		return 0, 0, ErrClosed
 	}
 }
 
@@ -446,6 +446,12 @@ func (m *Manager) producerFor(t *meta.Topic, partition int32) *producer {
 	p := m.mu.producers[key]
 	if p == nil {
 		p = &producer{m: m, key: key, topic: t.Name}
+		if m.closed.Load() {
+			// Close fails the producers it finds, maybe already did:
+			// one made now must fail its calls itself.
+			p.mu.dead = ErrClosed
+			return p
+		}
 		part := t.Partitions[partition]
 		p.mu.leader, p.mu.epoch = part.Leader, part.LeaderEpoch
 		m.mu.producers[key] = p

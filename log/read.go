@@ -16,21 +16,21 @@ import (
 // of batches, except that the first batch is returned whatever its size
 // (so a reader always progresses). The first batch may start before from:
 // the caller skips what it does not want. dst is the caller's; ReadBatches
-// writes only past len(dst), and reads the wal straight into dst's spare
-// capacity when it has some (give it maxBytes of capacity to avoid a copy).
+// writes only past len(dst), into its spare capacity when it has enough
+// (give it maxBytes of capacity to avoid a new array).
 // from == LogEndOffset or from >= limit returns
 // dst unchanged. Errors: ErrOffsetOutOfRange (from below LogStartOffset or
 // above LogEndOffset), ErrClosed, storage errors wrapped.
 func (l *Log) ReadBatches(dst []byte, from, limit int64, maxBytes int) ([]byte, error) {
 	first := true
-	err := l.scanFrames(from, limit, &dst, 0, maxBytes, func(b Batch) bool {
+	err := l.scanFrames(from, limit, &dst, true, 0, maxBytes, func(b Batch) bool {
 		if b.LastOffset() >= limit || (!first && len(b) > maxBytes) {
 			return false
 		}
 		first = false
 		maxBytes -= len(b)
 		return true
-	})
+	}, nil)
 	return dst, err
 }
 
@@ -51,14 +51,12 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 	}
 	if from >= limit {
 		// Nothing to decode; scanFrames still checks the range.
-		return nil, l.scanFrames(from, limit, new([]byte), 0, 0, func(Batch) bool { return false })
+		return nil, l.scanFrames(from, limit, new([]byte), false, 0, 0, func(Batch) bool { return false }, nil)
 	}
 	var buf []byte
 	hint := min(max(maxBytes, 4096), 4<<20)
-	err := l.scanFrames(from, limit, &buf, hint, hint, func(b Batch) bool {
-		if !first && len(b) > maxBytes {
-			return false
-		}
+	fits := func(b Batch) bool { return first || len(b) <= maxBytes }
+	err := l.scanFrames(from, limit, &buf, false, hint, hint, fits, func(b Batch) bool {
 		if first {
 			// Size the result once, from the first batch's density.
 			n := int64(b.Count()) * int64(max(1, maxBytes/max(1, len(b))))
@@ -76,15 +74,17 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 }
 
 // scanFrames reads, in order, each batch that holds an offset in [from,
-// limit) below the log end offset, appends it to *dst and calls keep with
-// it there. A batch keep accepts stays in *dst and the scan goes on; at
-// the first it refuses, the scan stops and *dst is as before that batch.
-// An append that outgrows *dst's array moves *dst to a new one; the old
-// array, which records decoded from it may alias, is left as it was. An
-// empty *dst gets hint bytes of capacity (at most what the log holds past
+// limit) below the log end offset and asks fits whether to take it: at
+// the first it refuses, the scan stops. A batch taken is appended to
+// *dst and passed, there, to took (if not nil), which says whether to go
+// on. A batch taken is never moved by later appends: one that does not
+// fit *dst's spare capacity goes to a new array, a copy of *dst and the
+// batch if contiguous, else the batch alone (then *dst is that array:
+// records decoded from the batches before alias the old one). An empty
+// *dst gets hint bytes of capacity (at most what the log holds past
 // from). The wal is read ahead, many frames a read, about want bytes past
 // the index entry the scan starts from (at most scanReadAhead).
-func (l *Log) scanFrames(from, limit int64, dst *[]byte, hint, want int, keep func(Batch) bool) error {
+func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint, want int, fits, took func(Batch) bool) error {
 	l.dataMu.RLock()
 	defer l.dataMu.RUnlock()
 	l.mu.Lock()
@@ -132,13 +132,15 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, hint, want int, keep fu
 		if b.LastOffset() < from {
 			continue
 		}
-		if b.BaseOffset() >= limit {
+		if b.BaseOffset() >= limit || !fits(b) {
 			return nil
+		}
+		if !contiguous && cap(*dst)-len(*dst) < len(b) {
+			*dst = make([]byte, 0, max(len(b), cap(*dst)))
 		}
 		n := len(*dst)
 		*dst = append(*dst, b...)
-		if !keep(Batch((*dst)[n:])) {
-			*dst = (*dst)[:n]
+		if took != nil && !took(Batch((*dst)[n:])) {
 			return nil
 		}
 	}

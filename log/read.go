@@ -117,7 +117,7 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint, 
 	defer r.Close()
 	for r.Pos() < endPos {
 		f, err := r.Next()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF { // the Reader's own, unwrapped: a read's EOF is wrapped
 			// The wal's written end is at or past the log's acknowledged
 			// end: not reached before it unless truncated under us.
 			err = fmt.Errorf("%w: wal ends at %d, before %d", wal.ErrOutOfRange, r.Pos(), endPos)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,4 +239,44 @@ func rawEnd(raw []byte) int64 {
 		end, rest = b.NextOffset(), next
 	}
 	return end
+}
+
+// A segment file shorter than the wal wrote (bytes lost under it) is a
+// storage error for a read of an offset the log holds, never
+// ErrOffsetOutOfRange, which tells a consumer its offset is gone.
+func TestShortSegmentIsNotOutOfRange(t *testing.T) {
+	fsys := wal.NewMemFS()
+	opts := testOptions(fsys, newClock())
+	opts.WAL.SegmentSize = 1 << 20
+	l := mustOpen(t, opts)
+	defer l.Close()
+	for i := range 50 {
+		appendLeader(t, l, 1, fmt.Sprintf("record %d", i))
+	}
+	names, err := fsys.ReadDir("/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seg string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".wal") {
+			seg = "/log/" + n
+		}
+	}
+	f, err := fsys.OpenReadWrite(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := f.Size()
+	if err := f.Truncate(size / 2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, rerr := l.Read(0, 50, 1<<20)
+	_, berr := l.ReadBatches(nil, 0, 50, 1<<20)
+	for name, err := range map[string]error{"Read": rerr, "ReadBatches": berr} {
+		if err == nil || errors.Is(err, ErrOffsetOutOfRange) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s of a shortened segment: %v, want a storage error (unexpected EOF)", name, err)
+		}
+	}
 }

@@ -216,6 +216,11 @@ func (r *Reader) fill() error {
 	r.buf = r.buf[:n]
 	r.bufPos = r.pos
 	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == want) {
+		if errors.Is(err, io.EOF) {
+			// Short of what the log holds: damage, not the end of the log
+			// (Next's io.EOF), as readFull reports it too.
+			err = io.ErrUnexpectedEOF
+		}
 		return fmt.Errorf("wal: read %s at %d: %w", r.seg.name, off, err)
 	}
 	if n >= FrameHeaderSize {

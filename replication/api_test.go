@@ -459,3 +459,46 @@ func TestCloseEndsWaitingAppends(t *testing.T) {
 		}
 	})
 }
+
+// Close ends waiting Appends before it waits for the node's IO: with the
+// leader's disk stalled, its Appends return ErrClosed while Close is
+// still waiting for the stalled sync.
+func TestCloseEndsAppendsBeforeStalledIO(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, stalls := newStallCluster(t, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		appendN(t, ctx, c, 1, "a", 1)
+		l := c.leader("t", 0)
+		stalls[l].Stall()
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksAll)
+				errs <- err
+			}()
+		}
+		synctest.Wait() // the round's sync is stalled
+		if stalls[l].Waiting() == 0 {
+			t.Fatal("no sync is stalled")
+		}
+		closed := make(chan struct{})
+		go func() {
+			c.stop(l)
+			close(closed)
+		}()
+		for range 4 {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Fatalf("append waiting at close: %v, want ErrClosed", err)
+			}
+		}
+		select {
+		case <-closed:
+			t.Fatal("the appends ended only once Close had waited for the stalled IO")
+		default:
+		}
+		stalls[l].Release()
+		<-closed
+	})
+}

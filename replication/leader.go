@@ -465,8 +465,9 @@ func (r *replica) catchUp() {
 
 		var data []byte
 		var err error
-		bp := r.catchUpBuf()
-		if from < durable {
+		var bp *[]byte
+		if from < durable { // else a truncation order alone: nothing to read
+			bp = r.catchUpBuf()
 			data, err = r.log.ReadBatches((*bp)[:0], from, durable, catchUpReadBytes)
 		}
 		end := from
@@ -489,6 +490,7 @@ func (r *replica) catchUp() {
 					"partition", r.key.partition, "follower", id, "from", from, "err", err)
 				f.matched = false
 				r.mu.Unlock()
+				r.m.putCatchUpBuf(bp)
 				return
 			}
 			flags := byte(0)
@@ -504,15 +506,7 @@ func (r *replica) catchUp() {
 				gen: gen, flags: flags, prevEnd: from, hw: r.log.HighWatermark(), batches: data})
 		}
 		r.mu.Unlock()
-		if sameArray(data, *bp) {
-			// The push copied data: the buffer is free again. (A read
-			// that did not fit it returned another array: that one is
-			// not ours to reuse.)
-			select {
-			case r.m.catchUpBufs <- bp:
-			default:
-			}
-		}
+		r.m.putCatchUpBuf(bp) // the push copied data
 	}
 	// More to send than one pass allows: run the worker again.
 	r.mu.Lock()
@@ -535,9 +529,17 @@ func (r *replica) catchUpBuf() *[]byte {
 	}
 }
 
-// sameArray reports whether a and b share their backing array's end.
-func sameArray(a, b []byte) bool {
-	return cap(a) > 0 && cap(a) == cap(b) && &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
+// putCatchUpBuf gives a buffer of catchUpBuf back once nothing refers to
+// it (a read that outgrew it returned another array, which is the GC's);
+// nil is ignored.
+func (m *Manager) putCatchUpBuf(bp *[]byte) {
+	if bp == nil {
+		return
+	}
+	select {
+	case m.catchUpBufs <- bp:
+	default:
+	}
 }
 
 // batchesEnd returns the offset after the last batch of raw.

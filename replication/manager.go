@@ -618,23 +618,28 @@ func (m *Manager) Close() error {
 	m.spawnMu.Unlock()
 	m.cancel()
 	close(m.done)
-	m.watcher.Close()
-	m.wg.Wait()
-
+	// Appends end now, not once the goroutines below finished their IO
+	// (a stalled one may take SyncTimeout): every producer fails its
+	// calls, and producerFor makes only dead ones from here on.
 	m.mu.Lock()
 	producers := make([]*producer, 0, len(m.mu.producers))
 	for _, p := range m.mu.producers {
 		producers = append(producers, p)
 	}
+	m.mu.Unlock()
+	for _, p := range producers {
+		p.fail(ErrClosed)
+	}
+	m.watcher.Close()
+	m.wg.Wait()
+
+	m.mu.Lock()
 	replicas := make([]*replica, 0, len(m.mu.replicas))
 	for _, r := range m.mu.replicas {
 		replicas = append(replicas, r)
 	}
 	m.mu.orphans = map[pkey][]orphan{}
 	m.mu.Unlock()
-	for _, p := range producers {
-		p.fail(ErrClosed)
-	}
 	var errs []error
 	for _, r := range replicas {
 		if err := r.close(false); err != nil {

@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -494,5 +495,56 @@ func TestReaderBuffer(t *testing.T) {
 			t.Fatalf("buffer %d: after the last frame: %v", size, err)
 		}
 		r.Close()
+	}
+}
+
+// A frame whose length field is damaged is corrupt to a Reader, found
+// without fetching what the damaged length claims (up to the segment's
+// end): the header's checksum covers the length.
+func TestReaderDamagedLength(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemFS()
+	l := openT(t, m, func(o *Options) { o.SegmentSize = 8 << 20 })
+	var pos []Pos
+	for i := range 20 {
+		p, err := l.Append(ctx, payloadOf(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = append(pos, p)
+	}
+	// Pad the segment, so that a damaged length could point far.
+	if _, err := l.Append(ctx, make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	names, err := m.ReadDir(testDir)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("segments: %v, %v", names, err)
+	}
+	f, err := m.OpenReadWrite(testDir + "/" + names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var length [4]byte
+	binary.LittleEndian.PutUint32(length[:], 3<<20)
+	if _, err := f.WriteAt(length[:], SegmentHeaderSize+int64(pos[10])); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r, err := l.NewReaderBuffer(l.Start(), make([]byte, 0, 512))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := range 10 {
+		if f, err := r.Next(); err != nil || f.Pos != pos[i] {
+			t.Fatalf("frame %d: at %d, %v", i, f.Pos, err)
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged frame: %v, want ErrCorrupt", err)
+	}
+	if cap(r.buf) > 64<<10 {
+		t.Fatalf("read %d bytes ahead for a damaged frame", cap(r.buf))
 	}
 }

@@ -204,7 +204,7 @@ func (r *Reader) fill() error {
 	}
 	// Peek at the header for frames bigger than the read-ahead.
 	if len(r.buf) >= int(r.pos-r.bufPos)+FrameHeaderSize && r.pos >= r.bufPos {
-		if n := wantLen(r.buf[r.pos-r.bufPos:]); int64(n) > want {
+		if n := frameLen(r.buf[r.pos-r.bufPos:], r.pos); int64(n) > want {
 			want = min(int64(n), int64(limit-r.pos))
 		}
 	}
@@ -224,11 +224,23 @@ func (r *Reader) fill() error {
 		return fmt.Errorf("wal: read %s at %d: %w", r.seg.name, off, err)
 	}
 	if n >= FrameHeaderSize {
-		if need := wantLen(r.buf); need > n && int64(need) <= int64(limit-r.pos) {
+		if need := frameLen(r.buf, r.pos); need > n && int64(need) <= int64(limit-r.pos) {
 			return r.fill() // one frame larger than what we read
 		}
 	}
 	return nil
+}
+
+// frameLen is the size of the frame at pos whose bytes start b, if its
+// header is valid there (checksummed with its position: a damaged length
+// does not make the reader fetch up to the segment's end), else
+// FrameHeaderSize.
+func frameLen(b []byte, pos Pos) int {
+	n, _, ok := decodeHeader(b, pos)
+	if !ok {
+		return FrameHeaderSize
+	}
+	return FrameHeaderSize + n
 }
 
 // switchSegment moves the reader to the segment holding r.pos.

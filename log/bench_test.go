@@ -171,6 +171,47 @@ func BenchmarkRead(b *testing.B) {
 	})
 }
 
+// BenchmarkCatchUpRead reads 32 batches of single 100-byte records, as a
+// leader serving a follower a few rounds behind does (one ReadBatches
+// into a recycled 1 MiB buffer), from a log of 100,000 such batches in
+// the page cache: at its tail (tail: up to the log end, as catch-up
+// reads), and at places spread over the log (spread: 32 batches from
+// there). One op is one call.
+func BenchmarkCatchUpRead(b *testing.B) {
+	l := mustOpen(b, benchLogOptions(b.TempDir()))
+	defer l.Close()
+	recs := benchRecords(1, 100)
+	ctx := context.Background()
+	for range 100_000 {
+		if _, _, err := l.AppendLeader(ctx, 1, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	end := l.LogEndOffset()
+	buf := make([]byte, 0, 1<<20)
+	read := func(b *testing.B, from, limit int64) {
+		out, err := l.ReadBatches(buf[:0], from, limit, 1<<20)
+		if err != nil || len(out) == 0 {
+			b.Fatalf("ReadBatches(%d): %d bytes, %v", from, len(out), err)
+		}
+	}
+	b.Run("tail", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			read(b, end-32, end)
+		}
+	})
+	b.Run("spread", func(b *testing.B) {
+		b.ReportAllocs()
+		i := int64(0)
+		for b.Loop() {
+			from := end - 32 - (i*7919)%50_000 // off the index entries
+			i++
+			read(b, from, from+32)
+		}
+	})
+}
+
 // BenchmarkReopen measures Open of a 1 GiB log after a clean Close and
 // after a crash: a copy of the directory taken while the log was open, so
 // without the clean-shutdown marker and with the last background

@@ -127,6 +127,10 @@ type Log struct {
 	logger     *slog.Logger
 	syncAlways bool
 	bufs       chan *[]byte // free encode buffers; a channel, not a sync.Pool, so GC does not empty it
+	// aheadBufs recycles the read-ahead buffers of scans (scanReadAhead
+	// bytes each). A sync.Pool: an idle log's go back to the GC, a busy
+	// one's (catch-up, consumers) spare a zeroed allocation per read.
+	aheadBufs sync.Pool
 
 	ckptKick chan struct{} // cap 1: wakes the checkpoint goroutine
 	ckptBusy chan struct{} // cap 1: full while a checkpoint file is being written

@@ -110,7 +110,12 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint, 
 	// are mostly small: one read of each would cost a system call per
 	// batch.
 	ahead := min(int64(scanReadAhead), int64(endPos)-e.Pos, int64(l.opts.IndexInterval)+int64(max(want, 4<<10)))
-	r, err := l.wal.NewReaderBuffer(wal.Pos(e.Pos), make([]byte, 0, ahead))
+	bp, _ := l.aheadBufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new(make([]byte, 0, scanReadAhead))
+	}
+	defer l.aheadBufs.Put(bp) // after r.Close: the Reader is done with it
+	r, err := l.wal.NewReaderBuffer(wal.Pos(e.Pos), (*bp)[:0:ahead])
 	if err != nil {
 		return scanError(err)
 	}

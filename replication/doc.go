@@ -143,8 +143,16 @@
 // partition epochs, one request at a time) to shrink an ISR member that
 // has not caught up for ReplicaLagTime and to add back a follower that
 // holds everything below the high watermark and everything before the
-// leader's epoch began. An idle follower that holds all the leader has is
-// caught up. While a request that adds a follower is on its way, the high
+// leader's epoch began, and was caught up within ReplicaLagTime. An idle
+// follower that holds all the leader has is caught up. The leader never
+// shrinks the ISR below MinInSyncReplicas: it keeps the lagging members
+// with the longest logs, and refuses AcksAll as if the ISR were short.
+// Each of them holds every committed record (the high watermark cannot
+// pass it), so it stays eligible: an ISR down to the leader alone would
+// leave, after the leader's crash, only the leader to elect, and under
+// SyncNever or SyncPeriodic it comes back without its unsynced records,
+// committed ones among them, which the followers it removed still hold
+// (the data loss of Kafka's KIP-966). While a request that adds a follower is on its way, the high
 // watermark counts that follower too (Kafka's maximal ISR): the controller
 // may apply the addition and elect the follower (a preferred replica gets
 // its leadership back at once) before the leader learns of it. A request

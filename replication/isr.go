@@ -89,10 +89,14 @@ func laggingReplicas(now, maxLag, ledSince int64, leader uint64, isr []uint64, s
 	return out
 }
 
-// canJoinISR reports whether a follower outside the ISR may be added back:
-// it holds everything below the high watermark and everything the leader
-// wrote before its current epoch began (Kafka's rule: otherwise a new leader
-// could be elected that lacks records of an earlier epoch).
-func canJoinISR(f followerState, hw, epochStartOffset int64) bool {
-	return f.logEnd >= hw && f.logEnd >= epochStartOffset
+// canJoinISR reports whether a follower outside the ISR may be added back
+// as of now: it holds everything below the high watermark and everything
+// the leader wrote before its current epoch began (Kafka's rule: otherwise
+// a new leader could be elected that lacks records of an earlier epoch),
+// and it was caught up with the leader within maxLag, so that the leader
+// would not shrink it out again at once. (A follower that stopped taking
+// records at a high watermark that cannot move, the ISR being below
+// MinInSyncReplicas, was added back and shrunk out at every tick.)
+func canJoinISR(f followerState, hw, epochStartOffset, now, maxLag int64) bool {
+	return f.logEnd >= hw && f.logEnd >= epochStartOffset && now-f.caughtUpAt <= maxLag
 }

@@ -99,17 +99,21 @@ func TestLaggingReplicas(t *testing.T) {
 
 func TestCanJoinISR(t *testing.T) {
 	tests := []struct {
-		logEnd, hw, epochStart int64
-		want                   bool
+		logEnd, hw, epochStart, caughtUpAt int64
+		want                               bool
 	}{
-		{10, 10, 5, true},
-		{9, 10, 5, false},
-		{10, 8, 12, false}, // has the high watermark, not the epoch's start
-		{12, 8, 12, true},
+		{10, 10, 5, 100, true},
+		{9, 10, 5, 100, false},
+		{10, 8, 12, 100, false}, // has the high watermark, not the epoch's start
+		{12, 8, 12, 100, true},
+		{10, 10, 5, 89, false}, // not caught up within maxLag: would lag at once
+		{10, 10, 5, 90, true},
 	}
 	for _, tt := range tests {
-		if got := canJoinISR(followerState{logEnd: tt.logEnd}, tt.hw, tt.epochStart); got != tt.want {
-			t.Errorf("canJoinISR(logEnd %d, hw %d, epochStart %d) = %v, want %v", tt.logEnd, tt.hw, tt.epochStart, got, tt.want)
+		f := followerState{logEnd: tt.logEnd, caughtUpAt: tt.caughtUpAt}
+		if got := canJoinISR(f, tt.hw, tt.epochStart, 100, 10); got != tt.want {
+			t.Errorf("canJoinISR(logEnd %d, hw %d, epochStart %d, caught up at %d, now 100, maxLag 10) = %v, want %v",
+				tt.logEnd, tt.hw, tt.epochStart, tt.caughtUpAt, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -369,7 +370,7 @@ func (r *replica) beginEpoch(epoch int32) bool {
 func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, int) {
 	var round []*appendReq
 	size := 0
-	isrOK := len(r.mu.part.ISR) >= r.mu.minISR
+	isrOK := len(r.mu.part.ISR) >= r.mu.minISR && !r.mu.isrFloor
 	durable := r.log.LogEndOffset()
 	for i, q := range reqs {
 		if len(round) > 0 && size+len(q.batch) > maxRoundBytes {
@@ -832,6 +833,35 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 	r.maybeAlterISRLocked(now)
 }
 
+// keepISRFloorLocked returns the lagging ISR members to shrink out: all
+// of them, except those that must stay for the ISR to keep
+// MinInSyncReplicas members (the ones with the longest logs), and it
+// notes whether it kept any (mu.isrFloor: AcksAll is then refused as
+// with a short ISR). Kafka shrinks below MinInSyncReplicas and then may
+// have to elect a leader that lost records (KIP-966): with the ISR down
+// to the leader alone, a crash of the leader (its unsynced tail lost,
+// under SyncNever) leaves it the only replica eligible, and it comes
+// back without records the removed followers still hold, acknowledged
+// while they were in the ISR. Kept, they stay eligible: the high
+// watermark cannot pass what they hold while they lag, so each holds
+// every committed record.
+func (r *replica) keepISRFloorLocked(lag []uint64) []uint64 {
+	keep := r.mu.minISR - (len(r.mu.part.ISR) - len(lag))
+	r.mu.isrFloor = keep > 0 && len(lag) > 0
+	if keep <= 0 {
+		return lag
+	}
+	end := func(id uint64) int64 {
+		if f := r.mu.followers[id]; f != nil && f.matched {
+			return f.st.logEnd
+		}
+		return -1
+	}
+	lag = slices.Clone(lag)
+	slices.SortStableFunc(lag, func(a, b uint64) int { return cmp.Compare(end(b), end(a)) })
+	return lag[min(keep, len(lag)):]
+}
+
 // maybeAlterISRLocked asks the controller to shrink lagging followers out
 // of the ISR and to add caught-up ones back, one request at a time.
 func (r *replica) maybeAlterISRLocked(now int64) {
@@ -847,6 +877,7 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 			}
 			return f.st, true
 		})
+	lag = r.keepISRFloorLocked(lag)
 	hw := r.log.HighWatermark()
 	st := r.m.cfg.Meta.State()
 	var isr []uint64
@@ -863,7 +894,7 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 			// draining, unhealthy), and a fenced node may well go on
 			// following, caught up, until it registers again.
 			n, known := st.Node(id)
-			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart) && known && n.Eligible() {
+			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart, now, int64(r.m.cfg.ReplicaLagTime)) && known && n.Eligible() {
 				isr = append(isr, id)
 			}
 		}

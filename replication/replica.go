@@ -136,6 +136,10 @@ type replica struct {
 		progress   chan struct{} // closed by the completer when it finished an item
 		followers  map[uint64]*fstate
 		isrBusy    bool // an AlterISR is in flight
+		// isrFloor: lagging followers stay in the ISR only because
+		// removing them would leave it below MinInSyncReplicas (see
+		// maybeAlterISRLocked): the ISR counts as short for AcksAll.
+		isrFloor bool
 		// isrAdding are the members an AlterISR asked at partition epoch
 		// isrAddingPE (mono time isrAddingAt) adds: the high watermark
 		// counts them until the metadata moves past that epoch (see

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replog/replog/log"
+	"github.com/replog/replog/meta"
 	"github.com/replog/replog/wal"
 )
 
@@ -162,5 +163,142 @@ func TestSyncAlwaysFollowerRefusesTruncationBelowHighWatermark(t *testing.T) {
 		if n := h.count("replica storage failed"); n != 1 {
 			t.Errorf("failure logged %d times, want once", n)
 		}
+	})
+}
+
+// writeStallFS blocks the writes to its files while stalled (StallFS
+// blocks syncs, which SyncNever does not make).
+type writeStallFS struct {
+	wal.FS
+	mu   sync.Mutex
+	gate chan struct{} // closed by release; nil while not stalled
+}
+
+func (s *writeStallFS) stall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate == nil {
+		s.gate = make(chan struct{})
+	}
+}
+
+func (s *writeStallFS) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate != nil {
+		close(s.gate)
+		s.gate = nil
+	}
+}
+
+func (s *writeStallFS) wait() {
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
+
+func (s *writeStallFS) Create(name string) (wal.File, error) { return s.wrap(s.FS.Create(name)) }
+func (s *writeStallFS) OpenReadWrite(name string) (wal.File, error) {
+	return s.wrap(s.FS.OpenReadWrite(name))
+}
+
+func (s *writeStallFS) wrap(f wal.File, err error) (wal.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return writeStallFile{f, s}, nil
+}
+
+type writeStallFile struct {
+	wal.File
+	fs *writeStallFS
+}
+
+func (f writeStallFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.wait()
+	return f.File.WriteAt(p, off)
+}
+
+// A leader does not shrink the ISR below MinInSyncReplicas: followers
+// that lag stay in it, down to that floor, and AcksAll is refused as with
+// a short ISR. Shrunk to the leader alone, a crash of the leader (its
+// unsynced records lost, under SyncNever) left it the only replica that
+// could be elected, and it came back without records the followers still
+// held, acknowledged while they were in the ISR (Kafka's KIP-966 case;
+// found by chaos seed 968130050197: a split of the leader, then its
+// crash).
+func TestSyncNeverLeaderCrashAfterFollowersLag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stalls := map[uint64]*writeStallFS{}
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			cfg.Durability = wal.SyncNever
+			s := &writeStallFS{FS: cfg.FS}
+			stalls[id] = s
+			cfg.FS = s
+		})
+		defer func() {
+			for _, s := range stalls {
+				s.release()
+			}
+		}()
+		l, _ := c.topicT() // MinInSyncReplicas 2
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		appendN(t, ctx, c, l, "a", 5)
+		// One follower goes out: the other stays, though it lags too, and
+		// the first does not come back while it takes no records.
+		var mu sync.Mutex
+		var asked [][]uint64
+		hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, le, pe int32, isr []uint64) (meta.Partition, error) {
+			mu.Lock()
+			asked = append(asked, slices.Clone(isr))
+			mu.Unlock()
+			return c.nodes[l].meta.AlterISR(ctx, topic, partition, le, pe, isr)
+		})
+		c.nodes[l].rep.alterISRHook.Store(&hook)
+		var others []uint64
+		for _, id := range c.ids {
+			if id != l {
+				others = append(others, id)
+				stalls[id].stall()
+			}
+		}
+		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksLeader); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(60 * time.Second) // fake time: many ISR requests
+		mu.Lock()
+		if len(asked) != 1 || len(asked[0]) != 2 || !slices.Contains(asked[0], l) {
+			t.Errorf("ISR requests %v: want one, of the leader and one follower (MinInSyncReplicas 2)", asked)
+		}
+		mu.Unlock()
+		short, cancelShort := context.WithTimeout(ctx, 5*time.Second)
+		_, _, err := c.nodes[l].rep.Append(short, "t", 0, rec("y"), AcksAll)
+		cancelShort()
+		if !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("AcksAll append with the ISR held at its floor: %v, want ErrNotEnoughReplicas", err)
+		}
+		// The leader crashes and loses every unsynced record.
+		c.fs[l].(*wal.MemFS).Crash(wal.CrashOptions{})
+		c.stopCrashed(l)
+		for _, id := range others {
+			stalls[id].release()
+		}
+		c.waitFor("another leader", 60*time.Second, func() bool {
+			p, ok := c.nodes[others[0]].meta.State().Partition("t", 0)
+			return ok && p.Leader != 0 && p.Leader != l
+		})
+		c.start(l)
+		appendN(t, ctx, c, c.leader("t", 0), "b", 3)
+		var got []string
+		for _, v := range values(c) { // converged
+			if v != "x" && v != "y" { // not acknowledged with AcksAll: kept or not
+				got = append(got, v)
+			}
+		}
+		checkValues(t, got, append(names("a", 5), names("b", 3)...))
 	})
 }

@@ -594,7 +594,7 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 		f.progressAt = now
 		r.advanceHWLocked(&out)
 		if !r.inISRLocked(from) {
-			r.maybeAlterISRLocked(now)
+			r.maybeAlterISRLocked(now, &out)
 		}
 		if r.catchUpNeededLocked() {
 			r.kickLocked()
@@ -830,46 +830,80 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 			}
 		}
 	}
-	r.maybeAlterISRLocked(now)
+	r.maybeAlterISRLocked(now, out)
 }
 
-// keepISRFloorLocked returns the lagging ISR members to shrink out: all
-// of them, except those that must stay for the ISR to keep
-// MinInSyncReplicas members (the ones with the longest logs), and it
-// notes whether it kept any (mu.isrFloor: AcksAll is then refused as
-// with a short ISR). Kafka shrinks below MinInSyncReplicas and then may
-// have to elect a leader that lost records (KIP-966): with the ISR down
-// to the leader alone, a crash of the leader (its unsynced tail lost,
-// under SyncNever) leaves it the only replica eligible, and it comes
-// back without records the removed followers still hold, acknowledged
-// while they were in the ISR. Kept, they stay eligible: the high
-// watermark cannot pass what they hold while they lag, so each holds
-// every committed record.
-func (r *replica) keepISRFloorLocked(lag []uint64) []uint64 {
-	keep := r.mu.minISR - (len(r.mu.part.ISR) - len(lag))
-	r.mu.isrFloor = keep > 0 && len(lag) > 0
-	if keep <= 0 {
-		return lag
-	}
-	end := func(id uint64) int64 {
-		if f := r.mu.followers[id]; f != nil && f.matched {
-			return f.st.logEnd
+// keepISRFloorLocked returns the ISR to ask for, isr (in part.Replicas
+// order), topped up to MinInSyncReplicas members with lagging members of
+// the current ISR: those the high watermark counts (never a draining
+// one, which it leaves out, so which may lack committed records), the
+// eligible ones first, then the longest logs. It notes whether it kept
+// any (mu.isrFloor: AcksAll is then refused as with a short ISR, and the
+// AcksAll appends waiting for the high watermark are answered so at
+// once). Kafka shrinks below MinInSyncReplicas and then may have to elect
+// a leader that lost records (KIP-966): with the ISR down to the leader
+// alone, a crash of the leader (its unsynced records lost, under
+// SyncNever) leaves it the only replica eligible, and it comes back
+// without records the removed followers still hold, acknowledged while
+// they were in the ISR. Kept, they stay eligible: the high watermark
+// cannot pass what a counted member holds, so each holds every committed
+// record.
+func (r *replica) keepISRFloorLocked(isr, lag []uint64, out *answers) []uint64 {
+	was := r.mu.isrFloor
+	r.mu.isrFloor = false
+	if len(isr) < r.mu.minISR && len(lag) > 0 {
+		counted := r.countedISRLocked()
+		st := r.m.cfg.Meta.State()
+		var keep []uint64
+		for _, id := range lag {
+			if slices.Contains(counted, id) {
+				keep = append(keep, id)
+			}
 		}
-		return -1
+		rank := func(id uint64) (eligible bool, end int64) {
+			n, ok := st.Node(id)
+			end = -1
+			if f := r.mu.followers[id]; f != nil && f.matched {
+				end = f.st.logEnd
+			}
+			return ok && n.Eligible(), end
+		}
+		slices.SortStableFunc(keep, func(a, b uint64) int {
+			ea, la := rank(a)
+			eb, lb := rank(b)
+			if ea != eb {
+				if ea {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(lb, la)
+		})
+		keep = keep[:min(len(keep), r.mu.minISR-len(isr))]
+		if len(keep) > 0 {
+			r.mu.isrFloor = true
+			in := append(slices.Clone(isr), keep...)
+			isr = isr[:0:0]
+			for _, id := range r.mu.part.Replicas {
+				if slices.Contains(in, id) {
+					isr = append(isr, id)
+				}
+			}
+		}
 	}
-	lag = slices.Clone(lag)
-	slices.SortStableFunc(lag, func(a, b uint64) int { return cmp.Compare(end(b), end(a)) })
-	return lag[min(keep, len(lag)):]
+	if r.mu.isrFloor && !was {
+		for _, q := range r.mu.hwWaiters {
+			out.add(q, codeNotEnoughReplicas, 0, 0)
+		}
+		r.mu.hwWaiters = nil
+	}
+	return isr
 }
 
-// maybeAlterISRLocked asks the controller to shrink lagging followers out
-// of the ISR and to add caught-up ones back, one request at a time.
-func (r *replica) maybeAlterISRLocked(now int64) {
-	if r.mu.isrBusy || r.mu.superseded || !r.mu.ready {
-		return
-	}
-	part := r.mu.part
-	lag := laggingReplicas(now, int64(r.m.cfg.ReplicaLagTime), r.mu.ledSince, r.m.cfg.ID, part.ISR,
+// laggingLocked returns the ISR members that have not caught up for
+// ReplicaLagTime as of now: those a leader shrinks out.
+func (r *replica) laggingLocked(now int64) []uint64 {
+	return laggingReplicas(now, int64(r.m.cfg.ReplicaLagTime), r.mu.ledSince, r.m.cfg.ID, r.mu.part.ISR,
 		func(id uint64) (followerState, bool) {
 			f := r.mu.followers[id]
 			if f == nil || !f.matched {
@@ -877,7 +911,16 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 			}
 			return f.st, true
 		})
-	lag = r.keepISRFloorLocked(lag)
+}
+
+// maybeAlterISRLocked asks the controller to shrink lagging followers out
+// of the ISR and to add caught-up ones back, one request at a time.
+func (r *replica) maybeAlterISRLocked(now int64, out *answers) {
+	if r.mu.isrBusy || r.mu.superseded || !r.mu.ready {
+		return
+	}
+	part := r.mu.part
+	lag := r.laggingLocked(now)
 	hw := r.log.HighWatermark()
 	st := r.m.cfg.Meta.State()
 	var isr []uint64
@@ -899,6 +942,7 @@ func (r *replica) maybeAlterISRLocked(now int64) {
 			}
 		}
 	}
+	isr = r.keepISRFloorLocked(isr, lag, out)
 	if slices.Equal(isr, part.ISR) {
 		return
 	}

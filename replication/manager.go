@@ -485,12 +485,20 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.draining.Store(true)
 	led := m.ledReplicas()
 	m.awaitFollowersKnowHW(ctx, led)
+	lagging := make(map[*replica][]uint64, len(led))
+	for _, r := range led {
+		r.mu.Lock()
+		if r.mu.role == roleLeader {
+			lagging[r] = r.laggingLocked(m.mono())
+		}
+		r.mu.Unlock()
+	}
 	if err := m.cfg.Meta.Drain(ctx); err != nil {
 		return fmt.Errorf("replication: shutdown: %w", err)
 	}
 	for {
 		ch := m.changedCh()
-		if m.leadsNothing() && m.noCalls() && m.handedOver(led) {
+		if m.leadsNothing() && m.noCalls() && m.handedOver(led, lagging) {
 			return nil
 		}
 		select {
@@ -575,12 +583,17 @@ func (m *Manager) ledReplicas() []*replica {
 // without this wait, a node that is also the metadata leader could stop
 // before the new leaders learn of the change, and appends would wait for
 // a new metadata leader (or the session timeout) instead.
-func (m *Manager) handedOver(led []*replica) bool {
+//
+// A new leader that lagged when the shutdown began (lagging: the ISR
+// members each replica would have shrunk out; the ISR keeps some at
+// MinInSyncReplicas) is not waited for: it may not reach this node at
+// all.
+func (m *Manager) handedOver(led []*replica, lagging map[*replica][]uint64) bool {
 	st := m.cfg.Meta.State()
 	for _, r := range led {
 		p, ok := st.Partition(r.topic, r.key.partition)
-		if !ok || p.Leader == 0 || p.Leader == m.cfg.ID {
-			continue // deleted, offline, or still ours (no one else in the ISR)
+		if !ok || p.Leader == 0 || p.Leader == m.cfg.ID || slices.Contains(lagging[r], p.Leader) {
+			continue // deleted, offline, still ours (no one else in the ISR), or not reaching us
 		}
 		r.mu.Lock()
 		heard := r.mu.heard >= p.LeaderEpoch || r.mu.closed || r.mu.failed != nil

@@ -574,7 +574,7 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 
 func (r *replica) becomeLeaderLocked(epoch int32, out *answers) {
 	r.mu.role, r.mu.epoch, r.mu.leader = roleLeader, epoch, r.m.cfg.ID
-	r.mu.ready, r.mu.superseded = false, false
+	r.mu.ready, r.mu.superseded, r.mu.isrFloor = false, false, false
 	r.mu.followers = map[uint64]*fstate{}
 	for _, id := range r.mu.part.Replicas {
 		if id != r.m.cfg.ID {
@@ -596,6 +596,7 @@ func (r *replica) becomeLeaderLocked(epoch int32, out *answers) {
 func (r *replica) becomeFollowerLocked(leader uint64, epoch int32, out *answers) {
 	r.failLeaderWorkLocked(out, leader, epoch)
 	r.mu.role, r.mu.epoch, r.mu.leader = roleFollower, epoch, leader
+	r.mu.isrFloor = false
 	r.mu.agreed = -1
 	if leader == 0 {
 		r.mu.role = roleNone

@@ -31,6 +31,17 @@ func recordISRRequests(c *tcluster, id uint64) func() [][]uint64 {
 	}
 }
 
+// othersThan returns the IDs of the cluster's nodes but id.
+func (c *tcluster) othersThan(id uint64) []uint64 {
+	var out []uint64
+	for _, o := range c.ids {
+		if o != id {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // The ISR kept at MinInSyncReplicas keeps a member the high watermark
 // counts, never a draining one: the high watermark leaves a draining
 // member out, so it may lack committed records, and as the last ISR
@@ -92,12 +103,7 @@ func TestShutdownOfCutOffLeader(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
 		appendN(t, ctx, c, l, "a", 3)
-		var others []uint64
-		for _, id := range c.ids {
-			if id != l {
-				others = append(others, id)
-			}
-		}
+		others := c.othersThan(l)
 		senders[l].set(others...) // cut off both ways
 		for _, id := range others {
 			senders[id].set(l)
@@ -139,12 +145,7 @@ func TestISRFloorAnswersWaitingAppends(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
 		appendN(t, ctx, c, l, "a", 3)
-		var others []uint64
-		for _, id := range c.ids {
-			if id != l {
-				others = append(others, id)
-			}
-		}
+		others := c.othersThan(l)
 		senders[l].set(others...)
 		start := time.Now()
 		_, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("w"), AcksAll)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/replog/replog/log"
-	"github.com/replog/replog/meta"
 	"github.com/replog/replog/wal"
 )
 
@@ -250,31 +249,18 @@ func TestSyncNeverLeaderCrashAfterFollowersLag(t *testing.T) {
 		appendN(t, ctx, c, l, "a", 5)
 		// One follower goes out: the other stays, though it lags too, and
 		// the first does not come back while it takes no records.
-		var mu sync.Mutex
-		var asked [][]uint64
-		hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, le, pe int32, isr []uint64) (meta.Partition, error) {
-			mu.Lock()
-			asked = append(asked, slices.Clone(isr))
-			mu.Unlock()
-			return c.nodes[l].meta.AlterISR(ctx, topic, partition, le, pe, isr)
-		})
-		c.nodes[l].rep.alterISRHook.Store(&hook)
-		var others []uint64
-		for _, id := range c.ids {
-			if id != l {
-				others = append(others, id)
-				stalls[id].stall()
-			}
+		asked := recordISRRequests(c, l)
+		others := c.othersThan(l)
+		for _, id := range others {
+			stalls[id].stall()
 		}
 		if _, _, err := c.nodes[l].rep.Append(ctx, "t", 0, rec("x"), AcksLeader); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(60 * time.Second) // fake time: many ISR requests
-		mu.Lock()
-		if len(asked) != 1 || len(asked[0]) != 2 || !slices.Contains(asked[0], l) {
-			t.Errorf("ISR requests %v: want one, of the leader and one follower (MinInSyncReplicas 2)", asked)
+		if reqs := asked(); len(reqs) != 1 || len(reqs[0]) != 2 || !slices.Contains(reqs[0], l) {
+			t.Errorf("ISR requests %v: want one, of the leader and one follower (MinInSyncReplicas 2)", reqs)
 		}
-		mu.Unlock()
 		short, cancelShort := context.WithTimeout(ctx, 5*time.Second)
 		_, _, err := c.nodes[l].rep.Append(short, "t", 0, rec("y"), AcksAll)
 		cancelShort()

@@ -33,10 +33,10 @@ var (
 	// leader this node knows of, if any.
 	ErrNotLeader = errors.New("replog: not the partition leader")
 
-	// ErrNotEnoughReplicas: an AcksAll Append found the ISR smaller than
-	// the topic's MinInSyncReplicas for a SessionTimeout (Append waits a
-	// shorter shortage out), or CreateTopic found fewer live nodes than
-	// the replication factor.
+	// ErrNotEnoughReplicas: an AcksAll Append found fewer in-sync replicas
+	// keeping up than the topic's MinInSyncReplicas for a SessionTimeout
+	// (Append waits a shorter shortage out), or CreateTopic found fewer
+	// live nodes than the replication factor.
 	ErrNotEnoughReplicas = errors.New("replog: not enough in-sync replicas")
 
 	// ErrOffsetOutOfRange: Read at an offset below the partition's log

@@ -20,7 +20,10 @@ type TopicConfig struct {
 	ReplicationFactor int
 	// MinInSyncReplicas is the smallest ISR with which an AcksAll Append
 	// is acknowledged; below it such appends fail with
-	// ErrNotEnoughReplicas. Default: a majority of ReplicationFactor.
+	// ErrNotEnoughReplicas. A leader never shrinks the ISR below it: it
+	// keeps lagging members in (they hold every committed record, so they
+	// stay eligible as leaders) and fails AcksAll appends as if the ISR
+	// were short. Default: a majority of ReplicationFactor.
 	MinInSyncReplicas int
 	// RetentionBytes bounds each partition replica's log: the oldest
 	// segments go once the log is larger. 0 keeps everything.

@@ -20,7 +20,7 @@ var (
 
 	// ErrNotEnoughReplicas is returned by Append with AcksAll when the
 	// partition's ISR has stayed smaller than the topic's MinInSyncReplicas
-	// (or held at it with members that lag: see keepISRFloorLocked) for
+	// (or held at it by the leader with members that lag behind it) for
 	// ReplicaLagTime since the leader first answered so (a shorter
 	// shortage is waited out), or wrapped with ctx's error when ctx ends
 	// during that wait. The batch may or may not have been written: the

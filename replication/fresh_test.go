@@ -258,11 +258,7 @@ func TestLeaderRefusesAppendOfOlderEpoch(t *testing.T) {
 		old := c.leader("t", 0)
 		appendN(t, ctx, c, old, "a", 2)
 		c.stop(old)
-		c.waitFor("a new leader", 30*time.Second, func() bool {
-			l := c.leader("t", 0)
-			return l != 0 && l != old
-		})
-		l := c.leader("t", 0)
+		l := c.waitNewLeader(old)
 		m := c.nodes[l].rep
 		part, _ := c.nodes[l].meta.State().Partition("t", 0)
 		if part.LeaderEpoch < 1 {

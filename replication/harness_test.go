@@ -223,6 +223,17 @@ func (c *tcluster) leader(topic string, partition int32) uint64 {
 	return 0
 }
 
+// waitNewLeader waits until the running nodes' metadata names a leader of
+// t/0 other than old, and returns it.
+func (c *tcluster) waitNewLeader(old uint64) uint64 {
+	c.t.Helper()
+	c.waitFor("a new leader", 60*time.Second, func() bool {
+		l := c.leader("t", 0)
+		return l != 0 && l != old
+	})
+	return c.leader("t", 0)
+}
+
 // logBytes returns node id's replica's raw batches below end; ok is false
 // while the node has no replica.
 func (c *tcluster) logBytes(id uint64, topic string, partition int32) (b []byte, end int64, ok bool) {

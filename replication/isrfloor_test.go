@@ -124,12 +124,7 @@ func TestShutdownOfCutOffLeader(t *testing.T) {
 		for _, id := range others {
 			senders[id].set()
 		}
-		c.waitFor("another leader", 30*time.Second, func() bool {
-			p, ok := c.nodes[others[0]].meta.State().Partition("t", 0)
-			return ok && p.Leader != 0 && p.Leader != l
-		})
-		p, _ := c.nodes[others[0]].meta.State().Partition("t", 0)
-		appendN(t, ctx, c, p.Leader, "b", 2)
+		appendN(t, ctx, c, c.waitNewLeader(l), "b", 2)
 		checkValues(t, values(c), append(names("a", 3), names("b", 2)...))
 	})
 }

@@ -273,12 +273,9 @@ func TestSyncNeverLeaderCrashAfterFollowersLag(t *testing.T) {
 		for _, id := range others {
 			stalls[id].release()
 		}
-		c.waitFor("another leader", 60*time.Second, func() bool {
-			p, ok := c.nodes[others[0]].meta.State().Partition("t", 0)
-			return ok && p.Leader != 0 && p.Leader != l
-		})
+		nl := c.waitNewLeader(l)
 		c.start(l)
-		appendN(t, ctx, c, c.leader("t", 0), "b", 3)
+		appendN(t, ctx, c, nl, "b", 3)
 		var got []string
 		for _, v := range values(c) { // converged
 			if v != "x" && v != "y" { // not acknowledged with AcksAll: kept or not

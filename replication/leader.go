@@ -892,12 +892,18 @@ func (r *replica) keepISRFloorLocked(isr, lag []uint64, out *answers) []uint64 {
 		}
 	}
 	if r.mu.isrFloor && !was {
-		for _, q := range r.mu.hwWaiters {
-			out.add(q, codeNotEnoughReplicas, 0, 0)
-		}
-		r.mu.hwWaiters = nil
+		r.failHWWaitersLocked(out)
 	}
 	return isr
+}
+
+// failHWWaitersLocked answers the AcksAll appends waiting for the high
+// watermark NotEnoughReplicas: the ISR cannot commit them now.
+func (r *replica) failHWWaitersLocked(out *answers) {
+	for _, q := range r.mu.hwWaiters {
+		out.add(q, codeNotEnoughReplicas, 0, 0)
+	}
+	r.mu.hwWaiters = nil
 }
 
 // laggingLocked returns the ISR members that have not caught up for

@@ -561,10 +561,7 @@ func (r *replica) update(part meta.Partition, cfg meta.TopicConfig) {
 		// The ISR changed: the high watermark may move, AcksAll may no
 		// longer be possible.
 		if len(part.ISR) < r.mu.minISR {
-			for _, q := range r.mu.hwWaiters {
-				out.add(q, codeNotEnoughReplicas, 0, 0)
-			}
-			r.mu.hwWaiters = nil
+			r.failHWWaitersLocked(&out)
 		}
 		r.advanceHWLocked(&out)
 	}

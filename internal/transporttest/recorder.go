@@ -56,3 +56,22 @@ func (r *Recorder) WaitFor(ctx context.Context, from, seq uint64) error {
 		}
 	}
 }
+
+// WaitCount waits until at least n messages from sender have arrived, or
+// ctx ends.
+func (r *Recorder) WaitCount(ctx context.Context, from uint64, n int) error {
+	for {
+		r.mu.Lock()
+		done := len(r.got[from]) >= n
+		c := r.cond
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d messages from %d: %w", n, from, ctx.Err())
+		}
+	}
+}

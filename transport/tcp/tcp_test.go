@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -427,6 +428,28 @@ func TestCloseWaitsForHandler(t *testing.T) {
 // TestPeerChurnUnderTraffic removes and re-adds a peer while both sides
 // send: what arrives is in order and without duplicates, and the link
 // works at the end.
+// sendAfterFlood sends seq from one node to another whose queue a flood
+// may have left full: on ErrQueueFull (back-pressure, which asks the
+// caller to send later) it waits until the receiver has taken another
+// message of the queue, then sends again.
+func sendAfterFlood(t *testing.T, ctx context.Context, from, to *node, seq uint64) {
+	t.Helper()
+	for range 100_000 { // at most a queue's worth of waits
+		n := len(to.rec.Seqs(from.ID()))
+		err := from.Send(to.ID(), seqMsg(seq, 8))
+		if !errors.Is(err, transport.ErrQueueFull) {
+			if err != nil {
+				t.Fatalf("send %d from %d to %d: %v", seq, from.ID(), to.ID(), err)
+			}
+			return
+		}
+		if err := to.rec.WaitCount(ctx, from.ID(), n+1); err != nil {
+			t.Fatalf("send %d from %d to %d: queue full, and: %v", seq, from.ID(), to.ID(), err)
+		}
+	}
+	t.Fatalf("send %d from %d to %d: the queue stayed full", seq, from.ID(), to.ID())
+}
+
 func TestPeerChurnUnderTraffic(t *testing.T) {
 	nodes := cluster(t, 2, nil)
 	addr2 := nodes[2].Addr().String()
@@ -464,7 +487,7 @@ func TestPeerChurnUnderTraffic(t *testing.T) {
 	// old one, where a message could be lost).
 	for _, p := range [][2]int{{1, 2}, {2, 1}} {
 		from, to := nodes[p[0]], nodes[p[1]]
-		mustSend(t, from, to.ID(), 1<<62)
+		sendAfterFlood(t, ctx, from, to, 1<<62)
 		if err := to.rec.WaitFor(ctx, from.ID(), 1<<62); err != nil {
 			t.Fatal(err)
 		}

@@ -40,38 +40,38 @@ func (r *Recorder) Seqs(from uint64) []uint64 {
 
 // WaitFor waits until the last message from sender carries seq, or ctx ends.
 func (r *Recorder) WaitFor(ctx context.Context, from, seq uint64) error {
-	for {
-		r.mu.Lock()
-		s := r.got[from]
-		done := len(s) > 0 && s[len(s)-1] == seq
-		c := r.cond
-		r.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-c:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d from %d: %w", seq, from, ctx.Err())
-		}
+	err := r.wait(ctx, from, func(s []uint64) bool { return len(s) > 0 && s[len(s)-1] == seq })
+	if err != nil {
+		return fmt.Errorf("waiting for %d from %d: %w", seq, from, err)
 	}
+	return nil
 }
 
 // WaitCount waits until at least n messages from sender have arrived, or
 // ctx ends.
 func (r *Recorder) WaitCount(ctx context.Context, from uint64, n int) error {
+	err := r.wait(ctx, from, func(s []uint64) bool { return len(s) >= n })
+	if err != nil {
+		return fmt.Errorf("waiting for %d messages from %d: %w", n, from, err)
+	}
+	return nil
+}
+
+// wait waits until done holds for the sequence numbers from sender (ctx's
+// error if it ends first). done runs under the Recorder's lock.
+func (r *Recorder) wait(ctx context.Context, from uint64, done func([]uint64) bool) error {
 	for {
 		r.mu.Lock()
-		done := len(r.got[from]) >= n
+		ok := done(r.got[from])
 		c := r.cond
 		r.mu.Unlock()
-		if done {
+		if ok {
 			return nil
 		}
 		select {
 		case <-c:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d messages from %d: %w", n, from, ctx.Err())
+			return ctx.Err()
 		}
 	}
 }

@@ -130,9 +130,9 @@ func (l *Log) scanFrames(from, limit int64, dst *[]byte, contiguous bool, hint, 
 		if err != nil {
 			return scanError(err)
 		}
-		b := Batch(f.Payload)
-		if err := b.checkHeader(); err != nil {
-			return fmt.Errorf("log: batch at wal position %d: %w", f.Pos, err)
+		b, err := frameBatch(f.Payload, f.Pos)
+		if err != nil {
+			return err
 		}
 		if b.LastOffset() < from {
 			continue

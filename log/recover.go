@@ -142,11 +142,17 @@ func (l *Log) readBatch(pos wal.Pos, buf []byte) (Batch, wal.Pos, error) {
 	if err != nil {
 		return nil, 0, wrapWAL("read", err)
 	}
-	b := Batch(p)
+	b, err := frameBatch(p, pos)
+	return b, next, err
+}
+
+// frameBatch is the batch a wal frame at pos holds, its header checked.
+func frameBatch(payload []byte, pos wal.Pos) (Batch, error) {
+	b := Batch(payload)
 	if err := b.checkHeader(); err != nil {
-		return nil, 0, fmt.Errorf("log: batch at wal position %d: %w", pos, err)
+		return nil, fmt.Errorf("log: batch at wal position %d: %w", pos, err)
 	}
-	return b, next, nil
+	return b, nil
 }
 
 // loadCheckpoint reads the checkpoint file; nil if there is none or it is

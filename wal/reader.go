@@ -211,19 +211,14 @@ func (r *Reader) fill() error {
 	if int64(cap(r.buf)) < want {
 		r.buf = make([]byte, max(want, int64(r.ahead)))
 	}
-	r.buf = r.buf[:want]
-	n, err := r.seg.f.ReadAt(r.buf, off)
-	r.buf = r.buf[:n]
-	r.bufPos = r.pos
-	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == want) {
-		if errors.Is(err, io.EOF) {
-			// Short of what the log holds: damage, not the end of the log
-			// (Next's io.EOF), as readFull reports it too.
-			err = io.ErrUnexpectedEOF
-		}
+	r.buf, r.bufPos = r.buf[:want], r.pos
+	// A short read is damage (io.ErrUnexpectedEOF), not the end of the
+	// log that Next reports as io.EOF.
+	if err := readFull(r.seg.f, r.buf, off); err != nil {
+		r.buf = r.buf[:0]
 		return fmt.Errorf("wal: read %s at %d: %w", r.seg.name, off, err)
 	}
-	if n >= FrameHeaderSize {
+	if n := len(r.buf); n >= FrameHeaderSize {
 		if need := frameLen(r.buf, r.pos); need > n && int64(need) <= int64(limit-r.pos) {
 			return r.fill() // one frame larger than what we read
 		}

@@ -173,7 +173,16 @@
 // leader node over mux.TagForward, coalesced with other forwarded appends
 // to that node into one message per burst. A batch is sent only while
 // fewer than 64 batches submitted before it to that partition on that
-// node are unanswered (a window by submission order, see dedup.go). A
+// node are unanswered (a window by submission order, see dedup.go), and
+// at most 4 of its batches are in flight at once. The Appends submitted
+// while 4 are in flight wait, and the first of them to go takes the
+// others along: their batches are joined into one (log.JoinBatches), sent
+// and deduplicated as one under the first one's sequence, and each
+// Append is answered with its own records' offsets. So many concurrent
+// single-record Appends to a partition become a few batches, as a Kafka
+// producer's records do while its requests are in flight, with no timer
+// (no linger): a lone Append goes at once. A caller that gives up on a
+// joined Append leaves the batch to the others. A
 // leader change (metadata event), a "not leader"/"retry" answer (with the
 // answering node's newer leader, if it knows one) or an answer overdue for
 // four ticks (doubling, at most twice ReplicaLagTime) sends it again, with

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
 	"github.com/replog/replog/wal"
 )
@@ -14,17 +15,27 @@ import (
 // new attempt number, until answered for good; answers to older attempts
 // are ignored. Every attempt carries the same producer sequence, so a
 // leader that already holds the batch answers with its offsets.
+//
+// A call about to be sent for the first time takes along the calls
+// submitted right after it that wait to be sent too (see joinLocked): its
+// batch becomes one batch of all their records, and the calls it took
+// (joined) are answered with it, each with its own part of the offsets.
+// From then on it is sent as one, under its own sequence and request ID.
 type call struct {
 	p        *producer
 	batch    []byte
 	firstSeq int32
 	lastSeq  int32
-	count    int32
+	count    int32 // records in batch: its own and the joined calls'
+	own      int32 // records of this call's Append
 	acks     Acks
 	reqID    uint64
 	n        uint64 // submission order in its producer
 
 	// under p.mu
+	joined []*call // calls this one took along, in sequence order
+	unit   *call   // the call this one was joined to, nil if none
+
 	attempt   uint64
 	sent      bool
 	sentAt    int64 // mono
@@ -71,6 +82,7 @@ func (p *producer) submit(c *call) error {
 		p.mu.Unlock()
 		return err
 	}
+	c.own = c.count
 	c.firstSeq = p.mu.nextSeq
 	c.lastSeq = lastSeqOf(c.firstSeq, c.count)
 	p.mu.nextSeq = nextSeq(c.lastSeq)
@@ -96,23 +108,115 @@ func (p *producer) submit(c *call) error {
 // (see dedup.go). A count of calls in flight does not give it: the calls
 // behind a slow one complete and make room for more, and under load a
 // leader refused the slow call as too old to deduplicate.
+//
+// At most maxSentCalls calls are sent and unanswered at once. The calls
+// submitted meanwhile wait, and the first of them to be sent takes the
+// others along (joinLocked): under many concurrent Appends a partition's
+// calls grow into batches, as a Kafka producer's do while its requests
+// are in flight, instead of each paying its own header, leader round
+// item, deduplication entry and answer.
 func (p *producer) pickLocked(now int64, dst []*call) []*call {
 	if p.mu.leader == 0 || len(p.mu.calls) == 0 {
 		return dst
 	}
 	limit := p.mu.calls[0].n + maxInFlight
+	sent := 0
 	for _, c := range p.mu.calls {
+		if c.sent {
+			sent++
+		}
+	}
+	for i := 0; i < len(p.mu.calls) && sent < maxSentCalls; i++ {
+		c := p.mu.calls[i]
 		if c.n >= limit {
 			break
 		}
 		if c.sent || c.finished || c.notBefore > now {
 			continue
 		}
+		if c.attempt == 0 {
+			p.joinLocked(i)
+		}
 		c.sent, c.sentAt, c.target = true, now, p.mu.leader
 		c.attempt++
+		sent++
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// maxSentCalls is how many calls of a producer are sent and unanswered at
+// once. It bounds only the messages: the calls waiting behind them are
+// joined into one batch when they go, so every record submitted is on
+// its way or in the next batch. 4 keeps several rounds of a partition in
+// the pipeline (a leader pushes and writes round n+1 while it syncs round
+// n) without splitting a burst into many small batches.
+const maxSentCalls = 4
+
+// joinLocked lets calls[i], about to be sent for the first time, take
+// along the calls submitted right after it that were never sent either:
+// as many as follow with the same acks and producer epoch and fit in
+// MaxBatchBytes. Their batches become one (log.JoinBatches)
+// and they leave the list, to be answered with calls[i]. AcksNone calls
+// are never joined: their callers do not wait for an answer to share.
+func (p *producer) joinLocked(i int) {
+	c := p.mu.calls[i]
+	if c.acks == AcksNone || len(c.joined) > 0 {
+		return
+	}
+	size, end := len(c.batch)+joinGrowth*int(c.own), i+1
+	for ; end < len(p.mu.calls); end++ {
+		x := p.mu.calls[end]
+		grown := size + len(x.batch) - batchHeaderSize + joinGrowth*int(x.own)
+		if x.sent || x.attempt != 0 || x.finished || x.acks != c.acks || grown > p.m.cfg.MaxBatchBytes ||
+			log.Batch(x.batch).ProducerEpoch() != log.Batch(c.batch).ProducerEpoch() {
+			break
+		}
+		size = grown
+	}
+	if end == i+1 {
+		return
+	}
+	batches := make([][]byte, 0, end-i)
+	for _, x := range p.mu.calls[i:end] {
+		batches = append(batches, x.batch)
+	}
+	joined, err := log.JoinBatches(make([]byte, 0, size), batches)
+	if err != nil {
+		// Not reachable with batches Append encoded; sending them one by
+		// one is always correct.
+		return
+	}
+	c.joined = slices.Clone(p.mu.calls[i+1 : end])
+	for _, x := range c.joined {
+		x.unit = c
+		c.count += x.own
+	}
+	// The joined batch's sequences run from c's for as many records as it
+	// holds. They end at or before the last joined call's: calls between
+	// them that were dropped unsent left gaps, whose sequences no batch
+	// ever carried.
+	c.batch, c.lastSeq = joined, lastSeqOf(c.firstSeq, c.count)
+	p.mu.calls = slices.Delete(p.mu.calls, i+1, end)
+}
+
+// joinGrowth bounds how much a record can grow when its batch is joined
+// to others: its timestamp delta (to 10 bytes from 1), offset delta (to 5)
+// and length prefix (by 2) get longer varints.
+const joinGrowth = 16
+
+// allAbandoned reports whether the callers of c and of every call joined
+// to it gave up.
+func (c *call) allAbandoned() bool {
+	if !c.abandoned {
+		return false
+	}
+	for _, x := range c.joined {
+		if !x.abandoned {
+			return false
+		}
+	}
+	return true
 }
 
 // send delivers picked calls to their leader: the local replica, or the
@@ -245,14 +349,27 @@ func (p *producer) finishLocked(c *call, code byte, base, last int64) {
 	p.finishErrLocked(c, base, last, codeError2(code, p.topic, p.key.partition))
 }
 
-// finishErrLocked ends c with err.
+// finishErrLocked ends c, and the calls joined to it, with err. Offsets
+// base to last are the whole batch's; each call gets its own records'
+// part of them.
 func (p *producer) finishErrLocked(c *call, base, last int64, err error) {
-	c.finished, c.sent = true, false
-	c.base, c.last = base, last
-	c.err = err
+	c.sent = false
 	p.mu.calls = slices.DeleteFunc(p.mu.calls, func(x *call) bool { return x == c })
 	p.m.untrackCall(c)
-	close(c.done)
+	next := base
+	for i := -1; i < len(c.joined); i++ {
+		x := c
+		if i >= 0 {
+			x = c.joined[i]
+		}
+		x.finished, x.err = true, err
+		x.base, x.last = base, last
+		if base >= 0 && len(c.joined) > 0 {
+			x.base, x.last = next, next+int64(x.own)-1
+			next += int64(x.own)
+		}
+		close(x.done)
+	}
 	if len(p.mu.calls) == 0 {
 		p.m.notifyChanged()
 	}
@@ -279,16 +396,21 @@ func codeError2(code byte, topic string, partition int32) error {
 }
 
 // abandon is called when c's caller gave up: an unsent call is dropped
-// (its sequence stays a gap, which leaders accept); a sent one is left to
-// its answer. It reports whether the producer waits out a shortage of
+// (its sequence stays a gap, which leaders accept) once the callers of
+// every call joined with it gave up too; a sent one is left to its
+// answer. It reports whether the producer waits out a shortage of
 // in-sync replicas (see complete).
 func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !c.finished {
 		c.abandoned = true
-		if !c.sent {
-			p.finishLocked(c, codeRetry, -1, -1)
+		u := c
+		if c.unit != nil {
+			u = c.unit
+		}
+		if !u.sent && u.allAbandoned() {
+			p.finishLocked(u, codeRetry, -1, -1)
 		}
 	}
 	return p.mu.short
@@ -348,13 +470,13 @@ func (p *producer) tick(now int64) {
 	}
 	for _, c := range slices.Clone(p.mu.calls) {
 		if !c.sent {
-			if c.abandoned {
+			if c.allAbandoned() {
 				p.finishLocked(c, codeRetry, -1, -1)
 			}
 			continue
 		}
 		if now-c.sentAt >= p.m.resendAfter(c.attempt) {
-			if c.abandoned && c.attempt >= 4 {
+			if c.allAbandoned() && c.attempt >= 4 {
 				p.finishLocked(c, codeRetry, -1, -1)
 				continue
 			}

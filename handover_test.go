@@ -215,3 +215,86 @@ func TestCloseOfControllerHandsItOver(t *testing.T) {
 		}
 	})
 }
+
+// A replica closed with a controlled shutdown stays in the ISR while it
+// is away, left out of the high watermark: the records acknowledged
+// meanwhile are not on it. When the other members then restart (their
+// registrations take them out of every ISR they need not stay in), the
+// closed replica must not become the ISR's only member and lead without
+// those records once back. Two shapes: RF 2 with MinInSyncReplicas 1 (the
+// leader restarts once), and RF 3 with the default MinInSyncReplicas 2
+// (both other replicas restart).
+func TestClosedReplicaNeverLeadsWithoutAckedRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		nodes         int
+		cfg           replog.TopicConfig
+		restartsFirst int // replicas other than the closed one restarted, leader last
+	}{
+		{"rf2", 3, replog.TopicConfig{Partitions: 3, ReplicationFactor: 2, MinInSyncReplicas: 1}, 1},
+		{"rf3", 5, replog.TopicConfig{Partitions: 5, ReplicationFactor: 3}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lc := newLocal(t, tc.nodes)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				createTopic(t, lc, "t", tc.cfg)
+				// A partition the controller holds no replica of: its
+				// restarts must not move the controller.
+				ctrl := replog.ControllerOf(lc.Node(1))
+				ti, err := lc.Node(ctrl).Topic(ctx, "t")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var part replog.PartitionInfo
+				for _, p := range ti.Partitions {
+					if !slices.Contains(p.Replicas, ctrl) {
+						part = p
+					}
+				}
+				var closed replog.NodeID
+				var others []replog.NodeID
+				for _, id := range part.Replicas {
+					switch {
+					case id == part.Leader:
+					case closed == 0:
+						closed = id
+					default:
+						others = append(others, id)
+					}
+				}
+				others = append(others, part.Leader)
+				if _, err := lc.Node(part.Leader).Append(ctx, "t", part.Partition, recs("before", 1)); err != nil {
+					t.Fatal(err)
+				}
+				if err := lc.CloseNode(closed); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := lc.Node(part.Leader).Append(ctx, "t", part.Partition, recs("acked", 2)); err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range others[:tc.restartsFirst] {
+					if err := lc.Stop(id); err != nil {
+						t.Fatal(err)
+					}
+					if err := lc.Restart(id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := lc.Restart(closed); err != nil {
+					t.Fatal(err)
+				}
+				settle()
+				p := leaderOf(t, lc.Node(ctrl), "t", part.Partition)
+				if p.Leader == 0 || p.Leader == closed {
+					t.Fatalf("after the restarts: %+v; replica %d was closed while records were acknowledged", p, closed)
+				}
+				got := values(readN(t, lc.Node(p.Leader), "t", part.Partition, 0, 3))
+				if want := []string{"before-0", "acked-0", "acked-1"}; !slices.Equal(got, want) {
+					t.Fatalf("read %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}

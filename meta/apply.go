@@ -198,7 +198,15 @@ func (a *applier) setFlag(c *command) result {
 // evict moves the leaderships of node (now ineligible) to other eligible
 // ISR members, epoch+1; a partition with none goes offline (fenced) or
 // stays with node (draining, unhealthy: it is the best there is). With
-// leaveISR the node also leaves every ISR in which it is not the only member.
+// leaveISR the node also leaves every ISR that keeps a member which is
+// not draining.
+//
+// A draining member is not enough: replication leaves it out of the high
+// watermark (it is shutting down), so it may lack committed records. Were
+// node to leave an ISR whose other members all drain, one of them would
+// be its only member and, once back, elected without records the
+// partition acknowledged. node stays instead, and the partition waits for
+// it, as for a last ISR member.
 func (a *applier) evict(node uint64, leaveISR bool) {
 	s := a.st()
 	for _, name := range sortedTopicNames(s) {
@@ -206,7 +214,7 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 		var nt *Topic
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
-			leaves := leaveISR && p.InISR(node) && len(p.ISR) > 1
+			leaves := leaveISR && p.InISR(node) && othersCounted(s, p, node)
 			moves := p.Leader == node && (leaveISR || pickLeader(s, p, node) != 0)
 			if !leaves && !moves {
 				continue
@@ -216,7 +224,7 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 				a.putTopic(name, nt)
 			}
 			np := &nt.Partitions[i]
-			if leaveISR && len(np.ISR) > 1 {
+			if leaves {
 				np.ISR = slices.DeleteFunc(np.ISR, func(id uint64) bool { return id == node })
 			}
 			if np.Leader == node {
@@ -231,6 +239,17 @@ func (a *applier) evict(node uint64, leaveISR bool) {
 			a.emit(Event{Type: EventPartitionChanged, Topic: name, TopicID: nt.ID, Partition: np.Partition})
 		}
 	}
+}
+
+// othersCounted reports whether p's ISR holds a member other than node
+// that is not draining (see evict).
+func othersCounted(s *State, p *Partition, node uint64) bool {
+	for _, id := range p.ISR {
+		if n, ok := s.nodes[id]; id != node && (!ok || !n.Draining) {
+			return true
+		}
+	}
+	return false
 }
 
 // electOffline gives every offline partition a leader from its ISR if an

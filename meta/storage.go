@@ -116,7 +116,12 @@ func (s *storage) save(hs *pb.HardState, ents []*pb.Entry, snap *pb.Snapshot) er
 				if err := putProto(b, keySnapshot, snap); err != nil {
 					return err
 				}
-				if err := deleteEntries(b, 0, snap.GetMetadata().GetIndex()+1); err != nil {
+				// Raft installs a snapshot only over a log that conflicts
+				// with it, and MemoryStorage.ApplySnapshot drops every
+				// entry: so must the disk, or a restart would bring back
+				// the conflicting tail after the snapshot. This Ready's
+				// entries are written after, in the same transaction.
+				if err := deleteEntries(b, 0, ^uint64(0)); err != nil {
 					return err
 				}
 			}

@@ -150,3 +150,44 @@ func TestStorageErrorStopsNode(t *testing.T) {
 		_ = n.Close()
 	})
 }
+
+// TestSnapshotInstallDropsConflictingTailOnDisk: raft installs a
+// leader's snapshot on a follower whose log conflicts with it; the
+// in-memory log (MemoryStorage.ApplySnapshot) drops every entry, but
+// meta.db keeps the entries above the snapshot index, and a reopen brings
+// them back: the node's log after restart is not the log it had.
+func TestSnapshotInstallDropsConflictingTailOnDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := openTestStorage(t, path)
+	hs := &pb.HardState{Term: new(uint64(3)), Vote: new(uint64(2)), Commit: new(uint64(2))}
+	// Entries 3..10 of term 3 are uncommitted (an old leader's tail).
+	var ents []*pb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		term := uint64(3)
+		if i <= 2 {
+			term = 1
+		}
+		ents = append(ents, ent(i, term))
+	}
+	if err := s.save(hs, ents, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The term-4 leader's snapshot at index 6, term 4: conflicts at 3..6.
+	snap := &pb.Snapshot{Data: []byte("x"), Metadata: &pb.SnapshotMetadata{Index: new(uint64(6)), Term: new(uint64(4)),
+		ConfState: &pb.ConfState{Voters: []uint64{1, 2, 3}}}}
+	hs2 := &pb.HardState{Term: new(uint64(4)), Vote: new(uint64(0)), Commit: new(uint64(6))}
+	if err := s.save(hs2, nil, snap); err != nil {
+		t.Fatal(err)
+	}
+	_, lastBefore, termBefore := lastTerm(t, s)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStorage(t, path)
+	defer s.close()
+	_, lastAfter, termAfter := lastTerm(t, s)
+	t.Logf("before close: last %d term %d; after reopen: last %d term %d", lastBefore, termBefore, lastAfter, termAfter)
+	if lastAfter != lastBefore || termAfter != termBefore {
+		t.Fatalf("reopened log ends at %d (term %d), in memory it ended at %d (term %d)", lastAfter, termAfter, lastBefore, termBefore)
+	}
+}

@@ -338,3 +338,29 @@ func TestClusterLostLogStopsNode(t *testing.T) {
 		}
 	})
 }
+
+// After a restart the node replays its log: an entry it proposed in its
+// previous Open (From its ID, Seq 1) must not answer a proposal of the new
+// Open that also has Seq 1, which would return before its own command is
+// applied, with the other one's result.
+func TestRestartReplayAnswersNoNewProposal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, true)
+		c.leader()
+		c.registered()
+		// Node 1's first proposal of this Open: Seq 1.
+		if _, err := c.nodes[1].CreateTopic(ctxT(t, 10*time.Second), "a", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		c.stop(1)
+		n := c.start(1)
+		// The first proposal of the new Open: Seq 1 again.
+		tp, err := n.CreateTopic(ctxT(t, 30*time.Second), "zzz", TopicConfig{Partitions: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp == nil || tp.Name != "zzz" {
+			t.Fatalf("CreateTopic(zzz) returned %+v", tp)
+		}
+	})
+}

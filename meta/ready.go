@@ -173,7 +173,10 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 			}
 		}
 	}
-	if c.From == d.n.cfg.ID && !res.dup {
+	// Sequences restart at every Open: only a command of this Open (its
+	// nonce) answers a waiter, never one of an earlier Open replayed or
+	// committed late.
+	if c.From == d.n.cfg.ID && c.Session == d.nonce && !res.dup {
 		if p, ok := d.waiters[c.Seq]; ok {
 			delete(d.waiters, c.Seq)
 			p.resp <- res

@@ -40,7 +40,7 @@ func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 			return ok && p.Leader == l && !slices.Contains(p.ISR, f) && leaderReady(c, l, p.LeaderEpoch)
 		})
 		// L's request to add F back is held on its way to the controller
-		// until released; L's pushes to F are lost meanwhile.
+		// until released; L's pushes to F are lost from then on.
 		requested, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
 		hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error) {
@@ -55,13 +55,13 @@ func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 			return c.nodes[l].meta.AlterISR(ctx, topic, partition, leaderEpoch, partitionEpoch, isr)
 		})
 		c.nodes[l].rep.alterISRHook.Store(&hook)
-		senders[l].set(f)
 		c.start(f)
 		select {
-		case <-requested: // F caught up (nothing was appended while it was away)
+		case <-requested: // F caught up (nothing was appended while it was away) and confirmed it
 		case <-ctx.Done():
 			t.Fatal("L never asked to add F to the ISR")
 		}
+		senders[l].set(f)
 
 		// z, appended now, must not be acknowledged without F.
 		zctx, zcancel := context.WithTimeout(ctx, time.Second)

@@ -38,6 +38,13 @@ type fstate struct {
 	hw         int64 // the follower's high watermark, as its last ack showed
 	hwAt       int64 // mono time the high watermark was last pushed
 	reset      bool  // the next push tells the follower to start its log over at sentEnd
+	// confirmed: the follower acknowledged a push of its current match,
+	// so st.logEnd is its own answer, given in order after whatever it
+	// was applying before. Until then the high watermark does not count
+	// it at the match point: the hello it was matched on may describe a
+	// log that a step of an earlier epoch, still running on the follower,
+	// then truncates.
+	confirmed bool
 }
 
 type inflightPush struct {
@@ -585,6 +592,7 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 		if !f.matched || a.gen != f.gen {
 			return
 		}
+		f.confirmed = true
 		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
 		f.acked(a.logEnd)
 		if a.hw > f.hw && r.m.draining.Load() {
@@ -648,6 +656,7 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	f.gen++
 	f.inflight, f.inBytes = f.inflight[:0], 0
 	f.progressAt = now
+	f.confirmed = false
 	if answer != log.UndefinedEpoch && answer != lastEpoch && !reset {
 		// (A follower that starts its log over keeps nothing to match.)
 		f.matched, f.truncate = false, false
@@ -731,7 +740,7 @@ func (r *replica) advanceHWLocked(out *answers) {
 	self := r.m.cfg.ID
 	hw, ok := highWatermark(self, r.log.LogEndOffset(), r.countedISRLocked(), r.mu.minISR, func(id uint64) (int64, bool) {
 		f := r.mu.followers[id]
-		if f == nil || !f.matched {
+		if f == nil || !f.matched || !f.confirmed {
 			return 0, false
 		}
 		return f.st.logEnd, true
@@ -819,7 +828,7 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 			r.kickLocked()
 		case !f.hwPushable():
 			// The worker sends the match push, high watermark included.
-		case f.st.logEnd >= durable:
+		case f.st.logEnd >= durable && f.confirmed:
 			// Nothing to send: an idle follower is caught up. Make sure it
 			// learned the high watermark (the push may have been lost).
 			f.st.observeFetch(now, f.st.logEnd, durable)
@@ -943,7 +952,7 @@ func (r *replica) maybeAlterISRLocked(now int64, out *answers) {
 			// draining, unhealthy), and a fenced node may well go on
 			// following, caught up, until it registers again.
 			n, known := st.Node(id)
-			if f := r.mu.followers[id]; f != nil && f.matched && canJoinISR(f.st, hw, r.mu.epochStart, now, int64(r.m.cfg.ReplicaLagTime)) && known && n.Eligible() {
+			if f := r.mu.followers[id]; f != nil && f.matched && f.confirmed && canJoinISR(f.st, hw, r.mu.epochStart, now, int64(r.m.cfg.ReplicaLagTime)) && known && n.Eligible() {
 				isr = append(isr, id)
 			}
 		}

@@ -1,0 +1,281 @@
+package replication
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/replog/replog/wal"
+)
+
+// A follower's unasked hello to a new leader is built from its log
+// (LatestEpoch, LogEndOffset) while its worker may still be applying a
+// push of the previous epoch (here: the previous leader's match push,
+// which truncates). The new leader must not count the follower at the
+// hello's log end before the follower acknowledges a push of that match
+// (fstate.confirmed): the high watermark would pass records the follower
+// then truncates.
+//
+// A (preferred leader, epoch E) writes r at 3; B holds it, C does not.
+// C leads E+1 and tells B to truncate to 3; B's disk stalls in that
+// truncation. A leads E+2; B's hello says (E, 4); A counts B at 4; C
+// catches up; A's high watermark reaches 4. B's truncation then completes:
+// B, in the ISR, holds 3 records while A's high watermark is 4.
+func TestStaleHelloDuringTruncation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cuts := map[uint64]*dropSender{}
+		stalls := map[uint64]*wal.StallFS{}
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			s := wal.NewStallFS(cfg.FS)
+			stalls[id] = s
+			cfg.FS = s
+			cut := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
+			cuts[id] = cut
+			cfg.Replication = cut
+			cfg.ReplicaLagTime = time.Minute
+			cfg.SyncTimeout = 10 * time.Minute
+		})
+		t.Cleanup(func() {
+			for _, s := range stalls {
+				s.Release()
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		a, b, cc, part := preferredLeaderStart(t, ctx, c)
+		e := part.LeaderEpoch
+
+		// r reaches A and B, not C.
+		cuts[a].set(cc)
+		if base, _, err := c.nodes[a].rep.Append(ctx, "t", 0, rec("r"), AcksLeader); err != nil || base != 3 {
+			t.Fatalf("append r via A: offset %d, %v", base, err)
+		}
+		c.waitFor("B holds r", 30*time.Second, func() bool {
+			_, end, ok := c.logBytes(b, "t", 0)
+			return ok && end == 4
+		})
+		cuts[cc].set(a)
+
+		// B unhealthy (never picked), its disk stalls; C leads E+1.
+		if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		stalls[b].Stall()
+		if err := c.nodes[a].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("C leads E+1", 30*time.Second, func() bool { return leaderReady(c, cc, e+1) })
+		rc := replicaOf(t, c, cc)
+		c.waitFor("C sent B its match push (truncate to 3)", 30*time.Second, func() bool {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			f := rc.mu.followers[b]
+			return f != nil && f.matched && !f.truncate && f.sentEnd == 3
+		})
+		c.waitFor("B's worker blocked in C's truncation", 30*time.Second, func() bool {
+			return stalls[b].Waiting() > 0
+		})
+		if end := replicaOf(t, c, b).log.LogEndOffset(); end != 4 {
+			t.Fatalf("B's log end %d before the truncation, want 4", end)
+		}
+
+		// A leads E+2. B learns of it only once A's epoch is begun (B is
+		// cut off meanwhile, for less than the session timeout), so that
+		// its hello is not ignored as early.
+		c.net.Isolate(b)
+		if err := c.nodes[a].meta.SetUnhealthy(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[cc].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("A leads E+2", 30*time.Second, func() bool { return leaderReady(c, a, e+2) })
+		cuts[a].set()
+		cuts[cc].set()
+		c.net.Heal()
+		ra := replicaOf(t, c, a)
+		c.waitFor("A matched B and C holds r", 30*time.Second, func() bool {
+			ra.mu.Lock()
+			defer ra.mu.Unlock()
+			fb, fc := ra.mu.followers[b], ra.mu.followers[cc]
+			return fb != nil && fb.matched && fc != nil && fc.matched && fc.st.logEnd == 4
+		})
+		time.Sleep(time.Second) // fake time: let acks and ticks run
+		hw4, _, _ := c.nodes[a].rep.PartitionState("t", 0)
+		ra.mu.Lock()
+		fb := *ra.mu.followers[b]
+		ra.mu.Unlock()
+		t.Logf("A: hw %d; B as A sees it: matched %v logEnd %d", hw4, fb.matched, fb.st.logEnd)
+
+		// B's answers to A are lost from now on; B's disk comes back.
+		cuts[b].set(a)
+		stalls[b].Release()
+		rb := replicaOf(t, c, b)
+		c.waitFor("B's truncation done", 30*time.Second, func() bool { return rb.log.LogEndOffset() == 3 })
+		time.Sleep(time.Second)
+		hw, _, _ := c.nodes[a].rep.PartitionState("t", 0)
+		ra.mu.Lock()
+		isr := slices.Clone(ra.mu.part.ISR)
+		ra.mu.Unlock()
+		if hw <= rb.log.LogEndOffset() || !slices.Contains(isr, b) {
+			return // the invariant holds
+		}
+		t.Errorf("leader A's high watermark %d passes the log end %d of ISR member B (ISR %v)",
+			hw, rb.log.LogEndOffset(), isr)
+		res, err := c.nodes[a].rep.Read(ctx, "t", 0, 3, ReadOptions{})
+		if err == nil && len(res.Records) > 0 {
+			t.Logf("a reader on A sees %q at 3 as committed (hw %d)", res.Records[0].Value, res.HighWatermark)
+		}
+
+		// A crashes; B (eligible again) is elected from the ISR.
+		if err := c.nodes[b].meta.SetUnhealthy(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		cuts[b].set()
+		c.stop(a)
+		c.waitFor("B leads", 60*time.Second, func() bool {
+			p, ok := c.nodes[b].meta.State().Partition("t", 0)
+			return ok && p.Leader == b
+		})
+		c.waitFor("B ready", 30*time.Second, func() bool {
+			rb.mu.Lock()
+			defer rb.mu.Unlock()
+			return rb.mu.role == roleLeader && rb.mu.ready
+		})
+		if end := rb.log.LogEndOffset(); end < 4 {
+			t.Errorf("new leader B's log ends at %d: r at 3, committed under A (hw 4) and served to readers, is lost", end)
+		}
+	})
+}
+
+// The same race would lose a record whose AcksAll Append returned
+// success. r is appended AcksAll through A while A and C cannot
+// talk at all (so the call's retries cannot reach C while C leads); A,
+// leader again, answers the retry from its producer table once its high
+// watermark (4, counting B at its stale hello) passes r.
+func TestStaleHelloLosesNoAcksAll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stalls := map[uint64]*wal.StallFS{}
+		cuts := map[uint64]*dropSender{}
+		fcuts := map[uint64]*dropSender{}
+		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
+			s := wal.NewStallFS(cfg.FS)
+			stalls[id] = s
+			cfg.FS = s
+			cuts[id] = &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
+			cfg.Replication = cuts[id]
+			fcuts[id] = &dropSender{inner: cfg.Forward, cut: map[uint64]bool{}}
+			cfg.Forward = fcuts[id]
+			cfg.ReplicaLagTime = time.Minute
+			cfg.SyncTimeout = 10 * time.Minute
+		})
+		t.Cleanup(func() {
+			for _, s := range stalls {
+				s.Release()
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		a, b, cc, part := preferredLeaderStart(t, ctx, c)
+		e := part.LeaderEpoch
+
+		// A and C cannot talk; r (AcksAll) reaches A and B, not C.
+		cuts[a].set(cc)
+		cuts[cc].set(a)
+		fcuts[a].set(cc)
+		type result struct {
+			base int64
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			base, _, err := c.nodes[a].rep.Append(ctx, "t", 0, rec("r"), AcksAll)
+			done <- result{base, err}
+		}()
+		c.waitFor("B holds r", 30*time.Second, func() bool {
+			_, end, ok := c.logBytes(b, "t", 0)
+			return ok && end == 4
+		})
+
+		if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		stalls[b].Stall()
+		if err := c.nodes[a].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("C leads E+1", 30*time.Second, func() bool { return leaderReady(c, cc, e+1) })
+		rc := replicaOf(t, c, cc)
+		c.waitFor("C sent B its match push (truncate to 3)", 30*time.Second, func() bool {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			f := rc.mu.followers[b]
+			return f != nil && f.matched && !f.truncate && f.sentEnd == 3
+		})
+		c.waitFor("B's worker blocked in C's truncation", 30*time.Second, func() bool {
+			return stalls[b].Waiting() > 0
+		})
+		if end := replicaOf(t, c, b).log.LogEndOffset(); end != 4 {
+			t.Fatalf("B's log end %d before the truncation, want 4", end)
+		}
+
+		c.net.Isolate(b)
+		if err := c.nodes[a].meta.SetUnhealthy(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[cc].meta.SetUnhealthy(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("A leads E+2", 30*time.Second, func() bool { return leaderReady(c, a, e+2) })
+		cuts[a].set()
+		cuts[cc].set()
+		c.net.Heal()
+		var res result
+		c.waitFor("the AcksAll append of r returns", 150*time.Second, func() bool {
+			select {
+			case res = <-done:
+				return true
+			default:
+				return false
+			}
+		})
+		t.Logf("AcksAll append of r: base %d, err %v", res.base, res.err)
+
+		// B's answers to A are lost from now on (its link to A drops);
+		// its disk comes back and it completes C's truncation.
+		cuts[b].set(a)
+		stalls[b].Release()
+		rb := replicaOf(t, c, b)
+		c.waitFor("B's truncation done", 30*time.Second, func() bool { return rb.log.LogEndOffset() == 3 })
+
+		ra := replicaOf(t, c, a)
+		ra.mu.Lock()
+		isr := slices.Clone(ra.mu.part.ISR)
+		ra.mu.Unlock()
+		if res.err != nil || rb.log.LogEndOffset() > res.base || !slices.Contains(isr, b) {
+			return // the invariant holds
+		}
+		t.Errorf("AcksAll append of r acknowledged at %d, but ISR member B (ISR %v) ends at %d",
+			res.base, isr, rb.log.LogEndOffset())
+		if err := c.nodes[b].meta.SetUnhealthy(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		cuts[b].set()
+		c.stop(a)
+		c.waitFor("B leads", 60*time.Second, func() bool {
+			p, ok := c.nodes[b].meta.State().Partition("t", 0)
+			return ok && p.Leader == b
+		})
+		c.waitFor("B ready", 30*time.Second, func() bool {
+			rb.mu.Lock()
+			defer rb.mu.Unlock()
+			return rb.mu.role == roleLeader && rb.mu.ready
+		})
+		if res.err == nil && rb.log.LogEndOffset() <= res.base {
+			t.Errorf("AcksAll append of r returned offset %d; the new leader B (an ISR member) ends at %d: an acknowledged write is lost",
+				res.base, rb.log.LogEndOffset())
+		}
+	})
+}

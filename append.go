@@ -202,12 +202,14 @@ type ReadResult struct {
 
 // Read returns committed records (below the high watermark) of a
 // partition, from offset on. A node that holds a replica answers from it,
-// up to the high watermark it knows; others ask the leader. An offset at
-// the high watermark returns no records (or, with MaxWait, waits for one).
+// up to the high watermark it knows; others ask the leader, and so does a
+// follower whose log does not reach offset (it may lag the leader). An
+// offset at the high watermark returns no records (or, with MaxWait,
+// waits for one).
 //
 // Errors: ErrInvalidArgument (topic name, negative partition or option),
 // ErrUnknownTopic, ErrUnknownPartition, ErrOffsetOutOfRange (offset
-// negative, below LogStartOffset or above the log end), ErrNotLeader,
+// negative, below LogStartOffset or above the leader's log end), ErrNotLeader,
 // ErrClosed, ctx's error.
 func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
 	offset int64, opts ...ReadOption) (ReadResult, error) {

@@ -502,3 +502,29 @@ func TestCloseEndsAppendsBeforeStalledIO(t *testing.T) {
 		<-closed
 	})
 }
+
+// A replica that lags the leader (here cut off from it) does not answer
+// ErrOffsetOutOfRange for an offset the leader committed: a consumer
+// told so would move its offset and skip or re-read data. The read goes
+// to the leader.
+func TestLaggingReplicaReadsCommittedOffsetFromLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, cuts := newCutCluster(t, 500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		l, f := c.topicT()
+		cuts[l].set(f) // f gets nothing more
+		appendN(t, ctx, c, l, "a", 3)
+		if end := replicaOf(t, c, f).log.LogEndOffset(); end >= 2 {
+			t.Fatalf("follower's log ends at %d: it does not lag", end)
+		}
+		res, err := c.nodes[f].rep.Read(ctx, "t", 0, 2, ReadOptions{MaxWait: 5 * time.Second})
+		if err != nil || len(res.Records) == 0 || string(res.Records[0].Value) != "a/2" || res.Records[0].Offset != 2 {
+			t.Fatalf("read at committed offset 2 via lagging node %d: %+v, %v", f, res, err)
+		}
+		// Past the leader's log end it is out of range.
+		if _, err := c.nodes[f].rep.Read(ctx, "t", 0, 100, ReadOptions{}); !errors.Is(err, log.ErrOffsetOutOfRange) {
+			t.Fatalf("read at 100 via node %d: %v, want ErrOffsetOutOfRange", f, err)
+		}
+	})
+}

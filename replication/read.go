@@ -25,8 +25,10 @@ type readCall struct {
 // Read returns committed records of a partition from offset on: from this
 // node's replica if it holds one (up to the high watermark it knows), else
 // from the leader. With opts.MaxWait it waits, without polling, for a
-// first record. Errors: log.ErrOffsetOutOfRange, meta.ErrUnknownTopic,
-// meta.ErrUnknownPartition, ErrClosed, ctx's error.
+// first record. Only the leader's log tells an offset out of range: a
+// follower's log may lag the leader's (or start later), so an offset
+// outside it is read from the leader. Errors: log.ErrOffsetOutOfRange,
+// meta.ErrUnknownTopic, meta.ErrUnknownPartition, ErrClosed, ctx's error.
 func (m *Manager) Read(ctx context.Context, topic string, partition int32, offset int64, opts ReadOptions) (ReadResult, error) {
 	if m.closed.Load() {
 		return ReadResult{}, ErrClosed
@@ -41,6 +43,9 @@ func (m *Manager) Read(ctx context.Context, topic string, partition int32, offse
 	key := pkey{t.ID, partition}
 	if r := m.replica(key); r != nil {
 		res, err := r.read(ctx, offset, opts)
+		if errors.Is(err, log.ErrOffsetOutOfRange) && !r.leading() {
+			return m.forwardRead(ctx, key, topic, offset, opts, false)
+		}
 		if errors.Is(err, log.ErrClosed) {
 			if m.closed.Load() {
 				return ReadResult{}, ErrClosed
@@ -49,7 +54,14 @@ func (m *Manager) Read(ctx context.Context, topic string, partition int32, offse
 		}
 		return res, err
 	}
-	return m.forwardRead(ctx, key, topic, offset, opts)
+	return m.forwardRead(ctx, key, topic, offset, opts, true)
+}
+
+// leading reports whether the replica leads its partition.
+func (r *replica) leading() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.role == roleLeader
 }
 
 // waitFor waits up to the read's deadline for the high watermark to pass
@@ -113,7 +125,13 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 	for {
 		resp.hw, resp.logStart = r.log.HighWatermark(), r.log.LogStartOffset()
 		if q.offset < resp.logStart || q.offset > r.log.LogEndOffset() {
+			// Out of range only if this replica leads: the sender's
+			// metadata may name a leader that no longer is, and a
+			// follower's log may lag. Then it asks again.
 			resp.code = codeOffsetOutOfRange
+			if !r.leading() {
+				resp.code = codeRetry
+			}
 			return resp
 		}
 		b, err := r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
@@ -151,18 +169,21 @@ func isClosed(ch chan struct{}) bool {
 }
 
 // forwardRead sends a read to the partition's leader and waits for its
-// answer, riding out leader changes and lost messages within ctx.
-func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offset int64, opts ReadOptions) (ReadResult, error) {
+// answer, riding out leader changes and lost messages within ctx. With
+// local, a replica this node opens meanwhile serves it instead; this
+// node's replica is also asked when the metadata names this node the
+// leader.
+func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offset int64, opts ReadOptions, local bool) (ReadResult, error) {
 	for {
 		changed := m.changedCh()
-		if r := m.replica(key); r != nil {
+		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
+		if r := m.replica(key); r != nil && (local || ok && part.Leader == m.cfg.ID) {
 			return r.read(ctx, offset, opts)
 		}
-		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
 		if !ok {
 			return ReadResult{}, fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)
 		}
-		if part.Leader == 0 {
+		if part.Leader == 0 || part.Leader == m.cfg.ID {
 			if err := m.waitChange(ctx, changed, 0); err != nil {
 				return ReadResult{}, err
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/replog/replog/transport"
 )
 
 func TestClusterCreateTopic(t *testing.T) {
@@ -361,6 +363,59 @@ func TestRestartReplayAnswersNoNewProposal(t *testing.T) {
 		}
 		if tp == nil || tp.Name != "zzz" {
 			t.Fatalf("CreateTopic(zzz) returned %+v", tp)
+		}
+	})
+}
+
+// A follower's proposal is committed while the follower cannot hear the
+// leader; by the time it can, the log holding the proposal is compacted
+// and the follower installs a snapshot. The proposal was applied (once):
+// its caller is answered from the snapshot's state, not left to wait for
+// its ctx while every retry is skipped as a duplicate.
+func TestProposalAppliedInSnapshotAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, []uint64{1, 2, 3}, false, func(cfg *Config) { cfg.SnapshotEntries = 10 })
+		for _, id := range c.peers {
+			c.start(id)
+		}
+		l := c.leader()
+		c.registered()
+		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		var f uint64
+		for _, id := range c.peers {
+			if id != l {
+				f = id
+				break
+			}
+		}
+		c.net.SetLink(l, f, transport.LinkFaults{Drop: 1}) // f hears nothing from the leader
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() {
+			done <- c.nodes[f].CommitOffset(ctxT(t, 60*time.Second), "g", "t", 0, 7)
+		}()
+		c.waitFor("offset committed on the leader", 50, func() bool {
+			o, ok := c.nodes[l].CommittedOffset("g", "t", 0)
+			return ok && o == 7
+		})
+		for i := range 40 {
+			if err := c.nodes[l].CommitOffset(ctxT(t, 10*time.Second), "h", "t", 0, int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.net.SetLink(l, f, transport.LinkFaults{})
+		c.waitFor("follower caught up", 100, func() bool {
+			o, ok := c.nodes[f].CommittedOffset("h", "t", 0)
+			return ok && o == 39
+		})
+		caughtUp := time.Now()
+		err := <-done
+		t.Logf("CommitOffset on node %d returned %v after %v; follower caught up after %v",
+			f, err, time.Since(start), caughtUp.Sub(start))
+		if err != nil {
+			t.Fatalf("CommitOffset, applied at once on the leader, failed: %v", err)
 		}
 	})
 }

@@ -103,6 +103,7 @@ func (d *driver) restore(snap *pb.Snapshot) error {
 	}
 	d.n.publish([]Event{{Type: EventResync, Index: d.applied, State: s}})
 	d.scan = true
+	d.answerFromSnapshot(s, offs)
 	return nil
 }
 

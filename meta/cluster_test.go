@@ -419,3 +419,58 @@ func TestProposalAppliedInSnapshotAnswered(t *testing.T) {
 		}
 	})
 }
+
+// Leadership transfer (MsgTimeoutNow) lets the transferee win votes from
+// followers that heard from the old leader within the election timeout:
+// the lease argument does not hold while a transfer runs. With the links
+// to the old leader slow (but within the lease's delivery assumption,
+// half an election timeout), a DeleteTopic commits under the new leader;
+// the old one must not answer Topic from its lease then.
+func TestNoLeaseReadDuringResign(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, false)
+		l := c.leader()
+		c.registered()
+		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		delay := 2 * c.nodes[l].cfg.TickInterval // under ElectionTicks/2 ticks
+		for _, id := range c.peers {
+			if id != l {
+				c.net.SetLink(id, l, transport.LinkFaults{Delay: delay})
+			}
+		}
+		time.Sleep(delay) // acks now arrive late, as the assumption allows
+		go func() { _ = c.nodes[l].Resign(ctxT(t, 10*time.Second)) }()
+		var nl uint64
+		for i := 0; ; i++ {
+			if i == 1000 {
+				t.Fatal("no new leader")
+			}
+			time.Sleep(time.Millisecond)
+			for id, n := range c.nodes {
+				if id != l && n.Controller() != 0 && n.Controller() != l && n.Controller() == id {
+					nl = id
+				}
+			}
+			if nl != 0 {
+				break
+			}
+		}
+		var f uint64
+		for _, id := range c.peers {
+			if id != l && id != nl {
+				f = id
+			}
+		}
+		if err := c.nodes[f].DeleteTopic(ctxT(t, 10*time.Second), "t"); err != nil {
+			t.Fatal(err)
+		}
+		old := c.nodes[l]
+		t.Logf("old leader %d: controller %d, lease valid %v", l, old.Controller(), old.leaseValid())
+		if tp, err := old.Topic(ctxT(t, 10*time.Second), "t"); err == nil {
+			t.Fatalf("DeleteTopic returned on node %d (leader now %d), yet old leader %d answers Topic from its lease: %+v", f, nl, l, tp.Name)
+		}
+		c.net.Heal()
+	})
+}

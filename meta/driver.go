@@ -36,6 +36,9 @@ type driver struct {
 	readSeq      uint64
 	pending      []*readReq // ReadState known, waiting for apply
 	resigns      []*resignReq
+	// transferAt is the tick of the last leadership transfer this node
+	// started, 0 for none: no leader lease for a while (see updateLease).
+	transferAt int64
 
 	ctrl        *controller
 	scan        bool // partitions or nodes changed since the last scan
@@ -210,6 +213,14 @@ func (d *driver) updateLease() {
 	switch {
 	case d.isLeader:
 		if t, _ := d.n.st.Term(d.applied); t != d.term {
+			break
+		}
+		if d.transferAt != 0 && d.now-d.transferAt < 2*int64(d.n.cfg.ElectionTicks) {
+			// A transferee campaigns at once (MsgTimeoutNow), and voters
+			// grant it their votes within their leases: the lease
+			// argument does not hold while a transfer may run. Raft gives
+			// a transfer up after an election timeout, and its
+			// MsgTimeoutNow may still be on its way then: two timeouts.
 			break
 		}
 		acks := []int64{d.now}

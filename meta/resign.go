@@ -69,6 +69,8 @@ func (d *driver) transfer(r *resignReq) {
 	})
 	if to != 0 {
 		d.n.log.Info("meta: handing the controller over", "to", to)
+		d.transferAt = max(d.now, 1)
+		d.n.lease.Store(0)
 		d.rn.TransferLeader(to)
 	}
 }

@@ -281,6 +281,12 @@ func TestOpenValidatesConfig(t *testing.T) {
 		{"negative MaxBatchBytes", func(c *replog.Config) { c.MaxBatchBytes = -1 }},
 		{"bad AutoCreate", func(c *replog.Config) { c.AutoCreate = &replog.TopicConfig{} }},
 		{"journal and sync group", func(c *replog.Config) { c.Journal, c.SyncGroup = true, wal.NewSyncGroup() }},
+		{"AutoCreate MinInSyncReplicas above its RF", func(c *replog.Config) {
+			c.AutoCreate = &replog.TopicConfig{Partitions: 1, ReplicationFactor: 1, MinInSyncReplicas: 2}
+		}},
+		{"MaxBatchBytes past the transport's limit", func(c *replog.Config) {
+			c.Transport, c.MaxBatchBytes = limitedTransport{c.Transport, 16 << 20}, 16<<20
+		}},
 	}
 	for _, tt := range tests {
 		cfg := ok()
@@ -293,6 +299,30 @@ func TestOpenValidatesConfig(t *testing.T) {
 			c.Close()
 		}
 	}
+}
+
+// limitedTransport declares a largest message (transport.MessageLimiter).
+type limitedTransport struct {
+	transport.Transport
+	max int
+}
+
+func (l limitedTransport) MaxMessageSize() int { return l.max }
+
+// Open takes a MaxBatchBytes whose messages the transport carries.
+func TestOpenTakesBatchesTheTransportCarries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := transport.NewMemNetwork(1)
+		defer net.Close()
+		c, err := replog.Open(replog.Config{ID: 1, Peers: []replog.NodeID{1}, Transport: limitedTransport{net.Endpoint(1), 16 << 20},
+			MaxBatchBytes: 8 << 20})
+		if err != nil {
+			t.Fatalf("Open with 8 MiB batches over 16 MiB messages: %v", err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestDurabilityAndAcksNames(t *testing.T) {

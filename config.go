@@ -8,6 +8,7 @@ import (
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
+	"github.com/replog/replog/replication"
 	"github.com/replog/replog/transport"
 	"github.com/replog/replog/wal"
 )
@@ -186,7 +187,10 @@ type Config struct {
 	// MaxBatchBytes is the largest batch Append accepts, encoded (about
 	// 70 bytes of batch header plus 10 to 20 bytes per record beyond keys,
 	// values and headers). Larger batches get ErrRecordTooLarge.
-	// Default 4 MiB.
+	// Default 4 MiB. A batch travels as one transport message: Open
+	// refuses a value whose messages the Transport cannot carry, if it
+	// declares a limit (transport.MessageLimiter; transport/tcp's is
+	// MaxFrameSize, 16 MiB by default).
 	MaxBatchBytes int
 
 	// Logger receives the node's log lines. Default: discard.
@@ -261,6 +265,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if lim, ok := c.Transport.(transport.MessageLimiter); ok {
+		if need := replication.LargestMessage(c.MaxBatchBytes); need > lim.MaxMessageSize() {
+			return invalid(op, "Config.MaxBatchBytes %d makes messages of up to %d bytes, and the transport carries at most %d: "+
+				"raise its limit (tcp.Config.MaxFrameSize) or lower MaxBatchBytes", c.MaxBatchBytes, need, lim.MaxMessageSize())
+		}
 	}
 	if c.AutoCreate != nil {
 		if err := c.AutoCreate.check(op, len(c.Peers)); err != nil {

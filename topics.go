@@ -45,6 +45,9 @@ func (tc *TopicConfig) check(op string, nodes int) error {
 	case tc.RetentionBytes < 0 || tc.RetentionTime < 0:
 		return invalid(op, "negative retention")
 	}
+	if d := tc.withDefaults(nodes); d.MinInSyncReplicas > d.ReplicationFactor {
+		return invalid(op, "MinInSyncReplicas %d above replication factor %d", d.MinInSyncReplicas, d.ReplicationFactor)
+	}
 	return nil
 }
 
@@ -106,10 +109,6 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, cfg TopicConfig)
 		return err
 	}
 	cfg = cfg.withDefaults(len(c.cfg.Peers))
-	if cfg.MinInSyncReplicas > cfg.ReplicationFactor {
-		return invalid(op, "MinInSyncReplicas %d above replication factor %d",
-			cfg.MinInSyncReplicas, cfg.ReplicationFactor)
-	}
 	_, err := c.meta.CreateTopic(ctx, name, meta.TopicConfig{
 		Partitions:        cfg.Partitions,
 		ReplicationFactor: cfg.ReplicationFactor,

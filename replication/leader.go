@@ -21,6 +21,18 @@ const (
 	maxRoundBytes     = 4 << 20 // one leader round (one wal write)
 )
 
+// messageSlack bounds what a message adds to the batches it carries
+// (framing, item headers).
+const messageSlack = 64 << 10
+
+// LargestMessage is the size of the largest message replication sends
+// (a leader round, a catch-up push, a forwarded append) when Append
+// takes batches of up to maxBatchBytes: a transport must carry it, or
+// such a batch is written on its leader and never reaches a follower.
+func LargestMessage(maxBatchBytes int) int {
+	return max(maxRoundBytes, maxBatchBytes) + messageSlack
+}
+
 // fstate is what a partition leader knows of one follower in its epoch.
 type fstate struct {
 	st       followerState

@@ -36,3 +36,13 @@ type Transport interface {
 	// Close stops the transport; later Sends return an error.
 	Close() error
 }
+
+// MessageLimiter is implemented by a Transport that carries messages up
+// to a size (transport/tcp: Config.MaxFrameSize). replog.Open refuses a
+// configuration whose largest message (a batch of MaxBatchBytes, a
+// replication round) it could not carry: such a batch would be written
+// on its leader and never reach a follower.
+type MessageLimiter interface {
+	// MaxMessageSize is the largest msg Send delivers, in bytes.
+	MaxMessageSize() int
+}

@@ -82,8 +82,8 @@ func TestSendErrors(t *testing.T) {
 	if err := tr.Send(3, []byte("x")); !errors.Is(err, transport.ErrUnknownPeer) {
 		t.Fatalf("Send to unknown: %v", err)
 	}
-	if err := tr.Send(2, make([]byte, DefaultMaxFrameSize+1)); !errors.Is(err, ErrMessageTooLarge) {
-		t.Fatalf("Send too large: %v", err)
+	if err := tr.Send(2, make([]byte, tr.MaxMessageSize()+1)); !errors.Is(err, ErrMessageTooLarge) || tr.MaxMessageSize() != DefaultMaxFrameSize {
+		t.Fatalf("Send past MaxMessageSize %d: %v", tr.MaxMessageSize(), err)
 	}
 	if err := tr.AddPeer(2, "127.0.0.1:2"); !errors.Is(err, ErrPeerExists) {
 		t.Fatalf("AddPeer twice: %v", err)

@@ -73,6 +73,10 @@ func New(cfg Config) (*Transport, error) {
 // Addr is the address the Transport listens on.
 func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
 
+// MaxMessageSize is the largest message Send delivers (Config.MaxFrameSize):
+// it implements transport.MessageLimiter.
+func (t *Transport) MaxMessageSize() int { return t.cfg.MaxFrameSize }
+
 // ID is this node's ID.
 func (t *Transport) ID() uint64 { return t.cfg.ID }
 

@@ -82,13 +82,12 @@ type AppendResult struct {
 // shortage, as after a leader change until the followers rejoin, is
 // waited out within ctx; a ctx that ends meanwhile gives an error matching
 // both ctx's error and ErrNotEnoughReplicas), ErrStorageStalled,
-// ErrNotLeader (the leader could not be reached within ctx), ErrClosed,
-// ctx's error. After
+// ErrNotLeader (the topic was deleted while the append was on its way:
+// the batch went with the topic, or never reached it), ErrClosed, ctx's
+// error (also when no leader could be reached within ctx). After
 // ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader or a ctx error the
 // batch may or may not have been written (the ISR may shrink after the
-// leader wrote it); so too after ErrUnknownTopic when the topic was
-// deleted while the append was on its way (the batch went with the topic,
-// or never reached it).
+// leader wrote it). ErrUnknownTopic means it was not written.
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"
@@ -209,7 +208,7 @@ type ReadResult struct {
 //
 // Errors: ErrInvalidArgument (topic name, negative partition or option),
 // ErrUnknownTopic, ErrUnknownPartition, ErrOffsetOutOfRange (offset
-// negative, below LogStartOffset or above the leader's log end), ErrNotLeader,
+// negative, below LogStartOffset or above the leader's log end),
 // ErrClosed, ctx's error.
 func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
 	offset int64, opts ...ReadOption) (ReadResult, error) {

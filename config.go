@@ -19,8 +19,9 @@ type NodeID = uint64
 // Record is one record of a partition: what Append takes and Read returns.
 //
 // Offset is assigned by the log (ignored on Append). A zero Timestamp on
-// Append means the leader's clock; timestamps keep nanoseconds and must lie
-// between 1970 and 2262. Key and Value keep the difference between nil and
+// Append means the clock (Config.Clock) of the node Append is called on,
+// as a Kafka producer stamps CreateTime; timestamps keep nanoseconds and
+// must lie between 1970 and 2262. Key and Value keep the difference between nil and
 // empty.
 type Record = log.Record
 

@@ -27,10 +27,12 @@ var (
 	// ErrTopicExists: CreateTopic for a name that is taken.
 	ErrTopicExists = errors.New("replog: topic already exists")
 
-	// ErrNotLeader: the node that was asked is not the partition's leader
-	// and could not reach the leader in time (Append, Read of a node that
-	// holds no replica). The error is a *NotLeaderError, which names the
-	// leader this node knows of, if any.
+	// ErrNotLeader: an Append's outcome is unknown because its partition
+	// lost its leader for good while the append was on its way: the topic
+	// was deleted, and the batch may have been written before. The error
+	// is a *NotLeaderError, which names the leader this node knows of, if
+	// any (0 here). An Append or Read that cannot reach a leader within
+	// its ctx returns ctx's error, not ErrNotLeader.
 	ErrNotLeader = errors.New("replog: not the partition leader")
 
 	// ErrNotEnoughReplicas: an AcksAll Append found fewer in-sync replicas

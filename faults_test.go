@@ -70,3 +70,32 @@ func TestStalledSyncMovesLeadership(t *testing.T) {
 		}
 	})
 }
+
+// A leader whose storage fails (EIO on every write and sync, not a
+// stall) fails its appends with ErrStorageStalled ("stalled or failed"),
+// like a stall: the error matches the documented sentinel, and an append
+// through another node may instead succeed once leadership moved.
+func TestFailedStorageWriteIsStorageStalled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3,
+			replog.WithFS(func(replog.NodeID) wal.FS { return wal.NewFaultFS(wal.NewMemFS()) }))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		p := leaderOf(t, lc.Node(1), "t", 0)
+		lc.FS(p.Leader).(*wal.FaultFS).Inject(wal.Fault{Ops: wal.OpWrite | wal.OpSync, Sticky: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*testSession)
+		defer cancel()
+		if _, err := lc.Node(p.Leader).Append(ctx, "t", 0, recs("eio", 1)); !errors.Is(err, replog.ErrStorageStalled) {
+			t.Errorf("append to a leader whose writes fail: %v, want ErrStorageStalled", err)
+		}
+		other := otherThan(lc, p.Leader)[0]
+		if _, err := other.Append(ctx, "t", 0, recs("moved", 1)); err != nil && !errors.Is(err, replog.ErrStorageStalled) {
+			t.Errorf("append through node %d while leader %d's writes fail: %v", other.ID(), p.Leader, err)
+		}
+		// The failed log's Close reports the failure: stop the node here,
+		// not in the cluster's clean-up, which wants clean closes.
+		if err := lc.Stop(p.Leader); err != nil {
+			t.Logf("stop of node %d: %v", p.Leader, err)
+		}
+	})
+}

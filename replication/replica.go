@@ -664,13 +664,12 @@ func (r *replica) enqueue(q *appendReq) {
 	out.deliver(r.m)
 }
 
-// failureCode maps a storage failure to its wire code.
-func failureCode(err error) byte {
-	if errors.Is(err, wal.ErrStorageStalled) {
-		return codeStorageStalled
-	}
-	return codeError
-}
+// failureCode maps a storage failure to its wire code: a stalled sync
+// and a failed write or sync alike are "storage stalled" (ErrStorageStalled:
+// "stalled or failed"), since either way the replica takes no more writes,
+// its node reports itself unhealthy and leadership moves, which a
+// producer elsewhere rides out.
+func failureCode(error) byte { return codeStorageStalled }
 
 // failLocked records a storage failure: the replica takes no more writes,
 // the node reports itself unhealthy so that leadership moves.

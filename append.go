@@ -185,7 +185,9 @@ func MaxRecords(n int) ReadOption { return func(o *readOptions) { o.maxRecords =
 
 // MaxWait makes a Read that finds no committed record at offset wait up to
 // d for one (woken by the commit, never by polling). Default 0: return at
-// once, possibly with no records.
+// once, possibly with no records. A read a node sends to the leader (it
+// holds no replica, or its replica lags) waits at most 30 s there, and
+// returns no records after that; read again to wait longer.
 func MaxWait(d time.Duration) ReadOption { return func(o *readOptions) { o.maxWait = d } }
 
 // ReadResult is what a Read returns.
@@ -208,13 +210,18 @@ type ReadResult struct {
 //
 // Errors: ErrInvalidArgument (topic name, negative partition or option),
 // ErrUnknownTopic, ErrUnknownPartition, ErrOffsetOutOfRange (offset
-// negative, below LogStartOffset or above the leader's log end),
-// ErrClosed, ctx's error.
+// negative, below LogStartOffset or above the leader's log end; the
+// result then holds the answering replica's HighWatermark and
+// LogStartOffset), ErrClosed, ctx's error (also for a ctx that ended
+// before the call).
 func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
 	offset int64, opts ...ReadOption) (ReadResult, error) {
 	const op = "read"
 	if err := c.checkOpen(op); err != nil {
 		return ReadResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return ReadResult{}, fmt.Errorf("replog: %s: %w", op, err)
 	}
 	o := readOptions{maxBytes: DefaultReadMaxBytes}
 	for _, f := range opts {
@@ -239,7 +246,9 @@ func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
 		MaxBytes: o.maxBytes, MaxRecords: o.maxRecords, MaxWait: o.maxWait,
 	})
 	if err != nil {
-		return ReadResult{}, translate(op, err)
+		// With ErrOffsetOutOfRange the bounds tell the caller where to
+		// go on.
+		return ReadResult{HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}, translate(op, err)
 	}
 	return ReadResult{Records: res.Records, HighWatermark: res.HighWatermark,
 		LogStartOffset: res.LogStartOffset}, nil

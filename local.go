@@ -186,7 +186,7 @@ func (lc *LocalCluster) start(id NodeID) error {
 	if lc.mu.closed {
 		return fmt.Errorf("%w: local cluster", ErrClosed)
 	}
-	if lc.mu.running[id] {
+	if lc.runningLocked(id) {
 		return invalid("start", "node %d is running", id)
 	}
 	c, err := Open(lc.config(id))
@@ -236,18 +236,25 @@ func (lc *LocalCluster) Nodes() []*Cluster {
 	defer lc.mu.Unlock()
 	var out []*Cluster
 	for _, id := range lc.peers() {
-		if lc.mu.running[id] {
+		if lc.runningLocked(id) {
 			out = append(out, lc.mu.nodes[id])
 		}
 	}
 	return out
 }
 
-// Running reports whether node id is running (started and not stopped).
+// Running reports whether node id is running: started, and neither
+// stopped (Stop, CloseNode) nor closed through its own Cluster.Close.
 func (lc *LocalCluster) Running(id NodeID) bool {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	return lc.mu.running[id]
+	return lc.runningLocked(id)
+}
+
+// runningLocked reports whether node id is running: started, not stopped
+// through the LocalCluster, and not closed through its own Cluster.Close.
+func (lc *LocalCluster) runningLocked(id NodeID) bool {
+	return lc.mu.running[id] && !lc.mu.nodes[id].closed.Load()
 }
 
 // Network returns the MemNetwork the nodes talk over, for fault injection.
@@ -271,7 +278,7 @@ func (lc *LocalCluster) FS(id NodeID) wal.FS {
 func (lc *LocalCluster) Stop(id NodeID) error {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if !lc.mu.running[id] {
+	if !lc.runningLocked(id) {
 		return invalid("stop", "node %d is not running", id)
 	}
 	lc.mu.running[id] = false
@@ -305,7 +312,7 @@ func onlyCrashed(err error) bool {
 // ErrInvalidArgument for a node that is not running.
 func (lc *LocalCluster) CloseNode(id NodeID) error {
 	lc.mu.Lock()
-	if !lc.mu.running[id] {
+	if !lc.runningLocked(id) {
 		lc.mu.Unlock()
 		return invalid("close node", "node %d is not running", id)
 	}

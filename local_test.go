@@ -89,6 +89,29 @@ func TestLocalClusterWithFS(t *testing.T) {
 	})
 }
 
+// A node closed through its own Cluster.Close counts as stopped: it is
+// not running nor listed, and Restart opens it again.
+func TestLocalNodeClosedDirectly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		if err := lc.Node(3).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if lc.Running(3) || len(lc.Nodes()) != 2 {
+			t.Fatalf("after Node(3).Close: Running(3) = %v, %d nodes listed", lc.Running(3), len(lc.Nodes()))
+		}
+		if err := lc.Stop(3); !errors.Is(err, replog.ErrInvalidArgument) {
+			t.Fatalf("Stop of the closed node = %v, want ErrInvalidArgument", err)
+		}
+		if err := lc.Restart(3); err != nil {
+			t.Fatalf("Restart(3) after Node(3).Close: %v", err)
+		}
+		if !lc.Running(3) || len(lc.Nodes()) != 3 {
+			t.Fatalf("after Restart(3): Running(3) = %v, %d nodes listed", lc.Running(3), len(lc.Nodes()))
+		}
+	})
+}
+
 func TestNewLocalClusterRejectsNoNodes(t *testing.T) {
 	if _, err := replog.NewLocalCluster(0); !errors.Is(err, replog.ErrInvalidArgument) {
 		t.Fatalf("NewLocalCluster(0) = %v, want ErrInvalidArgument", err)

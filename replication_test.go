@@ -277,8 +277,18 @@ func TestReadWaitsForRecords(t *testing.T) {
 		if err != nil || len(res.Records) == 0 {
 			t.Fatalf("read with MaxBytes(1) = %d records, %v; want at least one", len(res.Records), err)
 		}
-		if _, err := lc.Node(2).Read(ctx, "t", 0, 1000); !errors.Is(err, replog.ErrOffsetOutOfRange) {
-			t.Fatalf("read past the end = %v, want ErrOffsetOutOfRange", err)
+		res, err = lc.Node(2).Read(ctx, "t", 0, 1000)
+		if !errors.Is(err, replog.ErrOffsetOutOfRange) || res.HighWatermark < 4 {
+			t.Fatalf("read past the end = %+v, %v; want ErrOffsetOutOfRange with the high watermark", res, err)
+		}
+		// A ctx that ended before the call ends it, with or without a
+		// local replica.
+		ended, end := context.WithCancel(ctx)
+		end()
+		for _, n := range lc.Nodes() {
+			if _, err := n.Read(ended, "t", 0, 0); !errors.Is(err, context.Canceled) {
+				t.Fatalf("read on node %d with a cancelled ctx = %v", n.ID(), err)
+			}
 		}
 	})
 }

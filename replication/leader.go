@@ -840,7 +840,18 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 			r.kickLocked()
 		case !f.hwPushable():
 			// The worker sends the match push, high watermark included.
-		case f.st.logEnd >= durable && f.confirmed:
+		case !f.confirmed:
+			// Matched, nothing in flight, and no answer to its match: the
+			// answer was lost after the pushes were given up
+			// (retransmission finds nothing to resend at our end). A
+			// high-watermark push makes it answer again, in order after
+			// what it applied, and so counts it.
+			if now-f.hwAt >= retransmitAfter {
+				f.hwAt = now
+				r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
+					epoch: r.mu.epoch, gen: f.gen, flags: pushHWOnly, hw: r.log.HighWatermark()})
+			}
+		case f.st.logEnd >= durable:
 			// Nothing to send: an idle follower is caught up. Make sure it
 			// learned the high watermark (the push may have been lost).
 			f.st.observeFetch(now, f.st.logEnd, durable)

@@ -155,6 +155,13 @@ func (c *Cluster) knownPartition(ctx context.Context, op, topic string, partitio
 			return translate(op, err)
 		}
 	}
+	if partition >= int32(len(t.Partitions)) && ok {
+		// The local metadata may hold an older topic of the same name
+		// (deleted and created again with more partitions): ask the group.
+		if t2, err := c.meta.LinearizableTopic(ctx, topic); err == nil {
+			t = t2
+		}
+	}
 	if partition >= int32(len(t.Partitions)) {
 		return fmt.Errorf("%w: %s: topic %q has %d partitions, not %d",
 			ErrUnknownPartition, op, topic, len(t.Partitions), partition)

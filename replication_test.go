@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replog/replog"
+	"github.com/replog/replog/transport"
 	"github.com/replog/replog/wal"
 )
 
@@ -576,5 +577,53 @@ func TestFollowerBehindLogStartCatchesUp(t *testing.T) {
 				t.Fatalf("offset %d: the caught-up replica holds %.10q, the leader %.10q", want[i].Offset, got[i].Value, want[i].Value)
 			}
 		}
+	})
+}
+// A topic deleted and created again under the same name (with more
+// partitions) is usable at once through a node whose metadata still holds
+// the old one: Append and Read confirm with the group before they answer
+// ErrUnknownPartition or ErrUnknownTopic, and go to the new topic.
+func TestRecreatedTopicUsableAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1})
+		requireEngine(t, lc.Node(1), "t")
+		ctrl := replog.ControllerOf(lc.Node(1))
+		var obs, prop replog.NodeID
+		for _, id := range []replog.NodeID{1, 2, 3} {
+			if id == ctrl {
+				continue
+			}
+			if obs == 0 {
+				obs = id
+			} else {
+				prop = id
+			}
+		}
+		settle()
+		for _, id := range []replog.NodeID{1, 2, 3} {
+			if id != obs {
+				lc.Network().SetLink(id, obs, transport.LinkFaults{Delay: 100 * time.Millisecond})
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*testSession)
+		defer cancel()
+		if err := lc.Node(prop).DeleteTopic(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := lc.Node(prop).CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 4}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("controller %d, proposer %d, observer (lagging) %d", ctrl, prop, obs)
+		if _, err := lc.Node(obs).Append(ctx, "t", 3, recs("new", 1)); err != nil {
+			t.Errorf("Append to partition 3 of the re-created topic through node %d right after CreateTopic returned: %v", obs, err)
+		}
+		if _, err := lc.Node(obs).Read(ctx, "t", 3, 0); err != nil {
+			t.Errorf("Read of partition 3 of the re-created topic through node %d: %v", obs, err)
+		}
+		if _, err := lc.Node(obs).Append(ctx, "t", 0, recs("new0", 1)); err != nil {
+			t.Errorf("Append to partition 0 of the re-created topic through node %d: %v", obs, err)
+		}
+		lc.Network().Heal()
 	})
 }

@@ -135,10 +135,14 @@ func (c *Cluster) DeleteTopic(ctx context.Context, name string) error {
 	return translate(op, c.meta.DeleteTopic(ctx, name))
 }
 
-// Topic describes a topic. The read is lease-checked: it reflects every
-// change committed before the call, or waits for the controller to confirm
-// (one round trip) when this node is not sure it does. High watermarks and
-// log start offsets are this node's.
+// Topic describes a topic. The read is lease-checked (see package meta):
+// local while this node holds a lease, else after one round trip to the
+// controller; a topic missing locally is always confirmed there, so one
+// whose CreateTopic returned is found on every node. On a node that is
+// not the controller the answer may trail the group by what is still on
+// its way to this node (a topic just deleted, an older leader or ISR);
+// Append and Read confirm with the group before they fail on such a
+// difference. High watermarks and log start offsets are this node's.
 //
 // Errors: ErrInvalidArgument (name), ErrUnknownTopic, ErrClosed, ctx's error
 // (e.g. on a node cut off from the majority).

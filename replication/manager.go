@@ -380,8 +380,24 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
+	base, last, err = m.submit(ctx, t, partition, buf, int32(len(records)), acks)
+	if errors.Is(err, meta.ErrUnknownTopic) {
+		// Not written. This node's metadata may lag behind a deletion and
+		// a new topic of the same name, which a CreateTopic that returned
+		// makes usable at once on every node: ask the group, and append to
+		// the new topic if there is one.
+		if t2, lerr := m.cfg.Meta.LinearizableTopic(ctx, topic); lerr == nil && t2.ID != t.ID && int(partition) < len(t2.Partitions) {
+			return m.submit(ctx, t2, partition, slices.Clone(buf), int32(len(records)), acks)
+		}
+	}
+	return base, last, err
+}
+
+// submit hands an encoded batch to the partition's producer and waits for
+// its answer (AcksNone: returns at once).
+func (m *Manager) submit(ctx context.Context, t *meta.Topic, partition int32, buf []byte, count int32, acks Acks) (base, last int64, err error) {
 	p := m.producerFor(t, partition)
-	c := &call{p: p, batch: buf, count: int32(len(records)), acks: acks, reqID: m.reqSeq.Add(1), done: make(chan struct{})}
+	c := &call{p: p, batch: buf, count: count, acks: acks, reqID: m.reqSeq.Add(1), done: make(chan struct{})}
 	if err := p.submit(c); err != nil {
 		return 0, 0, err
 	}
@@ -397,9 +413,9 @@ func (m *Manager) Append(ctx context.Context, topic string, partition int32, rec
 	case <-ctx.Done():
 		if p.abandon(c) {
 			return 0, 0, fmt.Errorf("replication: append to %s/%d: %w (the leader had found the ISR short): %w",
-				topic, partition, ctx.Err(), ErrNotEnoughReplicas)
+				t.Name, partition, ctx.Err(), ErrNotEnoughReplicas)
 		}
-		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", topic, partition, ctx.Err())
+		return 0, 0, fmt.Errorf("replication: append to %s/%d: %w", t.Name, partition, ctx.Err())
 	}
 }
 
@@ -431,6 +447,13 @@ func (m *Manager) topic(ctx context.Context, name string, partition int32) (*met
 		var err error
 		if t, err = m.cfg.Meta.Topic(ctx, name); err != nil {
 			return nil, fmt.Errorf("replication: %s: %w", name, err)
+		}
+	}
+	if partition >= 0 && int(partition) >= len(t.Partitions) && ok {
+		// The local metadata may hold an older topic of the same name
+		// (deleted and created again with more partitions): ask the group.
+		if t2, err := m.cfg.Meta.LinearizableTopic(ctx, name); err == nil {
+			t = t2
 		}
 	}
 	if partition < 0 || int(partition) >= len(t.Partitions) {

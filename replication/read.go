@@ -40,6 +40,20 @@ func (m *Manager) Read(ctx context.Context, topic string, partition int32, offse
 	if err != nil {
 		return ReadResult{}, err
 	}
+	res, err := m.readTopic(ctx, t, partition, offset, opts)
+	if errors.Is(err, meta.ErrUnknownTopic) {
+		// This node's metadata may lag behind a deletion and a new topic
+		// of the same name: ask the group, and read the new one if any.
+		if t2, lerr := m.cfg.Meta.LinearizableTopic(ctx, topic); lerr == nil && t2.ID != t.ID && int(partition) < len(t2.Partitions) {
+			return m.readTopic(ctx, t2, partition, offset, opts)
+		}
+	}
+	return res, err
+}
+
+// readTopic reads a partition of topic t.
+func (m *Manager) readTopic(ctx context.Context, t *meta.Topic, partition int32, offset int64, opts ReadOptions) (ReadResult, error) {
+	topic := t.Name
 	key := pkey{t.ID, partition}
 	if r := m.replica(key); r != nil {
 		res, err := r.read(ctx, offset, opts)

@@ -579,6 +579,7 @@ func TestFollowerBehindLogStartCatchesUp(t *testing.T) {
 		}
 	})
 }
+
 // A topic deleted and created again under the same name (with more
 // partitions) is usable at once through a node whose metadata still holds
 // the old one: Append and Read confirm with the group before they answer

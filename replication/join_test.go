@@ -340,3 +340,33 @@ func TestJoinedForwardLossRetriedOnce(t *testing.T) {
 		t.Logf("%d appends stored in %d batches", producers*each, batches)
 	})
 }
+
+// AcksNone calls are not held back by the calls in flight: their callers
+// returned, and one left waiting would be dropped. Nor do they count
+// against the limit.
+func TestProducerSendsAcksNonePastLimit(t *testing.T) {
+	p := joinProducer(1 << 20)
+	learnLeader(p)
+	for i := range maxSentCalls {
+		newJoinCall(t, p, AcksAll, fmt.Sprint("a", i))
+	}
+	var none []*call
+	for i := range 3 {
+		c := newJoinCall(t, p, AcksNone, fmt.Sprint("n", i))
+		p.abandon(c) // as Append does
+		none = append(none, c)
+	}
+	reqs := sentReqs(p)
+	if len(reqs) != maxSentCalls+3 {
+		t.Fatalf("sent %d calls, want %d AcksAll and 3 AcksNone", len(reqs), maxSentCalls)
+	}
+	for _, c := range none {
+		if answered(c) {
+			t.Fatal("an AcksNone call was dropped")
+		}
+	}
+	w := newJoinCall(t, p, AcksAll, "w")
+	if len(sentReqs(p)) != 0 || answered(w) {
+		t.Fatal("an AcksAll call went past the limit")
+	}
+}

@@ -343,7 +343,9 @@ func (m *Manager) retryMeta(timeout time.Duration, logf func(msg string, args ..
 // that waits long, such as an AcksAll append waiting out a short ISR,
 // holds the calls 64 places behind it, AcksLeader ones too, for as long;
 // and an AcksNone append beyond the window is dropped, as it is when the
-// leader cannot be reached.
+// leader cannot be reached. Within the window, at most 4 AcksLeader and
+// AcksAll calls are in flight; those submitted meanwhile go as one batch
+// when one is answered (see producer.pickLocked).
 func (m *Manager) Append(ctx context.Context, topic string, partition int32, records []log.Record, acks Acks) (base, last int64, err error) {
 	if m.closed.Load() || m.draining.Load() {
 		return 0, 0, ErrClosed

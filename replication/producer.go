@@ -109,9 +109,10 @@ func (p *producer) submit(c *call) error {
 // behind a slow one complete and make room for more, and under load a
 // leader refused the slow call as too old to deduplicate.
 //
-// At most maxSentCalls calls are sent and unanswered at once. The calls
-// submitted meanwhile wait, and the first of them to be sent takes the
-// others along (joinLocked): under many concurrent Appends a partition's
+// At most maxSentCalls calls whose callers wait for an answer (AcksLeader,
+// AcksAll) are sent and unanswered at once. The calls submitted meanwhile
+// wait, and the first of them to be sent takes the others along
+// (joinLocked): under many concurrent Appends a partition's
 // calls grow into batches, as a Kafka producer's do while its requests
 // are in flight, instead of each paying its own header, leader round
 // item, deduplication entry and answer.
@@ -122,11 +123,11 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 	limit := p.mu.calls[0].n + maxInFlight
 	sent := 0
 	for _, c := range p.mu.calls {
-		if c.sent {
+		if c.sent && c.acks != AcksNone {
 			sent++
 		}
 	}
-	for i := 0; i < len(p.mu.calls) && sent < maxSentCalls; i++ {
+	for i := 0; i < len(p.mu.calls); i++ {
 		c := p.mu.calls[i]
 		if c.n >= limit {
 			break
@@ -134,12 +135,19 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 		if c.sent || c.finished || c.notBefore > now {
 			continue
 		}
-		if c.attempt == 0 {
-			p.joinLocked(i)
+		if c.acks != AcksNone {
+			// AcksNone calls are not held back: their callers are gone,
+			// and one that waits is dropped (see abandon).
+			if sent >= maxSentCalls {
+				continue
+			}
+			if c.attempt == 0 {
+				p.joinLocked(i)
+			}
+			sent++
 		}
 		c.sent, c.sentAt, c.target = true, now, p.mu.leader
 		c.attempt++
-		sent++
 		dst = append(dst, c)
 	}
 	return dst

@@ -84,6 +84,16 @@ type producerState struct {
 	next    int        // where the next entry goes once the ring is full
 }
 
+// epochAfter reports whether producer epoch a is newer than b. Epochs are
+// a node's incarnation modulo 2^15 (see Manager.checkRegistered) and wrap
+// to 0: a is newer if it is less than half the epoch space ahead of b, so
+// that a node's 32768th registration is not fenced for good as older than
+// its 32767th.
+func epochAfter(a, b int16) bool {
+	d := (int32(a) - int32(b)) & 0x7fff
+	return d != 0 && d < 1<<14
+}
+
 // nextSeq is the sequence after s; sequences wrap from MaxInt32 to 0.
 func nextSeq(s int32) int32 { return int32((int64(s) + 1) & seqMask) }
 
@@ -104,10 +114,10 @@ func seqBefore(a, b int32) bool {
 // offsets are in prev; (_, false, nil) for a batch to write (then call
 // record); and an error for a batch that must be refused.
 func (p *producerState) check(epoch int16, firstSeq, lastSeq int32, crc uint32) (prev seqBatch, dup bool, err error) {
-	if len(p.batches) == 0 || epoch > p.epoch {
+	if len(p.batches) == 0 || epochAfter(epoch, p.epoch) {
 		return seqBatch{}, false, nil
 	}
-	if epoch < p.epoch {
+	if epoch != p.epoch {
 		return seqBatch{}, false, errProducerFenced
 	}
 	oldest := p.batches[0].firstSeq
@@ -134,7 +144,7 @@ func batchCRC(b []byte) uint32 { return binary.BigEndian.Uint32(b[batchCRCOffset
 // record remembers a batch held for the producer at epoch. A newer epoch
 // forgets the older epoch's batches.
 func (p *producerState) record(epoch int16, b seqBatch) {
-	if len(p.batches) > 0 && epoch > p.epoch {
+	if len(p.batches) > 0 && epochAfter(epoch, p.epoch) {
 		p.batches, p.next = p.batches[:0], 0
 	}
 	p.epoch = epoch

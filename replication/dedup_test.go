@@ -106,3 +106,24 @@ func TestSequenceWrap(t *testing.T) {
 		t.Fatalf("sequence after MaxInt32: dup %v err %v", dup, err)
 	}
 }
+
+// Producer epochs (incarnations modulo 2^15) wrap to 0: the epoch after
+// 32767 is newer, not fenced as older for good; one half the epoch space
+// behind is older.
+func TestProducerEpochWrap(t *testing.T) {
+	var ps producerState
+	ps.record(32767, seqBatch{firstSeq: 0, lastSeq: 0, baseOffset: 0, lastOffset: 0, crc: 1})
+	if _, dup, err := ps.check(0, 0, 0, 2); err != nil || dup {
+		t.Fatalf("epoch 0 after 32767: dup %v, %v; want a new batch", dup, err)
+	}
+	ps.record(0, seqBatch{firstSeq: 0, lastSeq: 0, baseOffset: 1, lastOffset: 1, crc: 2})
+	if len(ps.batches) != 1 || ps.epoch != 0 {
+		t.Fatalf("after epoch 0: epoch %d, %d batches; want the older epoch's forgotten", ps.epoch, len(ps.batches))
+	}
+	if _, _, err := ps.check(32767, 5, 5, 3); !errors.Is(err, errProducerFenced) {
+		t.Fatalf("epoch 32767 after 0: %v, want errProducerFenced", err)
+	}
+	if !epochAfter(1, 0) || epochAfter(0, 1) || epochAfter(3, 3) || !epochAfter(0, 32767) || epochAfter(16384, 0) {
+		t.Fatal("epochAfter")
+	}
+}

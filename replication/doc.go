@@ -305,8 +305,10 @@
 //     unhealthy, leads nothing another ISR member can lead.
 //   - A node restarted again before its emptied replica caught up no
 //     longer knows it was emptied (the mark is not persisted).
-//   - The producer epoch is the incarnation modulo 2^15: after 32768
-//     restarts of a node, its retries may be refused as fenced for a while.
+//   - The producer epoch is the incarnation modulo 2^15, compared modulo
+//     the wrap (an epoch less than 2^14 ahead is newer): a replica that
+//     last saw a node's batches more than 16383 restarts of it ago may
+//     refuse its next ones as fenced, until a newer epoch reaches it.
 //   - Under wal.SyncNever and SyncInterval a follower acknowledges data its
 //     OS has not synced: an OS crash of a majority can lose acknowledged
 //     records, as the durability policy says. A follower that kept more

@@ -3,6 +3,7 @@ package replog_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -285,7 +286,7 @@ func TestOpenValidatesConfig(t *testing.T) {
 			c.AutoCreate = &replog.TopicConfig{Partitions: 1, ReplicationFactor: 1, MinInSyncReplicas: 2}
 		}},
 		{"MaxBatchBytes past the transport's limit", func(c *replog.Config) {
-			c.Transport, c.MaxBatchBytes = limitedTransport{c.Transport, 16 << 20}, 16<<20
+			c.Transport, c.MaxBatchBytes = limitedDropping{c.Transport, 16 << 20}, 16<<20
 		}},
 	}
 	for _, tt := range tests {
@@ -301,20 +302,12 @@ func TestOpenValidatesConfig(t *testing.T) {
 	}
 }
 
-// limitedTransport declares a largest message (transport.MessageLimiter).
-type limitedTransport struct {
-	transport.Transport
-	max int
-}
-
-func (l limitedTransport) MaxMessageSize() int { return l.max }
-
 // Open takes a MaxBatchBytes whose messages the transport carries.
 func TestOpenTakesBatchesTheTransportCarries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		net := transport.NewMemNetwork(1)
 		defer net.Close()
-		c, err := replog.Open(replog.Config{ID: 1, Peers: []replog.NodeID{1}, Transport: limitedTransport{net.Endpoint(1), 16 << 20},
+		c, err := replog.Open(replog.Config{ID: 1, Peers: []replog.NodeID{1}, Transport: limitedDropping{net.Endpoint(1), 16 << 20},
 			MaxBatchBytes: 8 << 20})
 		if err != nil {
 			t.Fatalf("Open with 8 MiB batches over 16 MiB messages: %v", err)
@@ -338,4 +331,74 @@ func TestDurabilityAndAcksNames(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", a, a.String(), want)
 		}
 	}
+}
+
+// limitedDropping is a transport that refuses messages past its declared
+// limit, as transport/tcp does.
+type limitedDropping struct {
+	transport.Transport
+	max int
+}
+
+func (l limitedDropping) MaxMessageSize() int { return l.max }
+
+func (l limitedDropping) Send(to uint64, msg []byte) error {
+	if len(msg) > l.max {
+		return errors.New("message larger than the transport's limit")
+	}
+	return l.Transport.Send(to, msg)
+}
+
+// The answer to a forwarded Read fits the transport's message limit that
+// Open checked, whatever MaxBytes the reader asks for: it is cut short,
+// not lost (and asked for again until the reader's ctx ends).
+func TestForwardedReadFitsTransportLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const maxMsg = 4<<20 + 64<<10 // what 1 MiB batches need: Open takes it
+		net := transport.NewMemNetwork(1)
+		defer net.Close()
+		peers := []replog.NodeID{1, 2, 3}
+		nodes := map[replog.NodeID]*replog.Cluster{}
+		for _, id := range peers {
+			c, err := replog.Open(replog.Config{ID: id, Peers: peers, Transport: limitedDropping{net.Endpoint(id), maxMsg},
+				MaxBatchBytes: 1 << 20, SessionTimeout: testSession})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			nodes[id] = c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// The nodes register meanwhile: CreateTopic needs two of them.
+		var err error
+		for range 100 {
+			if err = nodes[1].CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 2}); !errors.Is(err, replog.ErrNotEnoughReplicas) {
+				break
+			}
+			time.Sleep(testSession / 10)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := leaderOf(t, nodes[1], "t", 0)
+		var outsider *replog.Cluster
+		for id, n := range nodes {
+			if !slices.Contains(p.Replicas, id) {
+				outsider = n
+			}
+		}
+		val := make([]byte, 900<<10)
+		for i := range 6 {
+			if _, err := nodes[p.Leader].Append(ctx, "t", 0, []replog.Record{{Value: val}}); err != nil {
+				t.Fatalf("append %d: %v", i, err)
+			}
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer rcancel()
+		res, err := outsider.Read(rctx, "t", 0, 0, replog.MaxBytes(16<<20))
+		if err != nil || len(res.Records) == 0 {
+			t.Fatalf("read of 900 KiB records through node %d, which holds no replica: %d records, %v", outsider.ID(), len(res.Records), err)
+		}
+	})
 }

@@ -35,7 +35,10 @@ func (d *driver) answerFromSnapshot(s *State, offs *offsetTable) {
 func snapshotOutcome(c *command, s *State, offs *offsetTable) result {
 	switch c.Op {
 	case opCreateTopic:
-		if t, ok := s.Topic(c.Topic); ok && c.Config != nil && t.Config.Partitions == c.Config.Partitions {
+		// A topic of that name with the very configuration asked for:
+		// created by this command, or by another asking the same, which
+		// leaves the caller where it wanted to be.
+		if t, ok := s.Topic(c.Topic); ok && c.Config != nil && t.Config == *c.Config {
 			return result{topic: t}
 		}
 	case opDeleteTopic:

@@ -13,6 +13,8 @@ func TestSnapshotOutcome(t *testing.T) {
 	f.ok(&command{Op: opCreateTopic, Topic: "t", Config: &TopicConfig{Partitions: 2}})
 	f.ok(&command{Op: opDrain, Node: 2, Incarnation: f.inc(2), Flag: true})
 	f.ok(&command{Op: opCommitOffset, Group: "g", Topic: "t", Partition: 1, Offset: 9})
+	tp, _ := f.s.Topic("t")
+	created := tp.Config // defaults filled, as the root package sends them
 	p := f.part("t", 0)
 	shrunk := []uint64{p.Leader}
 	f.ok(&command{Op: opAlterISR, From: p.Leader, Topic: "t", Partition: 0, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: shrunk})
@@ -23,8 +25,9 @@ func TestSnapshotOutcome(t *testing.T) {
 		ok   bool
 		err  error
 	}{
-		{"created", command{Op: opCreateTopic, Topic: "t", Config: &TopicConfig{Partitions: 2}}, true, nil},
+		{"created", command{Op: opCreateTopic, Topic: "t", Config: &created}, true, nil},
 		{"created by another", command{Op: opCreateTopic, Topic: "t", Config: &TopicConfig{Partitions: 5}}, false, errOutcomeUnknown},
+		{"created by another, other RF", command{Op: opCreateTopic, Topic: "t", Config: &TopicConfig{Partitions: 2, ReplicationFactor: 1}}, false, errOutcomeUnknown},
 		{"not created", command{Op: opCreateTopic, Topic: "u", Config: &TopicConfig{Partitions: 2}}, false, errOutcomeUnknown},
 		{"deleted", command{Op: opDeleteTopic, Topic: "u"}, true, nil},
 		{"not deleted", command{Op: opDeleteTopic, Topic: "t"}, false, errOutcomeUnknown},

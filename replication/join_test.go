@@ -370,3 +370,29 @@ func TestProducerSendsAcksNonePastLimit(t *testing.T) {
 		t.Fatal("an AcksAll call went past the limit")
 	}
 }
+
+// A burst of AcksNone appends from one goroutine, with no fault: every
+// record is written (none is held back behind the calls in flight and
+// then dropped as given up).
+func TestAcksNoneBurstAllWritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		defer cancel()
+		l := c.leader("t", 0)
+		f := c.other(l)
+		const n = 50
+		for i := range n {
+			if _, _, err := c.nodes[f].rep.Append(ctx, "t", 0, rec(fmt.Sprint("n", i)), AcksNone); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := c.nodes[f].rep.Append(ctx, "t", 0, rec("last"), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+		if recs := c.converged("t", 0); len(recs) != n+1 {
+			t.Fatalf("%d AcksNone appends in a row without any fault: %d records in the log", n, len(recs)-1)
+		}
+	})
+}

@@ -26,8 +26,8 @@ const (
 const messageSlack = 64 << 10
 
 // LargestMessage is the size of the largest message replication sends
-// (a leader round, a catch-up push, a forwarded append) when Append
-// takes batches of up to maxBatchBytes: a transport must carry it, or
+// (a leader round, a catch-up push, a forwarded append, the answer to a
+// forwarded read) when Append takes batches of up to maxBatchBytes: a transport must carry it, or
 // such a batch is written on its leader and never reaches a follower.
 func LargestMessage(maxBatchBytes int) int {
 	return max(maxRoundBytes, maxBatchBytes) + messageSlack

@@ -135,7 +135,9 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 	if q.maxWait > 0 {
 		deadline = time.Now().Add(min(q.maxWait, maxReadWait))
 	}
-	maxBytes := int(min(max(q.maxBytes, 1), 16<<20))
+	// The answer is one message: no larger than LargestMessage allows
+	// (a first batch is returned whole, and is at most MaxBatchBytes).
+	maxBytes := int(min(max(q.maxBytes, 1), int64(max(maxRoundBytes, r.m.cfg.MaxBatchBytes))))
 	for {
 		resp.hw, resp.logStart = r.log.HighWatermark(), r.log.LogStartOffset()
 		if q.offset < resp.logStart || q.offset > r.log.LogEndOffset() {

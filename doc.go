@@ -87,6 +87,10 @@
 //     keeps up to a segment more than RetentionBytes asks.
 //   - transport/tcp without TLS neither encrypts nor authenticates: use it on
 //     trusted networks only, or configure mutual TLS.
+//   - Writes and syncs have deadlines (SyncTimeout); disk reads do not. A
+//     Read served from a disk that stops answering reads blocks past its
+//     ctx and past Close, until the disk answers. So does the metadata's
+//     own store (bbolt) when its syncs stall.
 //
 // # Packages
 //

@@ -299,6 +299,12 @@ func TestOpenValidatesConfig(t *testing.T) {
 		if c != nil {
 			c.Close()
 		}
+		// An Open that fails has closed the transport it was given.
+		if cfg.Transport != nil {
+			if err := cfg.Transport.Close(); !errors.Is(err, transport.ErrClosed) {
+				t.Errorf("Open with %s left its transport open: Close = %v", tt.name, err)
+			}
+		}
 	}
 }
 

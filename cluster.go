@@ -12,6 +12,7 @@ import (
 	"github.com/replog/replog/internal/mux"
 	"github.com/replog/replog/meta"
 	"github.com/replog/replog/replication"
+	"github.com/replog/replog/transport"
 )
 
 // Cluster is one node of a replog cluster, as seen by the application that
@@ -33,13 +34,21 @@ type Cluster struct {
 }
 
 // Open starts a node: it opens (or creates) the data in cfg.Dir, joins the
-// cluster over cfg.Transport (which it starts, and owns from then on) and
-// returns. It does not wait for the other nodes: calls made before a
-// quorum of Peers is up wait for it inside their context.
+// cluster over cfg.Transport and returns. It does not wait for the other
+// nodes: calls made before a quorum of Peers is up wait for it inside
+// their context. Open owns cfg.Transport from the call on: it starts it,
+// Close closes it, and an Open that fails has closed it.
 //
 // Errors: ErrInvalidArgument for a Config that fails validation, and the
 // errors of opening the data directory.
-func Open(cfg Config) (*Cluster, error) {
+func Open(cfg Config) (_ *Cluster, err error) {
+	defer func() {
+		if err != nil && cfg.Transport != nil {
+			if cerr := cfg.Transport.Close(); cerr != nil && !errors.Is(cerr, transport.ErrClosed) {
+				err = errors.Join(err, fmt.Errorf("replog: open: close transport: %w", cerr))
+			}
+		}
+	}()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -97,7 +106,7 @@ func Open(cfg Config) (*Cluster, error) {
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("replog: open: start transport: %w", err),
-			c.repl.Close(), m.Close(), cfg.Transport.Close())
+			c.repl.Close(), m.Close())
 	}
 	return c, nil
 }

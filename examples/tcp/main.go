@@ -132,8 +132,7 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 	c, err := replog.Open(replog.Config{ID: o.ID, Peers: ids, Dir: o.Dir, Transport: tr,
 		SessionTimeout: o.Session, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		tr.Close()
-		return err
+		return err // Open closed tr
 	}
 	defer func() {
 		if err := c.Close(); err != nil {

@@ -205,7 +205,10 @@ type Config struct {
 	// in-memory wal.MemFS. Tests pass a wal.MemFS (crashes), wal.StallFS
 	// (stalled syncs) or wal.FaultFS (failing writes). The metadata
 	// (meta.db) does not go through FS: it is in Dir on the OS, or in
-	// memory when Dir is "".
+	// memory when Dir is "". Give each node an FS of its own: with Dir ""
+	// the logs live in /partitions of the FS, so nodes sharing one would
+	// write each other's files (a LocalCluster takes one per node with
+	// WithFS).
 	FS wal.FS
 
 	// SegmentSize is the size at which a partition log starts a new wal

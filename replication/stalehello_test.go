@@ -58,43 +58,7 @@ func TestStaleHelloDuringTruncation(t *testing.T) {
 		})
 		cuts[cc].set(a)
 
-		// B unhealthy (never picked), its disk stalls; C leads E+1.
-		if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		stalls[b].Stall()
-		if err := c.nodes[a].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		c.waitFor("C leads E+1", 30*time.Second, func() bool { return leaderReady(c, cc, e+1) })
-		rc := replicaOf(t, c, cc)
-		c.waitFor("C sent B its match push (truncate to 3)", 30*time.Second, func() bool {
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			f := rc.mu.followers[b]
-			return f != nil && f.matched && !f.truncate && f.sentEnd == 3
-		})
-		c.waitFor("B's worker blocked in C's truncation", 30*time.Second, func() bool {
-			return stalls[b].Waiting() > 0
-		})
-		if end := replicaOf(t, c, b).log.LogEndOffset(); end != 4 {
-			t.Fatalf("B's log end %d before the truncation, want 4", end)
-		}
-
-		// A leads E+2. B learns of it only once A's epoch is begun (B is
-		// cut off meanwhile, for less than the session timeout), so that
-		// its hello is not ignored as early.
-		c.net.Isolate(b)
-		if err := c.nodes[a].meta.SetUnhealthy(ctx, false); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.nodes[cc].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		c.waitFor("A leads E+2", 30*time.Second, func() bool { return leaderReady(c, a, e+2) })
-		cuts[a].set()
-		cuts[cc].set()
-		c.net.Heal()
+		staleHelloLeaders(t, ctx, c, cuts, stalls[b], a, b, cc, e)
 		ra := replicaOf(t, c, a)
 		c.waitFor("A matched B and C holds r", 30*time.Second, func() bool {
 			ra.mu.Lock()
@@ -199,39 +163,7 @@ func TestStaleHelloLosesNoAcksAll(t *testing.T) {
 			return ok && end == 4
 		})
 
-		if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		stalls[b].Stall()
-		if err := c.nodes[a].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		c.waitFor("C leads E+1", 30*time.Second, func() bool { return leaderReady(c, cc, e+1) })
-		rc := replicaOf(t, c, cc)
-		c.waitFor("C sent B its match push (truncate to 3)", 30*time.Second, func() bool {
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			f := rc.mu.followers[b]
-			return f != nil && f.matched && !f.truncate && f.sentEnd == 3
-		})
-		c.waitFor("B's worker blocked in C's truncation", 30*time.Second, func() bool {
-			return stalls[b].Waiting() > 0
-		})
-		if end := replicaOf(t, c, b).log.LogEndOffset(); end != 4 {
-			t.Fatalf("B's log end %d before the truncation, want 4", end)
-		}
-
-		c.net.Isolate(b)
-		if err := c.nodes[a].meta.SetUnhealthy(ctx, false); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.nodes[cc].meta.SetUnhealthy(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-		c.waitFor("A leads E+2", 30*time.Second, func() bool { return leaderReady(c, a, e+2) })
-		cuts[a].set()
-		cuts[cc].set()
-		c.net.Heal()
+		staleHelloLeaders(t, ctx, c, cuts, stalls[b], a, b, cc, e)
 		var res result
 		c.waitFor("the AcksAll append of r returns", 150*time.Second, func() bool {
 			select {
@@ -278,4 +210,47 @@ func TestStaleHelloLosesNoAcksAll(t *testing.T) {
 				res.base, rb.log.LogEndOffset())
 		}
 	})
+}
+
+// staleHelloLeaders runs the leader changes of the stale-hello scenario,
+// after r (at offset 3) reached A and B and not C: B unhealthy (never
+// picked) with its disk stalled, C leads epoch e+1 and orders B to
+// truncate to 3, which blocks on B's disk; then A leads e+2, B learning
+// of it only once A's epoch is begun (B is cut off meanwhile, for less
+// than the session timeout), so that its hello is not ignored as early.
+// It returns with the network healed and every replication link open.
+func staleHelloLeaders(t *testing.T, ctx context.Context, c *tcluster, cuts map[uint64]*dropSender, stallB *wal.StallFS, a, b, cc uint64, e int32) {
+	t.Helper()
+	if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	stallB.Stall()
+	if err := c.nodes[a].meta.SetUnhealthy(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("C leads E+1", 30*time.Second, func() bool { return leaderReady(c, cc, e+1) })
+	rc := replicaOf(t, c, cc)
+	c.waitFor("C sent B its match push (truncate to 3)", 30*time.Second, func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		f := rc.mu.followers[b]
+		return f != nil && f.matched && !f.truncate && f.sentEnd == 3
+	})
+	c.waitFor("B's worker blocked in C's truncation", 30*time.Second, func() bool {
+		return stallB.Waiting() > 0
+	})
+	if end := replicaOf(t, c, b).log.LogEndOffset(); end != 4 {
+		t.Fatalf("B's log end %d before the truncation, want 4", end)
+	}
+	c.net.Isolate(b)
+	if err := c.nodes[a].meta.SetUnhealthy(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[cc].meta.SetUnhealthy(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("A leads E+2", 30*time.Second, func() bool { return leaderReady(c, a, e+2) })
+	cuts[a].set()
+	cuts[cc].set()
+	c.net.Heal()
 }

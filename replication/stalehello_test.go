@@ -25,23 +25,7 @@ import (
 // B, in the ISR, holds 3 records while A's high watermark is 4.
 func TestStaleHelloDuringTruncation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cuts := map[uint64]*dropSender{}
-		stalls := map[uint64]*wal.StallFS{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			s := wal.NewStallFS(cfg.FS)
-			stalls[id] = s
-			cfg.FS = s
-			cut := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			cuts[id] = cut
-			cfg.Replication = cut
-			cfg.ReplicaLagTime = time.Minute
-			cfg.SyncTimeout = 10 * time.Minute
-		})
-		t.Cleanup(func() {
-			for _, s := range stalls {
-				s.Release()
-			}
-		})
+		c, cuts, _, stalls := staleHelloCluster(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
 		a, b, cc, part := preferredLeaderStart(t, ctx, c)
@@ -121,25 +105,7 @@ func TestStaleHelloDuringTruncation(t *testing.T) {
 // watermark (4, counting B at its stale hello) passes r.
 func TestStaleHelloLosesNoAcksAll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		stalls := map[uint64]*wal.StallFS{}
-		cuts := map[uint64]*dropSender{}
-		fcuts := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			s := wal.NewStallFS(cfg.FS)
-			stalls[id] = s
-			cfg.FS = s
-			cuts[id] = &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			cfg.Replication = cuts[id]
-			fcuts[id] = &dropSender{inner: cfg.Forward, cut: map[uint64]bool{}}
-			cfg.Forward = fcuts[id]
-			cfg.ReplicaLagTime = time.Minute
-			cfg.SyncTimeout = 10 * time.Minute
-		})
-		t.Cleanup(func() {
-			for _, s := range stalls {
-				s.Release()
-			}
-		})
+		c, cuts, fcuts, stalls := staleHelloCluster(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
 		a, b, cc, part := preferredLeaderStart(t, ctx, c)
@@ -253,4 +219,27 @@ func staleHelloLeaders(t *testing.T, ctx context.Context, c *tcluster, cuts map[
 	cuts[a].set()
 	cuts[cc].set()
 	c.net.Heal()
+}
+
+// staleHelloCluster starts 3 nodes whose file systems can stall and whose
+// replication and forwarding messages can be cut per destination, with
+// lag and sync deadlines long enough for the scenario to play out.
+func staleHelloCluster(t *testing.T) (c *tcluster, cuts, fcuts map[uint64]*dropSender, stalls map[uint64]*wal.StallFS) {
+	cuts, fcuts, stalls = map[uint64]*dropSender{}, map[uint64]*dropSender{}, map[uint64]*wal.StallFS{}
+	c = newTCluster(t, 3, func(id uint64, cfg *Config) {
+		stalls[id] = wal.NewStallFS(cfg.FS)
+		cfg.FS = stalls[id]
+		cuts[id] = &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
+		cfg.Replication = cuts[id]
+		fcuts[id] = &dropSender{inner: cfg.Forward, cut: map[uint64]bool{}}
+		cfg.Forward = fcuts[id]
+		cfg.ReplicaLagTime = time.Minute
+		cfg.SyncTimeout = 10 * time.Minute
+	})
+	t.Cleanup(func() {
+		for _, s := range stalls {
+			s.Release()
+		}
+	})
+	return c, cuts, fcuts, stalls
 }

@@ -21,8 +21,8 @@ type NodeID = uint64
 // Offset is assigned by the log (ignored on Append). A zero Timestamp on
 // Append means the clock (Config.Clock) of the node Append is called on,
 // as a Kafka producer stamps CreateTime; timestamps keep nanoseconds and
-// must lie between 1970 and 2262. Key and Value keep the difference between nil and
-// empty.
+// must lie between 1970 and 2262. Key and Value keep the difference
+// between nil and empty.
 type Record = log.Record
 
 // Header is one record header: a string key and an optional value.

@@ -194,7 +194,15 @@ func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offse
 		changed := m.changedCh()
 		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
 		if r := m.replica(key); r != nil && (local || ok && part.Leader == m.cfg.ID) {
-			return r.read(ctx, offset, opts)
+			res, err := r.read(ctx, offset, opts)
+			if local || !errors.Is(err, log.ErrOffsetOutOfRange) || r.leading() {
+				return res, err
+			}
+			// Named the leader, not leading yet: its log may still lag.
+			if err := m.waitChange(ctx, changed, m.retryDelay()); err != nil {
+				return ReadResult{}, err
+			}
+			continue
 		}
 		if !ok {
 			return ReadResult{}, fmt.Errorf("replication: %s: %w", topic, meta.ErrUnknownTopic)

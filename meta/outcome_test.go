@@ -51,3 +51,52 @@ func TestSnapshotOutcome(t *testing.T) {
 		}
 	}
 }
+
+// A duplicate command whose waiter is still there (its first copy was
+// applied where this node did not see it, or it is too old to tell) is
+// answered from the state instead of left to wait for its ctx; a command
+// of an earlier Open (another nonce) answers no waiter.
+func TestDuplicateAnswersWaiter(t *testing.T) {
+	n := &Node{cfg: Config{ID: 1}}
+	f := newFSM(t, 1, 2, 3)
+	n.state.Store(f.s)
+	n.offsets.Store(f.offs)
+	d := &n.d
+	d.n, d.nonce, d.waiters = n, 77, map[uint64]*proposal{}
+	commit := func(index uint64, c *command) {
+		d.applyCommand(index, encodeCommand(c))
+	}
+	wait := func(seq uint64) *proposal {
+		p := &proposal{resp: make(chan result, 1)}
+		d.waiters[seq] = p
+		return p
+	}
+	drain := &command{Op: opDrain, Node: 2, Incarnation: f.inc(2), Flag: true, From: 1, Session: 77}
+
+	// Applied once unseen (seq 5 marked seen), then its retry arrives.
+	drain.Seq = 5
+	f.ok(&command{Op: opDrain, Node: 2, Incarnation: f.inc(2), Flag: true})
+	f.offs.dedup.seen(proposer{1, 77}, 5)
+	n.state.Store(f.s)
+	p := wait(5)
+	commit(100, drain)
+	select {
+	case r := <-p.resp:
+		if r.err != nil {
+			t.Fatalf("duplicate drain, applied: %v", r.err)
+		}
+	default:
+		t.Fatal("a duplicate left its waiter waiting")
+	}
+
+	// Another Open's command with the same sequence answers nothing.
+	q := wait(6)
+	old := *drain
+	old.Seq, old.Session = 6, 76
+	commit(101, &old)
+	select {
+	case r := <-q.resp:
+		t.Fatalf("a command of an earlier Open answered a waiter: %+v", r)
+	default:
+	}
+}

@@ -175,10 +175,16 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 	}
 	// Sequences restart at every Open: only a command of this Open (its
 	// nonce) answers a waiter, never one of an earlier Open replayed or
-	// committed late.
-	if c.From == d.n.cfg.ID && c.Session == d.nonce && !res.dup {
+	// committed late. A duplicate whose waiter is still there was applied
+	// where this node did not see it (inside a snapshot) or is too old to
+	// tell: it is answered from the state, as answerFromSnapshot does,
+	// rather than left to wait for its ctx.
+	if c.From == d.n.cfg.ID && c.Session == d.nonce {
 		if p, ok := d.waiters[c.Seq]; ok {
 			delete(d.waiters, c.Seq)
+			if res.dup {
+				res = snapshotOutcome(c, next, d.n.offsets.Load())
+			}
 			p.resp <- res
 		}
 	}

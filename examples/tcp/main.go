@@ -145,6 +145,13 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 		return err
 	}
 	say("topic %q is ready", topic)
+	start, err := runStart(ctx, c)
+	if err != nil {
+		return err
+	}
+	if start > 0 {
+		say("the log holds earlier runs' records (kept in -dir): this run starts after offset %d", start-1)
+	}
 	for i := range o.Count {
 		msg := fmt.Sprintf("message %d from node %d", i, o.ID)
 		res, err := c.Append(ctx, topic, 0, []replog.Record{{Key: []byte(strconv.FormatUint(o.ID, 10)), Value: []byte(msg)}})
@@ -155,7 +162,7 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 	}
 	total := o.Count * len(ids)
 	perNode := map[string]int{}
-	off := int64(0)
+	off := start
 	for seen := 0; seen < total; {
 		res, err := c.Read(ctx, topic, 0, off, replog.MaxWait(time.Second))
 		if err != nil {
@@ -178,7 +185,7 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 		return fmt.Errorf("append: %w", err)
 	}
 	done := map[string]bool{}
-	for off = 0; len(done) < len(ids); {
+	for off = start; len(done) < len(ids); {
 		res, err := c.Read(ctx, topic, 0, off, replog.MaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
@@ -197,6 +204,29 @@ func runNode(ctx context.Context, w io.Writer, o nodeOptions) error {
 // doneKey is the key of the record a node appends once it has read every
 // node's messages.
 const doneKey = "done"
+
+// runStart returns the offset this run's records start at: after the last
+// done record of the earlier runs whose data -dir kept (0 for a fresh
+// log). No node of this run appends a done record before every node has
+// appended its messages, so the last one before then ends the last run.
+func runStart(ctx context.Context, c *replog.Cluster) (int64, error) {
+	var start, off int64
+	for {
+		res, err := c.Read(ctx, topic, 0, off)
+		if err != nil {
+			return 0, fmt.Errorf("read: %w", err)
+		}
+		if len(res.Records) == 0 {
+			return start, nil
+		}
+		for _, r := range res.Records {
+			if string(r.Key) == doneKey {
+				start = r.Offset + 1
+			}
+			off = r.Offset + 1
+		}
+	}
+}
 
 // ensureTopic creates the topic, or finds it created by another node. Until
 // every node has joined, a replication factor of 3 cannot be placed: wait

@@ -19,6 +19,26 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // Three nodes of the example, as goroutines of this test, over real TCP on
 // 127.0.0.1.
 func TestThreeNodesOverTCP(t *testing.T) {
+	runThree(t, nil)
+}
+
+// Run twice on the same data directories, the second run reads and counts
+// its own records only, not the first run's the log kept.
+func TestThreeNodesRunAgainOnTheirData(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	runThree(t, dirs)
+	outs := runThree(t, dirs)
+	for i, out := range outs {
+		if !strings.Contains(out, "map[1:3 2:3 3:3]") || !strings.Contains(out, "this run starts after offset") {
+			t.Errorf("node %d, second run:\n%s", i+1, out)
+		}
+	}
+}
+
+// runThree runs the example's three nodes once, with data in dirs if not
+// nil, and returns their outputs.
+func runThree(t *testing.T, dirs []string) []string {
+	t.Helper()
 	ls := make([]net.Listener, 3)
 	peers := map[replog.NodeID]string{}
 	for i := range ls {
@@ -36,8 +56,11 @@ func TestThreeNodesOverTCP(t *testing.T) {
 	errs := make([]error, 3)
 	for i := range 3 {
 		wg.Go(func() {
-			errs[i] = runNode(ctx, &outs[i], nodeOptions{ID: replog.NodeID(i + 1), Peers: peers,
-				Count: 3, Session: time.Second, Listener: ls[i]})
+			o := nodeOptions{ID: replog.NodeID(i + 1), Peers: peers, Count: 3, Session: time.Second, Listener: ls[i]}
+			if dirs != nil {
+				o.Dir = dirs[i]
+			}
+			errs[i] = runNode(ctx, &outs[i], o)
 		})
 	}
 	wg.Wait()
@@ -49,6 +72,11 @@ func TestThreeNodesOverTCP(t *testing.T) {
 			t.Errorf("node %d output lacks %q:\n%s", i+1, want, outs[i].String())
 		}
 	}
+	out := make([]string, 3)
+	for i := range outs {
+		out[i] = outs[i].String()
+	}
+	return out
 }
 
 func TestParsePeers(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
 	"github.com/replog/replog/transport"
 	"github.com/replog/replog/wal"
@@ -239,7 +240,7 @@ func TestFailoverUnderLoadNoLossNoDuplicate(t *testing.T) {
 				continue
 			}
 			rep := c.nodes[id].rep
-			for w := range 3 {
+			for w := range 8 { // more than maxSentCalls: calls join, and joined batches are retried
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -297,7 +298,16 @@ func TestFailoverUnderLoadNoLossNoDuplicate(t *testing.T) {
 		if len(acked) < 10 {
 			t.Fatalf("only %d appends acknowledged", len(acked))
 		}
-		t.Logf("%d acknowledged, %d in the log", len(acked), len(got))
+		batches := 0
+		b, _, _ := c.logBytes(c.leader("t", 0), "t", 0)
+		for rest := b; len(rest) > 0; batches++ {
+			_, next, err := log.SplitBatch(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = next
+		}
+		t.Logf("%d acknowledged, %d in the log, in %d batches", len(acked), len(got), batches)
 	})
 }
 

@@ -151,26 +151,57 @@ func TestProducerJoinsBehindSentCalls(t *testing.T) {
 	}
 }
 
-// A waiting call whose caller gives up is dropped, and the calls around
-// it still join: the joined batch's sequences run from the first for as
-// many records as it holds, within the span the calls had, so that they
-// overlap no other batch's.
-func TestProducerJoinsAcrossDroppedCall(t *testing.T) {
+// A join stops at a gap in the sequences, so that a joined batch's
+// sequences (first to first+count-1) are exactly its calls' and no other
+// batch carries any of them: a waiting call whose caller gave up is
+// dropped unsent, and an AcksNone call goes past calls that wait.
+func TestProducerJoinStopsAtGap(t *testing.T) {
 	p := joinProducer(1 << 20)
 	a := newJoinCall(t, p, AcksAll, "a")
 	b := newJoinCall(t, p, AcksAll, "b")
 	c := newJoinCall(t, p, AcksAll, "c")
+	d := newJoinCall(t, p, AcksAll, "d")
 	p.abandon(b)
 	if !answered(b) {
 		t.Fatal("abandoned unsent call not dropped")
 	}
 	learnLeader(p)
-	reqs := sentReqs(p)
-	if len(reqs) != 1 || batchValues(t, reqs[0].batch) != "a c" {
-		t.Fatalf("sent %d batches", len(reqs))
+	var got []string
+	for _, r := range sentReqs(p) {
+		got = append(got, fmt.Sprintf("%s %d..%d", batchValues(t, r.batch), r.firstSeq, r.lastSeq))
 	}
-	if r := reqs[0]; r.firstSeq != a.firstSeq || r.lastSeq != nextSeq(a.firstSeq) || seqBefore(c.lastSeq, r.lastSeq) {
-		t.Fatalf("joined sequences %d..%d, calls %d and %d", r.firstSeq, r.lastSeq, a.firstSeq, c.firstSeq)
+	want := []string{fmt.Sprintf("a %d..%d", a.firstSeq, a.lastSeq), fmt.Sprintf("c d %d..%d", c.firstSeq, d.lastSeq)}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("sent %q, want %q", got, want)
+	}
+
+	// AcksNone past waiting calls: e waits, f (AcksNone) goes, g waits; e
+	// and g must not join over f's sequence.
+	p = joinProducer(1 << 20)
+	learnLeader(p)
+	var first []*call
+	for range maxSentCalls {
+		first = append(first, newJoinCall(t, p, AcksAll, "s"))
+	}
+	sentReqs(p)
+	e := newJoinCall(t, p, AcksLeader, "e")
+	f := newJoinCall(t, p, AcksNone, "f")
+	p.abandon(f)
+	g := newJoinCall(t, p, AcksLeader, "g")
+	if reqs := sentReqs(p); len(reqs) != 1 || reqs[0].firstSeq != f.firstSeq {
+		t.Fatalf("want f alone sent, got %d batches", len(reqs))
+	}
+	p.complete(f, 1, codeOK, 1, 1, 4, 4)
+	for _, s := range first[:2] {
+		p.complete(s, 1, codeOK, 1, 1, 0, 0)
+	}
+	got = got[:0]
+	for _, r := range sentReqs(p) {
+		got = append(got, fmt.Sprintf("%s %d..%d", batchValues(t, r.batch), r.firstSeq, r.lastSeq))
+	}
+	want = []string{fmt.Sprintf("e %d..%d", e.firstSeq, e.lastSeq), fmt.Sprintf("g %d..%d", g.firstSeq, g.lastSeq)}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("sent %q, want %q (f is %d..%d)", got, want, f.firstSeq, f.lastSeq)
 	}
 }
 

@@ -163,8 +163,8 @@ const maxSentCalls = 4
 
 // joinLocked lets calls[i], about to be sent for the first time, take
 // along the calls submitted right after it that were never sent either:
-// as many as follow with the same acks and producer epoch and fit in
-// MaxBatchBytes. Their batches become one (log.JoinBatches)
+// as many as follow it in sequence, with the same acks and producer
+// epoch, and fit in MaxBatchBytes. Their batches become one (log.JoinBatches)
 // and they leave the list, to be answered with calls[i]. AcksNone calls
 // are never joined: their callers do not wait for an answer to share.
 func (p *producer) joinLocked(i int) {
@@ -172,15 +172,16 @@ func (p *producer) joinLocked(i int) {
 	if c.acks == AcksNone || len(c.joined) > 0 {
 		return
 	}
-	size, end := len(c.batch)+joinGrowth*int(c.own), i+1
+	size, end, last := len(c.batch)+joinGrowth*int(c.own), i+1, c
 	for ; end < len(p.mu.calls); end++ {
 		x := p.mu.calls[end]
 		grown := size + len(x.batch) - batchHeaderSize + joinGrowth*int(x.own)
 		if x.sent || x.attempt != 0 || x.finished || x.acks != c.acks || grown > p.m.cfg.MaxBatchBytes ||
+			x.firstSeq != nextSeq(last.lastSeq) ||
 			log.Batch(x.batch).ProducerEpoch() != log.Batch(c.batch).ProducerEpoch() {
 			break
 		}
-		size = grown
+		size, last = grown, x
 	}
 	if end == i+1 {
 		return
@@ -200,11 +201,11 @@ func (p *producer) joinLocked(i int) {
 		x.unit = c
 		c.count += x.own
 	}
-	// The joined batch's sequences run from c's for as many records as it
-	// holds. They end at or before the last joined call's: calls between
-	// them that were dropped unsent left gaps, whose sequences no batch
-	// ever carried.
-	c.batch, c.lastSeq = joined, lastSeqOf(c.firstSeq, c.count)
+	// The joined calls' sequences follow each other, so the joined batch's
+	// run from c's first to the last one's last, exactly: no other batch
+	// carries any of them. (A gap, left by a call dropped unsent or by an
+	// AcksNone call sent past a waiting one, ends the join.)
+	c.batch, c.lastSeq = joined, last.lastSeq
 	p.mu.calls = slices.Delete(p.mu.calls, i+1, end)
 }
 

@@ -528,3 +528,31 @@ func TestLaggingReplicaReadsCommittedOffsetFromLeader(t *testing.T) {
 		}
 	})
 }
+
+// A read that looked its topic up before the topic was deleted and
+// created again under the same name fails with meta.ErrUnknownTopic at
+// once, on the new topic's leader and elsewhere (so that Read goes on to
+// the new topic), instead of waiting for its ctx: the name now names
+// another topic, which the old ID's read must not wait for nor forward to.
+func TestReadOfRecreatedTopicIDEndsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTCluster(t, 3, nil)
+		old := c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c.deleteTopic(ctx, "t", old.ID)
+		nt := c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		l := c.leader("t", 0)
+		if nt.ID == old.ID || l == 0 {
+			t.Fatal("no new topic")
+		}
+		for _, id := range []uint64{l, l%3 + 1} {
+			rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := c.nodes[id].rep.readTopic(rctx, old, 0, 0, ReadOptions{MaxBytes: 1 << 20})
+			rcancel()
+			if !errors.Is(err, meta.ErrUnknownTopic) {
+				t.Errorf("read of the deleted topic's ID on node %d (new leader %d): %v, want ErrUnknownTopic", id, l, err)
+			}
+		}
+	})
+}

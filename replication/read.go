@@ -193,6 +193,9 @@ func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offse
 	for {
 		changed := m.changedCh()
 		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
+		if t, found := m.cfg.Meta.State().Topic(topic); !found || t.ID != key.topicID {
+			ok = false // deleted, or deleted and created again: Read retries on the new one
+		}
 		if r := m.replica(key); r != nil && (local || ok && part.Leader == m.cfg.ID) {
 			res, err := r.read(ctx, offset, opts)
 			if local || !errors.Is(err, log.ErrOffsetOutOfRange) || r.leading() {

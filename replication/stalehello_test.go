@@ -78,20 +78,7 @@ func TestStaleHelloDuringTruncation(t *testing.T) {
 		}
 
 		// A crashes; B (eligible again) is elected from the ISR.
-		if err := c.nodes[b].meta.SetUnhealthy(ctx, false); err != nil {
-			t.Fatal(err)
-		}
-		cuts[b].set()
-		c.stop(a)
-		c.waitFor("B leads", 60*time.Second, func() bool {
-			p, ok := c.nodes[b].meta.State().Partition("t", 0)
-			return ok && p.Leader == b
-		})
-		c.waitFor("B ready", 30*time.Second, func() bool {
-			rb.mu.Lock()
-			defer rb.mu.Unlock()
-			return rb.mu.role == roleLeader && rb.mu.ready
-		})
+		crashAElectB(t, ctx, c, cuts, a, b)
 		if end := rb.log.LogEndOffset(); end < 4 {
 			t.Errorf("new leader B's log ends at %d: r at 3, committed under A (hw 4) and served to readers, is lost", end)
 		}
@@ -157,20 +144,7 @@ func TestStaleHelloLosesNoAcksAll(t *testing.T) {
 		}
 		t.Errorf("AcksAll append of r acknowledged at %d, but ISR member B (ISR %v) ends at %d",
 			res.base, isr, rb.log.LogEndOffset())
-		if err := c.nodes[b].meta.SetUnhealthy(ctx, false); err != nil {
-			t.Fatal(err)
-		}
-		cuts[b].set()
-		c.stop(a)
-		c.waitFor("B leads", 60*time.Second, func() bool {
-			p, ok := c.nodes[b].meta.State().Partition("t", 0)
-			return ok && p.Leader == b
-		})
-		c.waitFor("B ready", 30*time.Second, func() bool {
-			rb.mu.Lock()
-			defer rb.mu.Unlock()
-			return rb.mu.role == roleLeader && rb.mu.ready
-		})
+		crashAElectB(t, ctx, c, cuts, a, b)
 		if res.err == nil && rb.log.LogEndOffset() <= res.base {
 			t.Errorf("AcksAll append of r returned offset %d; the new leader B (an ISR member) ends at %d: an acknowledged write is lost",
 				res.base, rb.log.LogEndOffset())
@@ -242,4 +216,25 @@ func staleHelloCluster(t *testing.T) (c *tcluster, cuts, fcuts map[uint64]*dropS
 		}
 	})
 	return c, cuts, fcuts, stalls
+}
+
+// crashAElectB ends the stale-hello scenario: B is made eligible again
+// and hears A again, A crashes, and B is elected from the ISR and leads.
+func crashAElectB(t *testing.T, ctx context.Context, c *tcluster, cuts map[uint64]*dropSender, a, b uint64) {
+	t.Helper()
+	if err := c.nodes[b].meta.SetUnhealthy(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	cuts[b].set()
+	c.stop(a)
+	c.waitFor("B leads", 60*time.Second, func() bool {
+		p, ok := c.nodes[b].meta.State().Partition("t", 0)
+		return ok && p.Leader == b
+	})
+	rb := replicaOf(t, c, b)
+	c.waitFor("B ready", 30*time.Second, func() bool {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return rb.mu.role == roleLeader && rb.mu.ready
+	})
 }

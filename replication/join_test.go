@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/replog/replog/log"
-	"github.com/replog/replog/meta"
 	"github.com/replog/replog/transport"
 )
 
@@ -309,11 +308,9 @@ func TestProducerJoinedCallsShareErrors(t *testing.T) {
 func TestJoinedForwardLossRetriedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		l, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		c.net.SetLink(f, l, transport.LinkFaults{Drop: 0.3})
 		c.net.SetLink(l, f, transport.LinkFaults{Drop: 0.3})
 		const producers, each = 8, 10
@@ -408,11 +405,9 @@ func TestProducerSendsAcksNonePastLimit(t *testing.T) {
 func TestAcksNoneBurstAllWritten(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		_, f := c.topicT()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 		defer cancel()
-		l := c.leader("t", 0)
-		f := c.other(l)
 		const n = 50
 		for i := range n {
 			if _, _, err := c.nodes[f].rep.Append(ctx, "t", 0, rec(fmt.Sprint("n", i)), AcksNone); err != nil {

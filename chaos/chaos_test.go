@@ -110,8 +110,6 @@ func TestChaos(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			cfg := configFor(seed, *durationFlag)
-			if cfg.ExpectLoss {
-			}
 			o := run(t, cfg)
 			t.Logf("%v\n%s\nfaults %v, %d ops in %v", o.cfg, o.result, o.faults, len(o.hist), o.elapsed.Round(time.Millisecond))
 			for _, g := range o.gaps {

@@ -112,10 +112,10 @@ func (p *producer) submit(c *call) error {
 // At most maxSentCalls calls whose callers wait for an answer (AcksLeader,
 // AcksAll) are sent and unanswered at once. The calls submitted meanwhile
 // wait, and the first of them to be sent takes the others along
-// (joinLocked): under many concurrent Appends a partition's
-// calls grow into batches, as a Kafka producer's do while its requests
-// are in flight, instead of each paying its own header, leader round
-// item, deduplication entry and answer.
+// (joinLocked): under many concurrent Appends a partition's calls grow
+// into batches, as a Kafka producer's do while its requests are in
+// flight, instead of each paying its own header, leader round item,
+// deduplication entry and answer.
 func (p *producer) pickLocked(now int64, dst []*call) []*call {
 	if p.mu.leader == 0 || len(p.mu.calls) == 0 {
 		return dst
@@ -153,8 +153,8 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 	return dst
 }
 
-// maxSentCalls is how many calls of a producer are sent and unanswered at
-// once. It bounds only the messages: the calls waiting behind them are
+// maxSentCalls is how many AcksLeader and AcksAll calls of a producer are
+// sent and unanswered at once. It bounds only the messages: the calls waiting behind them are
 // joined into one batch when they go, so every record submitted is on
 // its way or in the next batch. 4 keeps several rounds of a partition in
 // the pipeline (a leader pushes and writes round n+1 while it syncs round
@@ -164,9 +164,10 @@ const maxSentCalls = 4
 // joinLocked lets calls[i], about to be sent for the first time, take
 // along the calls submitted right after it that were never sent either:
 // as many as follow it in sequence, with the same acks and producer
-// epoch, and fit in MaxBatchBytes. Their batches become one (log.JoinBatches)
-// and they leave the list, to be answered with calls[i]. AcksNone calls
-// are never joined: their callers do not wait for an answer to share.
+// epoch, and fit in MaxBatchBytes. Their batches become one
+// (log.JoinBatches) and they leave the list, to be answered with
+// calls[i]. AcksNone calls are never joined: their callers do not wait
+// for an answer to share.
 func (p *producer) joinLocked(i int) {
 	c := p.mu.calls[i]
 	if c.acks == AcksNone || len(c.joined) > 0 {

@@ -194,11 +194,7 @@ func TestClusterFencing(t *testing.T) {
 func TestClusterMinority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 5, false)
-		l := c.leader()
-		c.registered()
-		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		l := c.topicT()
 		// Cut off the leader with one follower: it must lose its lease.
 		others := otherThan(c.peers, l)
 		minority := []uint64{others[0], l}
@@ -325,11 +321,7 @@ func TestClusterDrainAndUnhealthy(t *testing.T) {
 func TestClusterLostLogStopsNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
-		l := c.leader()
-		c.registered()
-		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		l := c.topicT()
 		f := otherThan(c.peers, l)[0]
 		c.stop(f)
 		c.mem[f] = NewMemStore() // the log is gone
@@ -378,11 +370,7 @@ func TestProposalAppliedInSnapshotAnswered(t *testing.T) {
 		for _, id := range c.peers {
 			c.start(id)
 		}
-		l := c.leader()
-		c.registered()
-		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		l := c.topicT()
 		var f uint64
 		for _, id := range c.peers {
 			if id != l {
@@ -429,11 +417,7 @@ func TestProposalAppliedInSnapshotAnswered(t *testing.T) {
 func TestNoLeaseReadDuringResign(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
-		l := c.leader()
-		c.registered()
-		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		l := c.topicT()
 		delay := 2 * c.nodes[l].cfg.TickInterval // under ElectionTicks/2 ticks
 		for _, id := range c.peers {
 			if id != l {

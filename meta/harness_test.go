@@ -185,6 +185,18 @@ func (c *cluster) leader() uint64 {
 	return l
 }
 
+// topicT waits for a leader and for every node's registration, creates
+// topic "t" (one partition) through the leader, and returns the leader.
+func (c *cluster) topicT() uint64 {
+	c.t.Helper()
+	l := c.leader()
+	c.registered()
+	if _, err := c.nodes[l].CreateTopic(ctxT(c.t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
+		c.t.Fatal(err)
+	}
+	return l
+}
+
 // registered waits until every running node has registered.
 func (c *cluster) registered() {
 	c.t.Helper()

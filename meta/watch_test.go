@@ -72,11 +72,7 @@ func TestWatchOrderAndResync(t *testing.T) {
 func TestLeaseExpiryForcesReadIndex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
-		l := c.leader()
-		c.registered()
-		if _, err := c.nodes[l].CreateTopic(ctxT(t, 10*time.Second), "t", TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		l := c.topicT()
 		f := uint64(1)
 		if f == l {
 			f = 2

@@ -75,27 +75,9 @@ func (w *Watcher) wake() {
 // is closed or the node stops (then ErrClosed).
 func (w *Watcher) Next(ctx context.Context) (Event, error) {
 	for {
-		w.mu.Lock()
-		switch {
-		case w.mu.closed:
-			w.mu.Unlock()
-			return Event{}, ErrClosed
-		case w.mu.resync:
-			w.mu.resync = false
-			w.mu.Unlock()
-			s := w.n.State()
-			return Event{Type: EventResync, Index: s.index, State: s}, nil
-		case len(w.mu.q) > 0:
-			e := w.mu.q[0]
-			w.mu.q[0] = Event{}
-			w.mu.q = w.mu.q[1:]
-			if len(w.mu.q) == 0 {
-				w.mu.q = nil
-			}
-			w.mu.Unlock()
-			return e, nil
+		if e, ok, err := w.take(); ok || err != nil {
+			return e, err
 		}
-		w.mu.Unlock()
 		select {
 		case <-w.notify:
 		case <-ctx.Done():
@@ -111,6 +93,33 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 	}
 }
 
+// take returns the next event without waiting: ok is false when none is
+// queued; err is ErrClosed once the Watcher is closed.
+func (w *Watcher) take() (e Event, ok bool, err error) {
+	w.mu.Lock()
+	switch {
+	case w.mu.closed:
+		w.mu.Unlock()
+		return Event{}, false, ErrClosed
+	case w.mu.resync:
+		w.mu.resync = false
+		w.mu.Unlock()
+		s := w.n.State()
+		return Event{Type: EventResync, Index: s.index, State: s}, true, nil
+	case len(w.mu.q) > 0:
+		e := w.mu.q[0]
+		w.mu.q[0] = Event{}
+		w.mu.q = w.mu.q[1:]
+		if len(w.mu.q) == 0 {
+			w.mu.q = nil
+		}
+		w.mu.Unlock()
+		return e, true, nil
+	}
+	w.mu.Unlock()
+	return Event{}, false, nil
+}
+
 // Notify returns a channel that receives a value whenever events may be
 // waiting, for a caller that selects on several sources and then drains
 // with TryNext. Wake-ups coalesce (capacity one).
@@ -118,14 +127,8 @@ func (w *Watcher) Notify() <-chan struct{} { return w.notify }
 
 // TryNext returns the next event if one is waiting.
 func (w *Watcher) TryNext() (Event, bool) {
-	w.mu.Lock()
-	if w.mu.closed || (!w.mu.resync && len(w.mu.q) == 0) {
-		w.mu.Unlock()
-		return Event{}, false
-	}
-	w.mu.Unlock()
-	e, err := w.Next(context.Background())
-	return e, err == nil
+	e, ok, _ := w.take()
+	return e, ok
 }
 
 // Close stops the Watcher; Next returns ErrClosed.

@@ -108,3 +108,47 @@ func otherThan(ids []uint64, x uint64) []uint64 {
 	}
 	return out
 }
+
+// TestTryNextConsumersNeverBlock: consumers sharing a Watcher (each woken
+// by Notify, draining with TryNext) each take distinct events, and a
+// TryNext that loses the last event to another returns at once instead of
+// waiting for the next event.
+func TestTryNextConsumersNeverBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const events = 20000
+		w := &Watcher{n: &Node{done: make(chan struct{})}, max: events, notify: make(chan struct{}, 1)}
+		evs := make([]Event, events)
+		for i := range evs {
+			evs[i].Index = uint64(i + 1)
+		}
+		w.push(evs)
+		got := make([][]uint64, 2)
+		done := make(chan struct{})
+		for c := range got {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for {
+					e, ok := w.TryNext()
+					if !ok {
+						return
+					}
+					got[c] = append(got[c], e.Index)
+				}
+			}()
+		}
+		<-done // a consumer blocked in TryNext is a deadlock synctest reports
+		<-done
+		seen := map[uint64]bool{}
+		for _, g := range got {
+			for _, i := range g {
+				if seen[i] {
+					t.Fatalf("event %d taken twice", i)
+				}
+				seen[i] = true
+			}
+		}
+		if len(seen) != events {
+			t.Fatalf("consumers took %d of %d events", len(seen), events)
+		}
+	})
+}

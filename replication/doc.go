@@ -130,7 +130,10 @@
 // 0: a follower sends one unasked when it starts following an epoch (a
 // restarted node, say), having forgotten where its log agrees, and is
 // matched again even if the leader had matched it; probes carry
-// generations from 1. A follower that does not know where its log agrees
+// generations from 1. That hello is answered by the follower's worker, in
+// order after the pushes of earlier epochs it is still applying (a
+// truncation, say) and once the appends before it are durable, so that it
+// describes the log the leader's match will find. A follower that does not know where its log agrees
 // answers a high-watermark push with "mismatch" (its hello was lost),
 // which rematches it too, and drops the rest of that generation (the
 // rematch starts from the log it answered with). A leader sends no

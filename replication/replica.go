@@ -600,8 +600,14 @@ func (r *replica) becomeFollowerLocked(leader uint64, epoch int32, out *answers)
 	}
 	r.mu.ready, r.mu.superseded, r.mu.followers = false, false, nil
 	if leader != 0 && r.mu.failed == nil {
-		r.m.peer(leader).ack(&ackItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
-			status: ackHello, lastEpoch: r.log.LatestEpoch(), logEnd: r.log.LogEndOffset()})
+		// Greet the leader with a hello of generation 0, as if it had
+		// probed: the worker answers it in order, after the steps it is
+		// running or will run first (an older leader's truncation, say)
+		// and once the appends before it are durable, so that the log it
+		// describes is the one the leader's match push will find.
+		r.mu.fq = append(r.mu.fq, pushItem{topicID: r.key.topicID, partition: r.key.partition, epoch: epoch,
+			flags: pushProbe, arrived: r.m.mono()})
+		r.kickLocked()
 	}
 }
 

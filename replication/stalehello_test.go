@@ -10,13 +10,15 @@ import (
 	"github.com/replog/replog/wal"
 )
 
-// A follower's unasked hello to a new leader is built from its log
-// (LatestEpoch, LogEndOffset) while its worker may still be applying a
-// push of the previous epoch (here: the previous leader's match push,
-// which truncates). The new leader must not count the follower at the
-// hello's log end before the follower acknowledges a push of that match
-// (fstate.confirmed): the high watermark would pass records the follower
-// then truncates.
+// A follower's unasked hello to a new leader, were it built from its log
+// (LatestEpoch, LogEndOffset) at once, could describe the log before a
+// push of the previous epoch its worker is still applying (here: the
+// previous leader's match push, which truncates). The follower sends it
+// through its worker, after that step; and the new leader does not count
+// a follower at a hello's log end before the follower acknowledges a push
+// of that match (fstate.confirmed): else the high watermark would pass
+// records the follower then truncates. The tests check both: the real
+// hello waits, and a stale one delivered by hand does no harm.
 //
 // A (preferred leader, epoch E) writes r at 3; B holds it, C does not.
 // C leads E+1 and tells B to truncate to 3; B's disk stalls in that
@@ -158,7 +160,9 @@ func TestStaleHelloLosesNoAcksAll(t *testing.T) {
 // truncate to 3, which blocks on B's disk; then A leads e+2, B learning
 // of it only once A's epoch is begun (B is cut off meanwhile, for less
 // than the session timeout), so that its hello is not ignored as early.
-// It returns with the network healed and every replication link open.
+// It checks that B's hello waits for the truncation, then hands A the
+// stale hello B would otherwise have sent. It returns with the network
+// healed and every replication link open.
 func staleHelloLeaders(t *testing.T, ctx context.Context, c *tcluster, cuts map[uint64]*dropSender, stallB *wal.StallFS, a, b, cc uint64, e int32) {
 	t.Helper()
 	if err := c.nodes[b].meta.SetUnhealthy(ctx, true); err != nil {
@@ -193,6 +197,23 @@ func staleHelloLeaders(t *testing.T, ctx context.Context, c *tcluster, cuts map[
 	cuts[a].set()
 	cuts[cc].set()
 	c.net.Heal()
+
+	// B greets A through its worker, which is blocked in C's truncation:
+	// no hello reaches A meanwhile (it would describe the log before the
+	// truncation). The hello a follower greeting at once would send is
+	// delivered by hand instead, so that the leader's own guard is tested
+	// too: it must not count B at that log end before B confirms it.
+	ra, rb := replicaOf(t, c, a), replicaOf(t, c, b)
+	time.Sleep(time.Second) // fake time: let messages and ticks run
+	ra.mu.Lock()
+	fb := ra.mu.followers[b]
+	matched := fb != nil && fb.matched
+	ra.mu.Unlock()
+	if matched {
+		t.Fatal("A matched B on a hello B sent while its worker was still truncating")
+	}
+	ra.onAck(b, &ackItem{topicID: ra.key.topicID, partition: ra.key.partition, epoch: e + 2,
+		status: ackHello, lastEpoch: rb.log.LatestEpoch(), logEnd: rb.log.LogEndOffset()})
 }
 
 // staleHelloCluster starts 3 nodes whose file systems can stall and whose

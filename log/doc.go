@@ -20,7 +20,8 @@
 // producer fields), AppendFollower, ReadBatches, SetHighWatermark,
 // WaitEnd (a leader waiting for data to serve a fetch), BeginEpoch and
 // EndOffsetForEpoch (leader-epoch truncation), TruncateTo (and
-// TruncateBelowHighWatermark, see the caveats). Consumers use
+// TruncateBelowHighWatermark, see the caveats), ResetTo (a follower
+// starting over at its leader's log start). Consumers use
 // Read below HighWatermark and Wait.
 //
 // # Guarantees
@@ -30,11 +31,12 @@
 //     wal's durability promises. Offsets handed out to AppendLeader callers
 //     whose write is still in flight are not yet in it.
 //   - The high watermark never exceeds LogEndOffset and never moves
-//     backwards while the Log is open, with one exception: a
+//     backwards while the Log is open, with two exceptions: a
 //     TruncateBelowHighWatermark on a Log whose Options.WAL.Durability is
-//     not wal.SyncAlways lowers it to the new log end (see the caveats).
-//     Under SyncAlways it never moves backwards. It is persisted lazily (checkpoints,
-//     Close); after a crash it comes back at or below where it was, never
+//     not wal.SyncAlways lowers it to the new log end (see the caveats),
+//     and ResetTo sets it to the new log start, whatever it was. It is
+//     persisted lazily (checkpoints, Close); after a crash it comes back
+//     at or below where it was (a crash during ResetTo included), never
 //     above the recovered log end.
 //   - Reads never return a record at or above the limit the caller passes,
 //     nor beyond LogEndOffset. Below LogStartOffset they fail with

@@ -138,3 +138,65 @@ func TestResetToCrashBeforeCut(t *testing.T) {
 		t.Fatalf("after a crash during the reset: %s", got)
 	}
 }
+
+// A crash during a reset never raises the high watermark of the old log
+// it recovers: records above it were never committed, and once counted
+// below it the follower could not truncate them.
+func TestResetToCrashKeepsHighWatermark(t *testing.T) {
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	l := mustOpen(t, opts)
+	for i := range 10 {
+		appendLeader(t, l, 1, fmt.Sprint(i))
+	}
+	if err := l.SetHighWatermark(4); err != nil { // 4..9 not committed
+		t.Fatal(err)
+	}
+	ffs.Inject(wal.Fault{Ops: wal.OpTruncate, Sticky: true})
+	if err := l.ResetTo(context.Background(), 500); err == nil {
+		t.Fatal("ResetTo with the wal truncation failing succeeded")
+	}
+	crash(l, ffs, fsys, wal.CrashOptions{})
+	l = mustOpen(t, opts)
+	defer l.Close()
+	if s, e := l.LogStartOffset(), l.LogEndOffset(); s != 0 || e != 10 {
+		t.Fatalf("start %d end %d, want the old log 0-10", s, e)
+	}
+	if hw := l.HighWatermark(); hw > 4 {
+		t.Fatalf("high watermark %d after a crash during ResetTo, was 4: records 4..%d read as committed", hw, hw-1)
+	}
+}
+
+// A crash while a reset removes the old log's segments (the later ones
+// gone, the first not yet cut) recovers a prefix of the old log, with
+// its high watermark no higher than before.
+func TestResetToCrashMidCut(t *testing.T) {
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	l := mustOpen(t, opts)
+	for i := range 60 {
+		appendLeader(t, l, 1, fmt.Sprint(i)+string(make([]byte, 200)))
+	}
+	if err := l.SetHighWatermark(4); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(wal.Fault{Ops: wal.OpTruncate, Sticky: true})
+	if err := l.ResetTo(context.Background(), 500); err == nil {
+		t.Fatal("ResetTo with the wal truncation failing succeeded")
+	}
+	crash(l, ffs, fsys, wal.CrashOptions{})
+	l = mustOpen(t, opts)
+	defer l.Close()
+	s, e, hw := l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark()
+	if s != 0 || e == 0 || e >= 60 {
+		t.Fatalf("after a crash while the reset removed segments: log [%d, %d), want a prefix of the old log [0, 60)", s, e)
+	}
+	if hw > 4 {
+		t.Fatalf("high watermark %d, was 4", hw)
+	}
+	if got := values(t, l, 0); !strings.HasPrefix(got, "[0\x00") {
+		t.Fatalf("the prefix reads %.20q", got)
+	}
+}

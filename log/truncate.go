@@ -122,8 +122,10 @@ func (l *Log) truncate(ctx context.Context, offset int64, belowHW bool) error {
 // and high watermark all become offset, even if that lowers the high
 // watermark; the epoch cache and index are emptied. It first waits for
 // every queued append, and is durable when it returns: a crash after it
-// recovers the empty log at offset; a crash during it recovers either
-// the old log or the new one. Errors: ErrOffsetOutOfRange for a negative
+// recovers the empty log at offset; a crash during it recovers the new
+// log, or the old one (a prefix of it if the crash came while its
+// segments were being removed) with a high watermark no higher than
+// before. Errors: ErrOffsetOutOfRange for a negative
 // offset, ErrClosed, storage errors wrapped, ctx's error.
 func (l *Log) ResetTo(ctx context.Context, offset int64) error {
 	if offset < 0 {
@@ -142,12 +144,15 @@ func (l *Log) ResetTo(ctx context.Context, offset int64) error {
 		return ErrClosed
 	}
 	l.ackLocked()
-	interval := l.mu.index.interval
+	interval, hw := l.mu.index.interval, l.mu.hw
 	l.mu.Unlock()
 	// The checkpoint first: until the wal is cut, recovery finds batches
-	// that do not start at its offset, ignores it and keeps the old log.
+	// that do not start at its offset, ignores it and keeps the old log
+	// (or what the cut left of it) with the checkpoint's high watermark,
+	// which must then be no higher than the old log's. Once the cut is
+	// done, recovery raises it to the log start, offset.
 	pos := l.wal.Start()
-	ck := &checkpoint{CoverPos: int64(pos), CoverOffset: offset, HighWater: offset, StartOffset: offset}
+	ck := &checkpoint{CoverPos: int64(pos), CoverOffset: offset, HighWater: min(hw, offset), StartOffset: offset}
 	if err := l.writeCheckpoint(ck); err != nil {
 		return err
 	}

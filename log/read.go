@@ -191,12 +191,14 @@ func (l *Log) wait(ctx context.Context, offset int64, set *waitSet, value func()
 	l.mu.Unlock()
 	select {
 	case <-w.ch:
+		// Released by the value passing offset, or by Close. A truncation
+		// may have lowered the value since: released stays released.
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if value() > offset {
-			return nil
+		if value() <= offset && l.mu.closed {
+			return ErrClosed
 		}
-		return ErrClosed
+		return nil
 	case <-ctx.Done():
 		l.mu.Lock()
 		set.remove(w)

@@ -216,3 +216,29 @@ func TestTruncateRefusedWhileACheckpointWriteIsStuck(t *testing.T) {
 		}
 	})
 }
+
+// A Wait the high watermark released stays released, even if a
+// truncation lowers the high watermark before the waiter runs: it
+// returns nil, not ErrClosed, on an open log.
+func TestReleasedWaitStaysReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions(wal.NewMemFS(), newClock())
+		opts.WAL.Durability = wal.SyncNever
+		l := mustOpen(t, opts)
+		defer l.Close()
+		for i := range 10 {
+			appendLeader(t, l, 1, string(rune('a'+i)))
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- l.Wait(context.Background(), 5) }()
+		synctest.Wait() // the waiter is parked
+		l.mu.Lock()
+		l.mu.hw = 10 // SetHighWatermark(10) releases it,
+		l.mu.hwWait.advance(10)
+		l.mu.hw = 3 // and TruncateBelowHighWatermark(3) runs before it wakes
+		l.mu.Unlock()
+		if err := <-errc; err != nil {
+			t.Fatalf("Wait released by the high watermark, then truncated below: %v (the log is open)", err)
+		}
+	})
+}

@@ -323,3 +323,39 @@ func TestTruncateBelowHighWatermark(t *testing.T) {
 	}
 	checkInvariants(t, l)
 }
+
+// A retention whose segment removal fails leaves the log start where it
+// was and readable (the wal dropped the segment before removing it: the
+// log start then named records the wal no longer served).
+func TestFailedRetentionKeepsStartReadable(t *testing.T) {
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	opts.RetentionBytes = 4096
+	l := mustOpen(t, opts)
+	defer l.Close()
+	for i := range 80 {
+		appendLeader(t, l, 1, fmt.Sprint(i)+string(make([]byte, 200)))
+	}
+	if err := l.SetHighWatermark(80); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(wal.Fault{Ops: wal.OpRemove})
+	if _, err := l.EnforceRetention(context.Background()); err == nil {
+		t.Fatal("EnforceRetention with a failing remove succeeded")
+	}
+	start := l.LogStartOffset()
+	if _, err := l.Read(start, l.HighWatermark(), 1<<20); err != nil {
+		t.Fatalf("Read at LogStartOffset %d after a failed retention: %v", start, err)
+	}
+	// The next retention removes what the failed one could not.
+	if _, err := l.EnforceRetention(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() == start {
+		t.Fatal("retention after the failure removed nothing")
+	}
+	if _, err := l.Read(l.LogStartOffset(), l.HighWatermark(), 1<<20); err != nil {
+		t.Fatalf("Read at the log start after retention: %v", err)
+	}
+}

@@ -207,13 +207,17 @@ func (l *Log) deleteBefore(pos Pos) error {
 			return nil
 		}
 		first := segs[0]
-		l.mu.segs = segs[1:]
 		l.mu.Unlock()
-		err := l.fs.Remove(join(l.dir, first.name))
-		l.release(first)
-		if err != nil {
+		// Remove the file first: a removal that fails leaves the segment
+		// in the Log and Start where it was, so that everything from
+		// Start stays readable. Readers hold the file open meanwhile.
+		if err := l.fs.Remove(join(l.dir, first.name)); err != nil {
 			return fmt.Errorf("wal: delete %s: %w", first.name, err)
 		}
+		l.mu.Lock()
+		l.mu.segs = l.mu.segs[1:]
+		l.mu.Unlock()
+		l.release(first)
 		if err := l.guard("sync dir", func() error { return l.fs.SyncDir(l.dir) }); err != nil {
 			return err
 		}

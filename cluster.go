@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/replog/replog/meta"
 	"github.com/replog/replog/replication"
 	"github.com/replog/replog/transport"
+	"github.com/replog/replog/wal"
 )
 
 // Cluster is one node of a replog cluster, as seen by the application that
@@ -53,7 +53,7 @@ func Open(cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if cfg.Dir != "" {
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		if err := wal.MkdirAll(wal.OSFS{}, cfg.Dir); err != nil {
 			return nil, fmt.Errorf("replog: open: %w", err)
 		}
 	}

@@ -2,7 +2,10 @@ package meta
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
@@ -52,6 +55,13 @@ func openStorage(path string) (*storage, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeoutOpen})
 	if err != nil {
+		return nil, fmt.Errorf("meta: open %s: %w", path, err)
+	}
+	// bolt.Open may have created the file; bbolt syncs the file, not its
+	// entry in the directory, which a power failure could otherwise take
+	// with every vote and entry stored in it.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		_ = db.Close() // the sync error is the one to report
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
 	s.db = db
@@ -218,4 +228,13 @@ func deleteEntries(b *bolt.Bucket, lo, hi uint64) error {
 		}
 	}
 	return nil
+}
+
+// syncDir makes the entries of the directory durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

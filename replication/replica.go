@@ -176,8 +176,8 @@ func replicaDir(base, topic string, topicID uint64, partition int32) string {
 
 func (m *Manager) openReplica(topic string, key pkey, cfg meta.TopicConfig) (*replica, error) {
 	dir := replicaDir(m.cfg.Dir, topic, key.topicID, key.partition)
-	if err := m.cfg.FS.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("replication: create %s: %w", dir, err)
+	if err := wal.MkdirAll(m.cfg.FS, dir); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
 	}
 	opts := log.Options{
 		WAL: wal.Options{FS: m.cfg.FS, Dir: dir, SegmentSize: m.cfg.SegmentSize,
@@ -309,7 +309,7 @@ func (m *Manager) forgetJournal(dir string) error {
 // name. The files are kept for inspection; nothing reads them again.
 func (m *Manager) quarantine(dir string) (string, error) {
 	q := fmt.Sprintf("%s%s%d", dir, quarantineInfix, m.cfg.Clock().UnixNano())
-	if err := m.cfg.FS.MkdirAll(q); err != nil {
+	if err := wal.MkdirAll(m.cfg.FS, q); err != nil {
 		return "", err
 	}
 	names, err := m.cfg.FS.ReadDir(dir)

@@ -213,8 +213,9 @@
 //
 // # Files
 //
-// A Log's directory holds its segments and, between Close and the next Open,
-// the marker:
+// Open creates the Log's directory if need be, durably (MkdirAll: each
+// parent that gained an entry is synced). A Log's directory holds its
+// segments and, between Close and the next Open, the marker:
 //
 //	00000000000000000000.wal   segment whose first frame is at Pos 0
 //	00000000000067108864.wal   segment whose first frame is at Pos 67108864

@@ -69,3 +69,32 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("wal: read %s: %w", name, err)
 }
+
+// MkdirAll creates dir and its missing parents durably: once it returns,
+// a crash keeps them (FS.MkdirAll alone promises nothing about crashes on
+// an OS file system: a new directory's entry lives in its parent, which
+// must be synced). Each parent that gained an entry is synced, from the
+// deepest up. Directories that existed are not synced again.
+func MkdirAll(fsys FS, dir string) error {
+	var created []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := fsys.ReadDir(p); err == nil {
+			break
+		}
+		created = append(created, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if err := fsys.MkdirAll(dir); err != nil {
+		return fmt.Errorf("wal: create %s: %w", dir, err)
+	}
+	for _, p := range created {
+		if parent := filepath.Dir(p); parent != p {
+			if err := fsys.SyncDir(parent); err != nil {
+				return fmt.Errorf("wal: create %s: sync %s: %w", dir, parent, err)
+			}
+		}
+	}
+	return nil
+}

@@ -26,7 +26,8 @@ type FS interface {
 	// Rename renames a file, replacing newname if it exists; durable after
 	// SyncDir of the directory.
 	Rename(oldname, newname string) error
-	// MkdirAll creates a directory and its parents.
+	// MkdirAll creates a directory and its parents; durable after SyncDir
+	// of each parent that gained an entry (see the function MkdirAll).
 	MkdirAll(dir string) error
 	// ReadDir returns the names of the entries of dir, sorted.
 	ReadDir(dir string) ([]string, error)

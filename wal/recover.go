@@ -22,8 +22,8 @@ const (
 // empty directory), checks that they are contiguous, recovers the last one
 // and removes the clean-shutdown marker. It returns the segments and the end.
 func (l *Log) recover() (segs []*segment, end Pos, err error) {
-	if err := l.fs.MkdirAll(l.dir); err != nil {
-		return nil, 0, fmt.Errorf("wal: create %s: %w", l.dir, err)
+	if err := MkdirAll(l.fs, l.dir); err != nil {
+		return nil, 0, err
 	}
 	names, err := l.fs.ReadDir(l.dir)
 	if err != nil {

@@ -178,9 +178,9 @@
 //
 // # Failure
 //
-// Every sync has a deadline, Options.SyncTimeout. A sync still blocked past
-// it fails the Log at once, while the sync is still blocked: every waiting
-// and every later call returns ErrStorageStalled. A failed write (ENOSPC,
+// Every sync and every segment write has a deadline, Options.SyncTimeout.
+// One still blocked past it fails the Log at once, while it is still
+// blocked: every waiting and every later call returns ErrStorageStalled. A failed write (ENOSPC,
 // EIO, a short write) or a failed sync also fails the Log, with the IO error
 // wrapped. Failure is sticky: Err reports it, the Log never retries a sync on
 // the same file (after a failed fsync the kernel may have dropped the dirty
@@ -287,8 +287,8 @@
 //   - TruncateAfter and DeleteBefore are not meant to race with readers of
 //     the positions they drop: such a read returns the dropped frame or
 //     ErrOutOfRange, never garbage.
-//   - Close returns promptly even while a sync is stalled; the writer
-//     goroutine, blocked in the sync syscall, exits when the syscall returns
-//     (Done reports it). An OS sync that never returns keeps that one
-//     goroutine and its files for the life of the process.
+//   - Close returns promptly even while a sync or write is stalled; the
+//     writer goroutine, blocked in the syscall, exits when the syscall
+//     returns (Done reports it). An OS call that never returns keeps that
+//     one goroutine and its files for the life of the process.
 package wal

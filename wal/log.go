@@ -72,8 +72,9 @@ type Options struct {
 	// DefaultSyncInterval (100 ms).
 	SyncInterval time.Duration
 	// SyncTimeout is the deadline of one sync (and of the directory syncs of
-	// segment rolls, truncation and retention). A sync still blocked past it
-	// fails the Log with ErrStorageStalled. Default DefaultSyncTimeout (10 s).
+	// segment rolls, truncation and retention) and of one segment write. A
+	// sync or write still blocked past it fails the Log with
+	// ErrStorageStalled. Default DefaultSyncTimeout (10 s).
 	SyncTimeout time.Duration
 	// MaxFrameSize is the largest payload Enqueue accepts. Default
 	// DefaultMaxFrameSize (16 MiB); at most 1 GiB.
@@ -177,6 +178,7 @@ type Log struct {
 	durableEnd atomic.Int64 // synced; only the writer stores (under mu)
 	truncGen   atomic.Uint64
 	syncing    atomic.Pointer[segment] // the segment syncActive syncs
+	writing    atomic.Bool             // the writer is in a segment write (for the watchdog's message)
 	syncs      atomic.Int64
 	commits    atomic.Int64 // group commits through Options.Journal
 	writes     atomic.Int64

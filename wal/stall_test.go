@@ -246,3 +246,65 @@ func TestEnqueueBackPressure(t *testing.T) {
 		}
 	})
 }
+
+// writeStallFS blocks segment writes while stalled (a device whose queue
+// is full, or dirty pages throttled), not syncs.
+type writeStallFS struct {
+	FS
+	stalled chan struct{} // closed: writes block on release
+	release chan struct{}
+}
+
+func (w *writeStallFS) Create(name string) (File, error) {
+	f, err := w.FS.Create(name)
+	return &writeStallFile{File: f, fs: w}, err
+}
+
+func (w *writeStallFS) OpenReadWrite(name string) (File, error) {
+	f, err := w.FS.OpenReadWrite(name)
+	return &writeStallFile{File: f, fs: w}, err
+}
+
+type writeStallFile struct {
+	File
+	fs *writeStallFS
+}
+
+func (f *writeStallFile) WriteAt(p []byte, off int64) (int, error) {
+	select {
+	case <-f.fs.stalled:
+		<-f.fs.release
+	default:
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// TestStalledWrite: a segment write blocked past SyncTimeout fails the Log
+// with ErrStorageStalled, even with no sync to notice (SyncNever), and
+// Close returns at the deadline.
+func TestStalledWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		wfs := &writeStallFS{FS: NewMemFS(), stalled: make(chan struct{}), release: make(chan struct{})}
+		l, err := Open(Options{FS: wfs, Dir: testDir, SyncTimeout: stallTimeout, Durability: SyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+		close(wfs.stalled)
+		start := time.Now()
+		if _, err := l.Append(ctx, []byte("stalled")); !errors.Is(err, ErrStorageStalled) {
+			t.Fatalf("Append during a stalled write = %v, want ErrStorageStalled", err)
+		}
+		if d := time.Since(start); d != stallTimeout {
+			t.Fatalf("the stalled write failed the Log after %v, want %v", d, stallTimeout)
+		}
+		if err := l.Close(); !errors.Is(err, ErrStorageStalled) {
+			t.Fatalf("Close = %v", err)
+		}
+		close(wfs.release)
+		<-l.Done()
+	})
+}

@@ -157,7 +157,17 @@ func (l *Log) writeBatch(batch []byte, start Pos) error {
 			}
 			continue
 		}
+		// Under the watchdog: a write blocks too when the device stops
+		// (dirty pages throttled, a full queue), with no sync to notice.
+		l.syncing.Store(l.w.active)
+		l.writing.Store(true)
+		l.w.watchdog.Reset(l.opts.SyncTimeout)
 		wrote, err := l.w.active.f.WriteAt(batch[off:off+n], l.w.size)
+		stalled := !l.w.watchdog.Stop()
+		l.writing.Store(false)
+		if stalled {
+			return l.fail(ErrStorageStalled) // stalledSync already failed the Log
+		}
 		l.writes.Add(1)
 		l.bytes.Add(int64(wrote))
 		if err == nil && wrote < n {
@@ -264,14 +274,17 @@ func (l *Log) syncActive() error {
 	return nil
 }
 
-// stalledSync is the watchdog of syncActive: it fails the Log while the sync
-// is still blocked.
+// stalledSync is the watchdog of syncActive and of writeBatch's writes: it
+// fails the Log while the sync or write is still blocked.
 func (l *Log) stalledSync() {
-	name := "?"
+	name, op := "?", "sync"
 	if s := l.syncing.Load(); s != nil {
 		name = s.name
 	}
-	l.fail(fmt.Errorf("%w: sync %s blocked for more than %v", ErrStorageStalled, name, l.opts.SyncTimeout))
+	if l.writing.Load() {
+		op = "write"
+	}
+	l.fail(fmt.Errorf("%w: %s %s blocked for more than %v", ErrStorageStalled, op, name, l.opts.SyncTimeout))
 }
 
 // roll syncs the active segment and starts a new one at start: created,

@@ -234,6 +234,7 @@ func TestSyncNeverLeaderCrashAfterFollowersLag(t *testing.T) {
 		stalls := map[uint64]*writeStallFS{}
 		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
 			cfg.Durability = wal.SyncNever
+			cfg.SyncTimeout = 10 * time.Minute // slow followers, not failed ones: their writes block for a minute
 			s := &writeStallFS{FS: cfg.FS}
 			stalls[id] = s
 			cfg.FS = s

@@ -186,8 +186,8 @@ func TestUnknownTopicAnswerAfterRetry(t *testing.T) {
 			t.Fatalf("attempts %d and %d, want 1 and 2", once.attempt, twice.attempt)
 		}
 		p.mu.Unlock()
-		p.complete(once, 1, codeUnknownTopic, 0, 0, 0, 0)
-		p.complete(twice, 2, codeUnknownTopic, 0, 0, 0, 0)
+		answerCall(p, once, 1, codeUnknownTopic, 0, 0, 0, 0)
+		answerCall(p, twice, 2, codeUnknownTopic, 0, 0, 0, 0)
 		<-once.done
 		<-twice.done
 		if !errors.Is(once.err, meta.ErrUnknownTopic) {

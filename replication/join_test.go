@@ -108,7 +108,7 @@ func TestProducerJoinsWaitingCalls(t *testing.T) {
 		t.Fatalf("sent sequences %d..%d (%d records, header %d), want %d..%d", r.firstSeq, r.lastSeq, r.count,
 			log.Batch(r.batch).BaseSequence(), a.firstSeq, c.lastSeq)
 	}
-	p.complete(a, r.attempt, codeOK, 1, 1, 100, 105)
+	answerCall(p, a, r.attempt, codeOK, 1, 1, 100, 105)
 	for _, x := range []struct {
 		c          *call
 		base, last int64
@@ -143,7 +143,7 @@ func TestProducerJoinsBehindSentCalls(t *testing.T) {
 	if n := len(sentReqs(p)); n != 0 {
 		t.Fatalf("%d calls sent past the limit", n)
 	}
-	p.complete(first[0], 1, codeOK, 1, 1, 0, 0)
+	answerCall(p, first[0], 1, codeOK, 1, 1, 0, 0)
 	reqs := sentReqs(p)
 	if len(reqs) != 1 || batchValues(t, reqs[0].batch) != strings.Join(waiting, " ") {
 		t.Fatalf("after an answer sent %d batches, want one of the 5 waiting calls", len(reqs))
@@ -190,9 +190,9 @@ func TestProducerJoinStopsAtGap(t *testing.T) {
 	if reqs := sentReqs(p); len(reqs) != 1 || reqs[0].firstSeq != f.firstSeq {
 		t.Fatalf("want f alone sent, got %d batches", len(reqs))
 	}
-	p.complete(f, 1, codeOK, 1, 1, 4, 4)
+	answerCall(p, f, 1, codeOK, 1, 1, 4, 4)
 	for _, s := range first[:2] {
-		p.complete(s, 1, codeOK, 1, 1, 0, 0)
+		answerCall(p, s, 1, codeOK, 1, 1, 0, 0)
 	}
 	got = got[:0]
 	for _, r := range sentReqs(p) {
@@ -221,7 +221,7 @@ func TestProducerJoinedCallAbandoned(t *testing.T) {
 		t.Fatal("abandoning a joined call in flight answered it")
 	}
 	// "Retry": the batch waits to be resent, and the caller of a gives up.
-	p.complete(a, 1, codeRetry, 0, 0, -1, -1)
+	answerCall(p, a, 1, codeRetry, 0, 0, -1, -1)
 	p.abandon(a)
 	if !answered(a) || !answered(b) || !p.idle() {
 		t.Fatal("a batch whose callers all gave up was kept")
@@ -238,13 +238,13 @@ func TestProducerJoinedCallAbandoned(t *testing.T) {
 		t.Fatalf("sent %d batches", len(reqs))
 	}
 	p.abandon(c)
-	p.complete(c, 1, codeRetry, 0, 0, -1, -1)
+	answerCall(p, c, 1, codeRetry, 0, 0, -1, -1)
 	p.isrChanged() // ends the retry delay
 	again := sentReqs(p)
 	if len(again) != 1 || again[0].attempt != 2 || again[0].firstSeq != reqs[0].firstSeq || string(again[0].batch) != string(reqs[0].batch) {
 		t.Fatalf("resent %d batches; want the same batch again", len(again))
 	}
-	p.complete(c, 2, codeOK, 1, 3, 10, 11)
+	answerCall(p, c, 2, codeOK, 1, 3, 10, 11)
 	if !answered(d) || d.err != nil || d.base != 11 || d.last != 11 || !answered(c) {
 		t.Fatalf("after the answer: d answered %v, %d..%d, %v", answered(d), d.base, d.last, d.err)
 	}
@@ -293,7 +293,7 @@ func TestProducerJoinedCallsShareErrors(t *testing.T) {
 	b := newJoinCall(t, p, AcksAll, "b")
 	learnLeader(p)
 	sentReqs(p)
-	p.complete(a, 1, codeTooLarge, 0, 0, -1, -1)
+	answerCall(p, a, 1, codeTooLarge, 0, 0, -1, -1)
 	for _, c := range []*call{a, b} {
 		if !answered(c) || !errors.Is(c.err, ErrRecordTooLarge) || c.base != -1 || c.last != -1 {
 			t.Errorf("call answered %v with %v, offsets %d..%d", answered(c), c.err, c.base, c.last)
@@ -421,4 +421,12 @@ func TestAcksNoneBurstAllWritten(t *testing.T) {
 			t.Fatalf("%d AcksNone appends in a row without any fault: %d records in the log", n, len(recs)-1)
 		}
 	})
+}
+
+// answerCall completes c's attempt as the node it was sent to answers.
+func answerCall(p *producer, c *call, attempt uint64, code byte, leader uint64, epoch int32, base, last int64) {
+	p.mu.Lock()
+	target := c.target
+	p.mu.Unlock()
+	p.complete(c, target, attempt, code, leader, epoch, base, last)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -65,7 +66,10 @@ type Manager struct {
 	closed     atomic.Bool
 	draining   atomic.Bool
 	unhealthy  atomic.Bool
-	reqSeq     atomic.Uint64
+	// reqSeq numbers forwarded appends and reads. It starts at random:
+	// answers to a previous run's requests (a restarted node's peers and
+	// transports still deliver them) must not match this run's.
+	reqSeq atomic.Uint64
 
 	// stats count leader and follower rounds, for benchmarks and tests,
 	// and where an AcksAll append's time goes: queued for the leader's
@@ -126,6 +130,7 @@ func Open(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
 	m := &Manager{cfg: cfg, done: make(chan struct{}), start: time.Now(), registered: make(chan struct{}),
 		catchUpBufs: make(chan *[]byte, keptCatchUpBufs)}
+	m.reqSeq.Store(rand.Uint64() >> 1)
 	if cfg.Journal {
 		j, err := m.openJournal()
 		if err != nil {

@@ -261,10 +261,11 @@ func (p *producer) send(calls []*call) {
 	}
 }
 
-// complete takes the leader's answer to one attempt of c.
-func (p *producer) complete(c *call, attempt uint64, code byte, leader uint64, epoch int32, base, last int64) {
+// complete takes the answer of node from to one attempt of c: only the
+// node the attempt went to answers it.
+func (p *producer) complete(c *call, from uint64, attempt uint64, code byte, leader uint64, epoch int32, base, last int64) {
 	p.mu.Lock()
-	if c.finished || !c.sent || c.attempt != attempt {
+	if c.finished || !c.sent || c.attempt != attempt || c.target != from {
 		p.mu.Unlock()
 		return
 	}

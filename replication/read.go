@@ -18,6 +18,7 @@ const (
 
 // readCall is a read forwarded to the leader, waiting for its answer.
 type readCall struct {
+	to   uint64 // the node asked: only its answer counts
 	done chan struct{}
 	resp readResp
 }
@@ -216,14 +217,16 @@ func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offse
 			}
 			continue
 		}
-		rc := &readCall{done: make(chan struct{})}
+		rc := &readCall{to: part.Leader, done: make(chan struct{})}
 		id := m.reqSeq.Add(1)
 		m.mu.Lock()
 		m.mu.reads[id] = rc
 		m.mu.Unlock()
 		m.peer(part.Leader).read(&readItem{reqID: id, topicID: key.topicID, partition: key.partition, offset: offset,
 			maxBytes: int64(opts.MaxBytes), maxRecords: int64(opts.MaxRecords), maxWait: opts.MaxWait})
-		timer := time.NewTimer(opts.MaxWait + time.Duration(m.resendAfter(1)))
+		// The leader waits at most maxReadWait (a larger MaxWait would
+		// also overflow the sum).
+		timer := time.NewTimer(min(opts.MaxWait, maxReadWait) + time.Duration(m.resendAfter(1)))
 		var err error
 		select {
 		case <-rc.done:
@@ -366,7 +369,7 @@ func (m *Manager) HandleForward(from uint64, msg []byte) {
 			c := m.mu.calls[a.reqID]
 			m.mu.RUnlock()
 			if c != nil {
-				c.p.complete(c, a.attempt, a.code, a.leader, a.epoch, a.base, a.last)
+				c.p.complete(c, from, a.attempt, a.code, a.leader, a.epoch, a.base, a.last)
 			}
 		case kindRead:
 			var q readItem
@@ -380,7 +383,7 @@ func (m *Manager) HandleForward(from uint64, msg []byte) {
 				return err
 			}
 			m.mu.Lock()
-			if rc := m.mu.reads[q.reqID]; rc != nil {
+			if rc := m.mu.reads[q.reqID]; rc != nil && rc.to == from {
 				delete(m.mu.reads, q.reqID)
 				rc.resp = q
 				close(rc.done)

@@ -74,7 +74,7 @@ func (a *answers) ok(req *appendReq) {
 func (a answers) deliver(m *Manager) {
 	for _, x := range a {
 		if c := x.req.call; c != nil {
-			c.p.complete(c, x.req.attempt, x.code, x.leader, x.epoch, x.base, x.last)
+			c.p.complete(c, m.cfg.ID, x.req.attempt, x.code, x.leader, x.epoch, x.base, x.last)
 			continue
 		}
 		m.peer(x.req.from).appendResp(&appendResp{reqID: x.req.reqID, attempt: x.req.attempt,

@@ -150,7 +150,7 @@ func TestProducerWindowBoundsNewerBatches(t *testing.T) {
 					p.mu.Unlock()
 					if sent {
 						write(k)
-						p.complete(k, attempt, codeOK, 0, 0, 0, 0)
+						answerCall(p, k, attempt, codeOK, 0, 0, 0, 0)
 						<-k.done
 						n++
 						progress = true
@@ -172,7 +172,7 @@ func TestProducerWindowBoundsNewerBatches(t *testing.T) {
 			t.Fatalf("%d calls submitted after an unanswered one were sent, want fewer than %d", n, maxInFlight)
 		}
 		write(calls[0]) // it arrives at last: new to the leader
-		p.complete(calls[0], 1, codeOK, 0, 0, 0, 0)
+		answerCall(p, calls[0], 1, codeOK, 0, 0, 0, 0)
 		<-calls[0].done
 		// The rest flow again, and the leader takes each as new.
 		drain(calls[1:])

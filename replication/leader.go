@@ -658,11 +658,17 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 		}
 	}
 	reset := false
-	if start := r.log.LogStartOffset(); t < start {
+	start := r.log.LogStartOffset()
+	if t < start || start > 0 && lastEpoch != log.UndefinedEpoch && lastEpoch < r.firstEpoch() {
 		// Retention removed what the follower lacks: it starts its log
 		// over at our log start (Kafka's truncate-fully-and-start-at).
+		// So does a follower whose latest epoch is older than any our log
+		// still knows (retention removed them): we cannot tell whether
+		// what it holds below our log start is what we held there, or
+		// records of an epoch we never had, never committed, which it
+		// would keep under the high watermark.
 		r.m.cfg.Logger.Info("replication: follower is behind the log start; it restarts its log there",
-			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", start)
+			"topic", r.topic, "partition", r.key.partition, "follower", id, "end", t, "start", start, "epoch", lastEpoch)
 		t, reset = start, true
 	}
 	f.gen++
@@ -688,6 +694,15 @@ func (r *replica) matchLocked(id uint64, f *fstate, lastEpoch int32, logEnd, now
 	f.st.logEnd = t
 	f.st.observeFetch(now, t, r.log.LogEndOffset())
 	r.kickLocked()
+}
+
+// firstEpoch is the oldest epoch of the log's leader-epoch cache, or
+// log.UndefinedEpoch.
+func (r *replica) firstEpoch() int32 {
+	if es := r.log.Epochs(); len(es) > 0 {
+		return es[0].Epoch
+	}
+	return log.UndefinedEpoch
 }
 
 // countedISRLocked is the ISR the high watermark is computed over: the

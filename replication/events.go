@@ -2,9 +2,11 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
 )
 
@@ -227,15 +229,26 @@ func (m *Manager) tick(retention bool) {
 	m.expireOrphans(now)
 	if retention {
 		for _, r := range replicas {
-			if !r.retain || r.log.Err() != nil {
+			if !r.retain || r.log.Err() != nil || !r.retaining.CompareAndSwap(false, true) {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-			if _, err := r.log.EnforceRetention(ctx); err != nil && m.ctx.Err() == nil {
-				m.cfg.Logger.Warn("replication: retention", "topic", r.topic, "partition", r.key.partition, "err", err)
+			if !m.spawn(r.enforceRetention) {
+				r.retaining.Store(false)
 			}
-			cancel()
 		}
+	}
+}
+
+// enforceRetention applies the topic's retention to the replica's log. It
+// runs on a goroutine of its own, not the tick loop's: it waits for the
+// log's reads, and one hung on the disk (reads have no deadline) would stop
+// the timer of every partition of the node.
+func (r *replica) enforceRetention() {
+	defer r.retaining.Store(false)
+	ctx, cancel := context.WithTimeout(r.m.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := r.log.EnforceRetention(ctx); err != nil && r.m.ctx.Err() == nil && !errors.Is(err, log.ErrClosed) {
+		r.m.cfg.Logger.Warn("replication: retention", "topic", r.topic, "partition", r.key.partition, "err", err)
 	}
 }
 

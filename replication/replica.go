@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
@@ -94,8 +95,11 @@ type replica struct {
 	topic string
 	dir   string
 	log   *log.Log
-	// retain: the topic has a retention bound; the tick loop enforces it.
-	retain bool
+	// retain: the topic has a retention bound; the tick loop enforces it,
+	// on a goroutine of its own (retaining is set while it runs): a
+	// retention waits for the replica's reads, which have no deadline.
+	retain    bool
+	retaining atomic.Bool
 
 	// badPush is the leader epoch and generation whose push this follower
 	// last answered "mismatch" (ok set): later pushes of that generation

@@ -260,7 +260,7 @@ func (r *replica) truncateLog(offset int64) error {
 	r.drainLocked()
 	r.mu.Unlock()
 	if offset < r.log.NextOffset() {
-		if err := r.dropSnapshot(); err != nil {
+		if err := r.cutSnapshot(offset); err != nil {
 			return err
 		}
 	}

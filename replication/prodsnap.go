@@ -32,9 +32,10 @@ import (
 // with the rebuilt table at the log's end: new batches will take those
 // offsets, and a later restart must not trust the old entries for them. A
 // truncation of the log would likewise leave entries for batches the log
-// no longer holds, below later data: the replica removes the snapshot
-// before it truncates (dropSnapshot), and the rebuild falls back to the
-// tail until the next snapshot.
+// no longer holds, below later data: before it truncates, the replica
+// replaces the snapshot with its table cut at the truncation's offset
+// (cutSnapshot). A log started over at its leader's log start (ResetTo)
+// forgets its producers, and its snapshot (dropSnapshot).
 //
 // What those rules cannot order, a snapshot write that outlived its
 // replica (stalled past Close) and landed under the next replica of the
@@ -246,6 +247,23 @@ func (r *replica) writeSnapshot(b []byte) error { return writeProducerSnapshot(r
 // writeProducerSnapshot replaces the snapshot in dir with b, durably.
 func writeProducerSnapshot(fsys wal.FS, dir string, b []byte) error {
 	return wal.WriteFileAtomic(fsys, filepath.Join(dir, producersFile), b)
+}
+
+// cutSnapshot replaces the replica's snapshot, durably, with its producer
+// table cut at offset (every entry at or past it left out), and discards
+// the snapshot queued meanwhile: a truncation to offset follows. Entries
+// below offset hold whether a crash comes before the truncation or after
+// it, and a restart then has the producers' batches, however old, that a
+// retry may repeat (a rebuild from the log's tail alone would miss the
+// older ones).
+func (r *replica) cutSnapshot(offset int64) error {
+	r.mu.Lock()
+	r.mu.snapGen++
+	r.mu.snapPending = nil
+	r.mu.snapDue = 0
+	b := encodeProducerSnapshot(offset, r.mu.producers)
+	r.mu.Unlock()
+	return r.snapIO(func() error { return r.writeSnapshot(b) })
 }
 
 // dropSnapshot removes the replica's snapshot, durably, and discards the

@@ -292,9 +292,10 @@ func TestRebuildProducersIgnoresDamagedSnapshot(t *testing.T) {
 	}
 }
 
-// TestSnapshotWrittenAndDroppedAtTruncation: recording snapshotEvery bytes
-// writes a snapshot of the table; truncating the log removes it first.
-func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
+// TestSnapshotWrittenAndCutAtTruncation: recording snapshotEvery bytes
+// writes a snapshot of the table; truncating the log first replaces it,
+// durably, with the table cut at the truncation.
+func TestSnapshotWrittenAndCutAtTruncation(t *testing.T) {
 	l, fsys := snapLog(t)
 	r := snapReplica(t, l, fsys)
 	m := r.m
@@ -316,15 +317,37 @@ func TestSnapshotWrittenAndDroppedAtTruncation(t *testing.T) {
 		t.Fatalf("snapshot after snapshotEvery bytes: offset %d (want %d), %v, err %v", offset, end, snap, err)
 	}
 
-	if err := r.truncateLog(end - 1000); err != nil {
+	cut := end - 1000
+	before := 0
+	for _, ps := range snap {
+		for _, b := range ps.batches {
+			if b.lastOffset < cut {
+				before++
+			}
+		}
+	}
+	if before == 0 || before == len(snap[5].batches)+len(snap[6].batches) {
+		t.Fatalf("%d of the snapshot's batches below %d: the truncation must cut some", before, cut)
+	}
+	if err := r.truncateLog(cut); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fsys.Stat(name); err == nil {
-		t.Fatal("the snapshot survived a truncation of the log")
-	}
 	fsys.(*wal.MemFS).Crash(wal.CrashOptions{})
-	if names, _ := fsys.ReadDir("/p"); slices.Contains(names, producersFile) {
-		t.Fatal("the snapshot's removal was not durable before the truncation")
+	offset, snap, err = readProducerSnapshot(fsys, "/p")
+	if err != nil || offset != cut {
+		t.Fatalf("snapshot after a truncation to %d and a crash: offset %d, err %v; want it cut there, durably", cut, offset, err)
+	}
+	n := 0
+	for _, ps := range snap {
+		for _, b := range ps.batches {
+			if b.lastOffset >= cut {
+				t.Fatalf("the cut snapshot holds a batch at %d..%d, past the truncation at %d", b.baseOffset, b.lastOffset, cut)
+			}
+			n++
+		}
+	}
+	if n != before {
+		t.Fatalf("the cut snapshot holds %d batches, want the %d below the truncation", n, before)
 	}
 }
 

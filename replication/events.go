@@ -214,7 +214,7 @@ func (m *Manager) tick(retention bool) {
 		producers = append(producers, p)
 	}
 	m.mu.RUnlock()
-	retransmit := int64(4 * m.cfg.tickInterval())
+	retransmit := m.retransmitAfter()
 	var out answers
 	for _, r := range replicas {
 		r.mu.Lock()
@@ -251,6 +251,11 @@ func (r *replica) enforceRetention() {
 		r.m.cfg.Logger.Warn("replication: retention", "topic", r.topic, "partition", r.key.partition, "err", err)
 	}
 }
+
+// retransmitAfter is how long a leader's pushes in flight to a follower
+// may go without progress before they are resent, at least (see
+// fstate.rto): four ticks.
+func (m *Manager) retransmitAfter() int64 { return int64(4 * m.cfg.tickInterval()) }
 
 // orphanTTL is how long a batch waits for its replica to be opened here
 // before its producer is told to retry.

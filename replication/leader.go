@@ -57,11 +57,30 @@ type fstate struct {
 	// log that a step of an earlier epoch, still running on the follower,
 	// then truncates.
 	confirmed bool
+	// rto is how long pushes in flight may go without progress before they
+	// are given up and resent (a new generation: later answers to the old
+	// pushes are ignored); 0 for the base, four ticks. It doubles at each
+	// resend that made no progress, and follows the round trips answers
+	// take, so that a follower farther away than the base (a slow link, a
+	// long queue) is not resent to forever, each of its answers ignored.
+	rto int64
 }
+
+// maxRTOTicks caps a follower's resend timeout, in ticks.
+const maxRTOTicks = 64
 
 type inflightPush struct {
 	end   int64
 	bytes int
+	at    int64 // mono time sent
+}
+
+// timeout is the follower's resend timeout: its rto, or base.
+func (f *fstate) timeout(base int64) int64 { return max(f.rto, base) }
+
+// resent doubles the resend timeout after a resend without progress.
+func (f *fstate) resent(base, tick int64) {
+	f.rto = min(2*f.timeout(base), maxRTOTicks*tick)
 }
 
 // hwPushable reports whether a high-watermark push may go to the
@@ -84,15 +103,21 @@ func (f *fstate) sent(end int64, n int, now int64) {
 		f.progressAt = now
 	}
 	f.sentEnd = end
-	f.inflight = append(f.inflight, inflightPush{end, n})
+	f.inflight = append(f.inflight, inflightPush{end, n, now})
 	f.inBytes += n
 }
 
-func (f *fstate) acked(end int64) {
+// acked drops the pushes the follower's log end covers; if it covers any,
+// the resend timeout becomes twice the round trip of the last of them
+// (at least base, the timeout without answers to go by).
+func (f *fstate) acked(end, now, base int64) {
 	i := 0
 	for i < len(f.inflight) && f.inflight[i].end <= end {
 		f.inBytes -= f.inflight[i].bytes
 		i++
+	}
+	if i > 0 {
+		f.rto = max(base, 2*(now-f.inflight[i-1].at))
 	}
 	f.inflight = f.inflight[:copy(f.inflight, f.inflight[i:])]
 }
@@ -606,7 +631,7 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 		}
 		f.confirmed = true
 		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
-		f.acked(a.logEnd)
+		f.acked(a.logEnd, now, r.m.retransmitAfter())
 		if a.hw > f.hw && r.m.draining.Load() {
 			defer r.m.notifyChanged() // Shutdown may wait for it (a replica's mu may be held when taking Manager.mu)
 		}
@@ -844,10 +869,12 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 				r.m.peer(id).push(&pushItem{topicID: r.key.topicID, partition: r.key.partition,
 					epoch: r.mu.epoch, gen: f.gen, flags: pushProbe})
 			}
-		case len(f.inflight) > 0 && now-f.progressAt >= retransmitAfter:
+		case len(f.inflight) > 0 && now-f.progressAt >= f.timeout(retransmitAfter):
 			// Go back to what the follower acknowledged; if it holds more
 			// (an ack was lost) it answers the next push with a mismatch
-			// and is rematched.
+			// and is rematched. Were the answers only slow, the next wait
+			// is twice as long.
+			f.resent(retransmitAfter, int64(r.m.cfg.tickInterval()))
 			f.gen++
 			f.sentEnd = f.st.logEnd
 			f.inflight, f.inBytes = f.inflight[:0], 0

@@ -26,14 +26,29 @@ func TestFollowerWindow(t *testing.T) {
 	if f.progressAt != 0 {
 		t.Fatalf("progressAt = %d: only the first push of an idle window starts the clock", f.progressAt)
 	}
-	// An ack covering part of a push keeps it in flight.
-	f.acked(25)
+	// An ack covering part of a push keeps it in flight. The resend
+	// timeout becomes twice the round trip of the last push acknowledged
+	// (sent at 1, acknowledged at 100), never below the base.
+	f.acked(25, 100, 10)
 	if len(f.inflight) != maxPushesInFlight-2 || f.inBytes != 100*(maxPushesInFlight-2) || !f.windowOpen() {
 		t.Fatalf("after ack 25: %d in flight, %d bytes", len(f.inflight), f.inBytes)
 	}
-	f.acked(10 * maxPushesInFlight)
+	if got := f.timeout(10); got != 198 {
+		t.Fatalf("resend timeout %d after a round trip of 99, want 198", got)
+	}
+	f.acked(10*maxPushesInFlight, maxPushesInFlight, 10)
 	if len(f.inflight) != 0 || f.inBytes != 0 {
 		t.Fatalf("after the last ack: %d in flight, %d bytes", len(f.inflight), f.inBytes)
+	}
+	if got := f.timeout(10); got != 10 {
+		t.Fatalf("resend timeout %d after a round trip of 1, want the base 10", got)
+	}
+	// Each resend without progress doubles it, up to maxRTOTicks ticks.
+	for range 10 {
+		f.resent(10, 3)
+	}
+	if got := f.timeout(10); got != maxRTOTicks*3 {
+		t.Fatalf("resend timeout %d after 10 resends, want the cap %d", got, maxRTOTicks*3)
 	}
 	// Bytes close the window too.
 	f.sent(1000, maxBytesInFlight, 5)

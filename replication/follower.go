@@ -172,21 +172,10 @@ func (r *replica) followerAppend(items []pushItem, i int) (int, log.Pending, err
 	if it.flags&pushReset != 0 && (end != it.prevEnd || r.log.LogStartOffset() != it.prevEnd) {
 		// The leader no longer holds what this log lacks (retention):
 		// start over, empty, at its log start.
-		r.mu.Lock()
-		r.drainLocked()
-		r.mu.Unlock()
-		if err := r.dropSnapshot(); err != nil {
+		if err := r.startOver(it.prevEnd, "the leader's log start"); err != nil {
 			return i, log.Pending{}, err
 		}
-		if err := r.log.ResetTo(ctx, it.prevEnd); err != nil {
-			return i, log.Pending{}, err
-		}
-		r.m.cfg.Logger.Info("replication: replica restarted its log at the leader's log start",
-			"topic", r.topic, "partition", r.key.partition, "offset", it.prevEnd)
 		end = r.log.NextOffset()
-		r.mu.Lock()
-		clear(r.mu.producers)
-		r.mu.Unlock()
 	}
 	if it.flags&pushTruncate != 0 && end > it.prevEnd {
 		if err := r.truncateLog(it.prevEnd); err != nil {
@@ -270,6 +259,11 @@ func (r *replica) truncateLog(offset int64) error {
 		// replica saw committed (every node crashed): follow it, high
 		// watermark included, as Kafka does.
 		truncate = r.log.TruncateBelowHighWatermark
+		if offset < r.log.LogStartOffset() {
+			// Below what this log still holds (its retention, up to the
+			// high watermark the leader lost): start over there.
+			return r.startOver(offset, "a truncation below its log start")
+		}
 	}
 	if err := truncate(r.m.ctx, offset); err != nil {
 		return err
@@ -279,6 +273,26 @@ func (r *replica) truncateLog(offset int64) error {
 	for _, ps := range r.mu.producers {
 		ps.truncate(end)
 	}
+	r.mu.Unlock()
+	return nil
+}
+
+// startOver empties the log and starts it at offset (log.ResetTo), after
+// the appends in flight; the producer table and its snapshot go too.
+func (r *replica) startOver(offset int64, why string) error {
+	r.mu.Lock()
+	r.drainLocked()
+	r.mu.Unlock()
+	if err := r.dropSnapshot(); err != nil {
+		return err
+	}
+	if err := r.log.ResetTo(r.m.ctx, offset); err != nil {
+		return err
+	}
+	r.m.cfg.Logger.Info("replication: replica restarted its log", "topic", r.topic, "partition", r.key.partition,
+		"offset", offset, "at", why)
+	r.mu.Lock()
+	clear(r.mu.producers)
 	r.mu.Unlock()
 	return nil
 }

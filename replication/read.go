@@ -112,6 +112,10 @@ func (r *replica) read(ctx context.Context, offset int64, opts ReadOptions) (Rea
 				r.topic, r.key.partition, offset, log.ErrOffsetOutOfRange)
 		}
 		recs, err := r.log.Read(offset, hw, opts.MaxBytes)
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			// Retention moved the log start past offset since the check.
+			return ReadResult{HighWatermark: r.log.HighWatermark(), LogStartOffset: r.log.LogStartOffset()}, err
+		}
 		if err != nil {
 			r.readFailed(err)
 			return ReadResult{}, err

@@ -286,3 +286,46 @@ func TestSyncNeverLeaderCrashAfterFollowersLag(t *testing.T) {
 		checkValues(t, got, append(names("a", 5), names("b", 3)...))
 	})
 }
+
+// Under SyncNever a leader that lost its unsynced tail (every node
+// crashed) may order a follower to truncate below the follower's log
+// start (its retention ran up to a high watermark the leader no longer
+// reaches). The follower starts its log over there, empty, instead of
+// failing on every start (TruncateBelowHighWatermark refuses to go below
+// the log start).
+func TestSyncNeverTruncationBelowLogStartStartsOver(t *testing.T) {
+	fsys := wal.NewMemFS()
+	l, err := log.Open(log.Options{WAL: wal.Options{FS: fsys, Dir: "/p", Durability: wal.SyncNever, SegmentSize: 4 << 10},
+		RetentionBytes: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for range 100 {
+		if _, _, err := l.AppendLeader(ctx, 1, []log.Record{{Value: make([]byte, 200)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.SetHighWatermark(l.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.EnforceRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := l.LogStartOffset()
+	if start < 10 {
+		t.Fatalf("retention moved the log start to %d only", start)
+	}
+	m := snapManager(fsys)
+	m.cfg.Durability = wal.SyncNever
+	r := &replica{m: m, log: l, dir: "/p", snapSem: make(chan struct{}, 1)}
+	r.mu.producers = map[int64]*producerState{}
+	target := start - 5
+	if err := r.truncateLog(target); err != nil {
+		t.Fatalf("truncation to %d, below the log start %d: %v", target, start, err)
+	}
+	if s, e, hw := l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark(); s != target || e != target || hw != target {
+		t.Fatalf("after the truncation: start %d end %d hw %d, want all %d", s, e, hw, target)
+	}
+}

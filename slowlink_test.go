@@ -2,6 +2,7 @@ package replog_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -112,4 +113,65 @@ func TestSlowFollowerLinkStaysInSync(t *testing.T) {
 		}
 		t.Errorf("follower %d, 300 ms from its leader, is out of the ISR for good: %v", f, ti.Partitions[0].ISR)
 	})
+}
+
+// A follower cut off for a while (its pushes lost, not slow) is resent to
+// as often as before once the network heals, and rejoins the ISR within
+// about ReplicaLagTime: resends that hear nothing must not lengthen the
+// leader's resend timeout (they did, up to 8 x ReplicaLagTime). session
+// is the nodes' SessionTimeout (= ReplicaLagTime); away is how long the
+// follower is cut off.
+func rejoinAfterHeal(t *testing.T, session, away time.Duration) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) { c.SessionTimeout = session }))
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 1})
+		pi := leaderOf(t, lc.Node(1), "t", 0)
+		l := pi.Leader
+		requireEngine(t, lc.Node(l), "t")
+		var f replog.NodeID
+		for _, r := range pi.Replicas {
+			if r != l {
+				f = r
+				break
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		lc.Network().Isolate(f)
+		// Appends while f is away: the leader's pushes to it are lost.
+		for start := time.Now(); time.Since(start) < away; time.Sleep(away / 40) {
+			if _, err := lc.Node(l).Append(ctx, "t", 0, recs("away", 1), replog.WithAcks(replog.AcksLeader)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lc.Network().Heal()
+		healed := time.Now()
+		for {
+			ti, err := lc.Node(l).Topic(ctx, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(ti.Partitions[0].ISR, f) {
+				break
+			}
+			if time.Since(healed) > 5*time.Minute {
+				t.Fatalf("follower %d not back in the ISR 5 minutes after the heal: %+v", f, ti.Partitions[0])
+			}
+			time.Sleep(session / 20)
+		}
+		took := time.Since(healed)
+		t.Logf("follower %d back in the ISR %v after the heal (ReplicaLagTime %v)", f, took, session)
+		if took > 2*session {
+			t.Errorf("follower %d took %v after the heal to get pushes and rejoin the ISR, ReplicaLagTime %v: "+
+				"its leader resent less and less often while the pushes were lost", f, took, session)
+		}
+	})
+}
+
+func TestIsolatedFollowerRejoinsPromptly(t *testing.T) {
+	rejoinAfterHeal(t, testSession, 10*time.Second)
+}
+
+func TestIsolatedFollowerRejoinsPromptlyDefaultSession(t *testing.T) {
+	rejoinAfterHeal(t, 2*time.Second, 48*time.Second)
 }

@@ -71,8 +71,9 @@
 //     watermark cannot pass what they held.
 //   - Nothing polls: pushes, acks, metadata events and log waiters drive
 //     everything. One timer per Manager (an eighth of ReplicaLagTime,
-//     10–250 ms) does retransmissions, ISR changes and retention; an idle
-//     replica costs a few comparisons per tick.
+//     10–250 ms) does retransmissions and ISR changes, and starts
+//     retention (which runs beside it: it waits for the replica's reads);
+//     an idle replica costs a few comparisons per tick.
 //
 // # Replication protocol: push, windowed, epoch-matched
 //
@@ -139,8 +140,12 @@
 // rematch starts from the log it answered with). A leader sends no
 // high-watermark push to a follower before the first push of its match,
 // which carries the high watermark itself. A follower with pushes in
-// flight and no progress for four ticks is rematched from what it
-// acknowledged (lost pushes or acks).
+// flight and no progress for its resend timeout is rematched from what it
+// acknowledged (lost pushes or acks). That timeout is four ticks, or
+// twice the round trip of its last answer if longer (at most twice
+// ReplicaLagTime), and doubles when an answer to pushes given up arrives
+// late (Karn's rule): a slow follower is not resent to forever, a lost
+// push is resent as soon as before.
 //
 // The leader asks the controller (meta.AlterISR, with its leader and
 // partition epochs, one request at a time) to shrink an ISR member that

@@ -257,6 +257,10 @@ func (r *replica) enforceRetention() {
 // fstate.rto): four ticks.
 func (m *Manager) retransmitAfter() int64 { return int64(4 * m.cfg.tickInterval()) }
 
+// maxResendTimeout caps a follower's resend timeout: twice ReplicaLagTime
+// (a follower slower than that is out of the ISR anyway).
+func (m *Manager) maxResendTimeout() int64 { return int64(2 * m.cfg.ReplicaLagTime) }
+
 // orphanTTL is how long a batch waits for its replica to be opened here
 // before its producer is told to retry.
 const orphanTTL = int64(2 * time.Second)

@@ -59,15 +59,17 @@ type fstate struct {
 	confirmed bool
 	// rto is how long pushes in flight may go without progress before they
 	// are given up and resent (a new generation: later answers to the old
-	// pushes are ignored); 0 for the base, four ticks. It doubles at each
-	// resend that made no progress, and follows the round trips answers
-	// take, so that a follower farther away than the base (a slow link, a
-	// long queue) is not resent to forever, each of its answers ignored.
-	rto int64
+	// pushes are ignored); 0 for the base, four ticks. It follows the round
+	// trips the follower's answers take (twice the last), and doubles when
+	// an answer to pushes already given up arrives (Karn's rule: the
+	// follower is slow, not cut off), so that a follower farther away than
+	// the base (a slow link, a long queue) is not resent to forever, each
+	// answer ignored. Resends that hear nothing leave it: a follower cut
+	// off is resent to as often as before once it is back. lateGen is the
+	// last generation whose late answer doubled it.
+	rto     int64
+	lateGen uint32
 }
-
-// maxRTOTicks caps a follower's resend timeout, in ticks.
-const maxRTOTicks = 64
 
 type inflightPush struct {
 	end   int64
@@ -78,9 +80,15 @@ type inflightPush struct {
 // timeout is the follower's resend timeout: its rto, or base.
 func (f *fstate) timeout(base int64) int64 { return max(f.rto, base) }
 
-// resent doubles the resend timeout after a resend without progress.
-func (f *fstate) resent(base, tick int64) {
-	f.rto = min(2*f.timeout(base), maxRTOTicks*tick)
+// answeredLate doubles the resend timeout, up to limit, when an answer
+// to pushes of generation gen, given up since, arrives: once per
+// generation.
+func (f *fstate) answeredLate(gen uint32, base, limit int64) {
+	if gen == f.lateGen {
+		return
+	}
+	f.lateGen = gen
+	f.rto = min(2*f.timeout(base), max(limit, base))
 }
 
 // hwPushable reports whether a high-watermark push may go to the
@@ -108,16 +116,16 @@ func (f *fstate) sent(end int64, n int, now int64) {
 }
 
 // acked drops the pushes the follower's log end covers; if it covers any,
-// the resend timeout becomes twice the round trip of the last of them
-// (at least base, the timeout without answers to go by).
-func (f *fstate) acked(end, now, base int64) {
+// the resend timeout becomes twice the round trip of the last of them, at
+// least base (the timeout without answers to go by), at most limit.
+func (f *fstate) acked(end, now, base, limit int64) {
 	i := 0
 	for i < len(f.inflight) && f.inflight[i].end <= end {
 		f.inBytes -= f.inflight[i].bytes
 		i++
 	}
 	if i > 0 {
-		f.rto = max(base, 2*(now-f.inflight[i-1].at))
+		f.rto = max(base, min(2*(now-f.inflight[i-1].at), limit))
 	}
 	f.inflight = f.inflight[:copy(f.inflight, f.inflight[i:])]
 }
@@ -626,12 +634,16 @@ func (r *replica) onAck(from uint64, a *ackItem) {
 	now := r.m.mono()
 	switch a.status {
 	case ackOK:
+		if f.matched && a.gen < f.gen && a.gen != 0 {
+			// An answer to pushes given up since: slow, not lost.
+			f.answeredLate(a.gen, r.m.retransmitAfter(), r.m.maxResendTimeout())
+		}
 		if !f.matched || a.gen != f.gen {
 			return
 		}
 		f.confirmed = true
 		f.st.observeFetch(now, a.logEnd, r.log.LogEndOffset())
-		f.acked(a.logEnd, now, r.m.retransmitAfter())
+		f.acked(a.logEnd, now, r.m.retransmitAfter(), r.m.maxResendTimeout())
 		if a.hw > f.hw && r.m.draining.Load() {
 			defer r.m.notifyChanged() // Shutdown may wait for it (a replica's mu may be held when taking Manager.mu)
 		}
@@ -872,9 +884,8 @@ func (r *replica) tickLeaderLocked(now, retransmitAfter int64, out *answers) {
 		case len(f.inflight) > 0 && now-f.progressAt >= f.timeout(retransmitAfter):
 			// Go back to what the follower acknowledged; if it holds more
 			// (an ack was lost) it answers the next push with a mismatch
-			// and is rematched. Were the answers only slow, the next wait
-			// is twice as long.
-			f.resent(retransmitAfter, int64(r.m.cfg.tickInterval()))
+			// and is rematched. Were the answers only slow, a late one
+			// makes the next wait longer (fstate.rto).
 			f.gen++
 			f.sentEnd = f.st.logEnd
 			f.inflight, f.inBytes = f.inflight[:0], 0

@@ -28,27 +28,41 @@ func TestFollowerWindow(t *testing.T) {
 	}
 	// An ack covering part of a push keeps it in flight. The resend
 	// timeout becomes twice the round trip of the last push acknowledged
-	// (sent at 1, acknowledged at 100), never below the base.
-	f.acked(25, 100, 10)
+	// (sent at 1, acknowledged at 100), never below the base nor above
+	// the limit.
+	f.acked(25, 100, 10, 1000)
 	if len(f.inflight) != maxPushesInFlight-2 || f.inBytes != 100*(maxPushesInFlight-2) || !f.windowOpen() {
 		t.Fatalf("after ack 25: %d in flight, %d bytes", len(f.inflight), f.inBytes)
 	}
 	if got := f.timeout(10); got != 198 {
 		t.Fatalf("resend timeout %d after a round trip of 99, want 198", got)
 	}
-	f.acked(10*maxPushesInFlight, maxPushesInFlight, 10)
+	f.acked(10*maxPushesInFlight, maxPushesInFlight, 10, 1000)
 	if len(f.inflight) != 0 || f.inBytes != 0 {
 		t.Fatalf("after the last ack: %d in flight, %d bytes", len(f.inflight), f.inBytes)
 	}
 	if got := f.timeout(10); got != 10 {
 		t.Fatalf("resend timeout %d after a round trip of 1, want the base 10", got)
 	}
-	// Each resend without progress doubles it, up to maxRTOTicks ticks.
-	for range 10 {
-		f.resent(10, 3)
+	f.sent(500, 1, 0)
+	f.acked(500, 5000, 10, 1000)
+	if got := f.timeout(10); got != 1000 {
+		t.Fatalf("resend timeout %d after a round trip of 5000, want the limit 1000", got)
 	}
-	if got := f.timeout(10); got != maxRTOTicks*3 {
-		t.Fatalf("resend timeout %d after 10 resends, want the cap %d", got, maxRTOTicks*3)
+	// A late answer to pushes given up doubles it, once per generation,
+	// up to the limit.
+	f.acked(500, 0, 10, 1000) // nothing covered: unchanged
+	f.rto = 0
+	f.answeredLate(3, 10, 1000)
+	f.answeredLate(3, 10, 1000)
+	if got := f.timeout(10); got != 20 {
+		t.Fatalf("resend timeout %d after late answers of one generation, want 20", got)
+	}
+	for g := range uint32(10) {
+		f.answeredLate(4+g, 10, 1000)
+	}
+	if got := f.timeout(10); got != 1000 {
+		t.Fatalf("resend timeout %d after late answers of 11 generations, want the limit 1000", got)
 	}
 	// Bytes close the window too.
 	f.sent(1000, maxBytesInFlight, 5)

@@ -308,3 +308,31 @@ func TestStalledWrite(t *testing.T) {
 		<-l.Done()
 	})
 }
+
+// TestStalledRollWrite: a roll's header write has the deadline too.
+func TestStalledRollWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wfs := &writeStallFS{FS: NewMemFS(), stalled: make(chan struct{}), release: make(chan struct{})}
+		l, err := Open(Options{FS: wfs, Dir: testDir, SyncTimeout: stallTimeout, Durability: SyncNever,
+			SegmentSize: SegmentHeaderSize + FrameHeaderSize + 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(context.Background(), make([]byte, 16)); err != nil { // fills the first segment
+			t.Fatal(err)
+		}
+		close(wfs.stalled)
+		start := time.Now()
+		if _, err := l.Append(context.Background(), []byte("rolls")); !errors.Is(err, ErrStorageStalled) {
+			t.Fatalf("Append whose roll's header write stalls = %v, want ErrStorageStalled", err)
+		}
+		if d := time.Since(start); d != stallTimeout {
+			t.Fatalf("the stalled header write failed the Log after %v, want %v", d, stallTimeout)
+		}
+		if err := l.Close(); !errors.Is(err, ErrStorageStalled) {
+			t.Fatalf("Close = %v", err)
+		}
+		close(wfs.release)
+		<-l.Done()
+	})
+}

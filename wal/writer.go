@@ -297,9 +297,15 @@ func (l *Log) roll(start Pos) error {
 		return err
 	}
 	name := segmentName(start)
-	f, err := l.fs.Create(join(l.dir, name))
-	if err != nil {
-		return l.fail(fmt.Errorf("wal: create segment %s: %w", name, err))
+	var f File
+	if err := l.guard("create segment "+name, func() (err error) {
+		f, err = l.fs.Create(join(l.dir, name))
+		return err
+	}); err != nil {
+		if f != nil {
+			_ = f.Close() // created after the deadline: the Log failed already
+		}
+		return err
 	}
 	seg := &segment{start: start, name: name, f: f, refs: 1}
 	if err := l.initSegment(seg); err != nil {
@@ -321,11 +327,16 @@ func (l *Log) roll(start Pos) error {
 // the directory.
 func (l *Log) initSegment(seg *segment) error {
 	h := segmentHeader(seg.start)
-	if n, err := seg.f.WriteAt(h[:], 0); err != nil || n < len(h) {
-		if err == nil {
-			err = fmt.Errorf("short write: %d of %d bytes", n, len(h))
+	if err := l.guard("write header of "+seg.name, func() error {
+		if n, err := seg.f.WriteAt(h[:], 0); err != nil || n < len(h) {
+			if err == nil {
+				err = fmt.Errorf("short write: %d of %d bytes", n, len(h))
+			}
+			return err
 		}
-		return l.fail(fmt.Errorf("wal: write header of %s: %w", seg.name, err))
+		return nil
+	}); err != nil {
+		return err
 	}
 	l.syncs.Add(1)
 	if err := l.guard("sync "+seg.name, seg.f.Sync); err != nil {

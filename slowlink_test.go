@@ -22,15 +22,7 @@ func TestSlowFollowerLinkCommits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lc := newLocal(t, 3)
 		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 2, MinInSyncReplicas: 2})
-		pi := leaderOf(t, lc.Node(1), "t", 0)
-		l := pi.Leader
-		var f replog.NodeID
-		for _, r := range pi.Replicas {
-			if r != l {
-				f = r
-			}
-		}
-		requireEngine(t, lc.Node(l), "t")
+		l, f := leaderAndFollower(t, lc)
 		lc.Network().SetLink(l, f, transport.LinkFaults{Delay: 300 * time.Millisecond})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -57,15 +49,7 @@ func TestSlowFollowerLinkCommitsDefaultSession(t *testing.T) {
 		if err := lc.Node(1).CreateTopic(context.Background(), "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 2}); err != nil {
 			t.Fatal(err)
 		}
-		pi := leaderOf(t, lc.Node(1), "t", 0)
-		l := pi.Leader
-		var f replog.NodeID
-		for _, r := range pi.Replicas {
-			if r != l {
-				f = r
-			}
-		}
-		requireEngine(t, lc.Node(l), "t")
+		l, f := leaderAndFollower(t, lc)
 		lc.Network().SetLink(l, f, transport.LinkFaults{Delay: 1200 * time.Millisecond})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -84,16 +68,7 @@ func TestSlowFollowerLinkStaysInSync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lc := newLocal(t, 3)
 		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 3})
-		pi := leaderOf(t, lc.Node(1), "t", 0)
-		l := pi.Leader
-		var f replog.NodeID
-		for _, r := range pi.Replicas {
-			if r != l {
-				f = r
-				break
-			}
-		}
-		requireEngine(t, lc.Node(l), "t")
+		l, f := leaderAndFollower(t, lc)
 		lc.Network().SetLink(l, f, transport.LinkFaults{Delay: 300 * time.Millisecond})
 		for i := 0; i < 30; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -125,16 +100,7 @@ func rejoinAfterHeal(t *testing.T, session, away time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		lc := newLocal(t, 3, replog.WithConfig(func(c *replog.Config) { c.SessionTimeout = session }))
 		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 1})
-		pi := leaderOf(t, lc.Node(1), "t", 0)
-		l := pi.Leader
-		requireEngine(t, lc.Node(l), "t")
-		var f replog.NodeID
-		for _, r := range pi.Replicas {
-			if r != l {
-				f = r
-				break
-			}
-		}
+		l, f := leaderAndFollower(t, lc)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		lc.Network().Isolate(f)
@@ -174,4 +140,20 @@ func TestIsolatedFollowerRejoinsPromptly(t *testing.T) {
 
 func TestIsolatedFollowerRejoinsPromptlyDefaultSession(t *testing.T) {
 	rejoinAfterHeal(t, 2*time.Second, 48*time.Second)
+}
+
+// leaderAndFollower returns the leader of t/0 (its replication engine
+// ready) and a follower of it.
+func leaderAndFollower(t *testing.T, lc *replog.LocalCluster) (l, f replog.NodeID) {
+	t.Helper()
+	pi := leaderOf(t, lc.Node(1), "t", 0)
+	l = pi.Leader
+	requireEngine(t, lc.Node(l), "t")
+	for _, r := range pi.Replicas {
+		if r != l {
+			return l, r
+		}
+	}
+	t.Fatalf("t/0 has no follower: %+v", pi)
+	return 0, 0
 }

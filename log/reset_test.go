@@ -143,22 +143,7 @@ func TestResetToCrashBeforeCut(t *testing.T) {
 // it recovers: records above it were never committed, and once counted
 // below it the follower could not truncate them.
 func TestResetToCrashKeepsHighWatermark(t *testing.T) {
-	fsys := wal.NewMemFS()
-	ffs := wal.NewFaultFS(fsys)
-	opts := testOptions(ffs, newClock())
-	l := mustOpen(t, opts)
-	for i := range 10 {
-		appendLeader(t, l, 1, fmt.Sprint(i))
-	}
-	if err := l.SetHighWatermark(4); err != nil { // 4..9 not committed
-		t.Fatal(err)
-	}
-	ffs.Inject(wal.Fault{Ops: wal.OpTruncate, Sticky: true})
-	if err := l.ResetTo(context.Background(), 500); err == nil {
-		t.Fatal("ResetTo with the wal truncation failing succeeded")
-	}
-	crash(l, ffs, fsys, wal.CrashOptions{})
-	l = mustOpen(t, opts)
+	l := crashDuringReset(t, 10, 0)
 	defer l.Close()
 	if s, e := l.LogStartOffset(), l.LogEndOffset(); s != 0 || e != 10 {
 		t.Fatalf("start %d end %d, want the old log 0-10", s, e)
@@ -172,22 +157,7 @@ func TestResetToCrashKeepsHighWatermark(t *testing.T) {
 // gone, the first not yet cut) recovers a prefix of the old log, with
 // its high watermark no higher than before.
 func TestResetToCrashMidCut(t *testing.T) {
-	fsys := wal.NewMemFS()
-	ffs := wal.NewFaultFS(fsys)
-	opts := testOptions(ffs, newClock())
-	l := mustOpen(t, opts)
-	for i := range 60 {
-		appendLeader(t, l, 1, fmt.Sprint(i)+string(make([]byte, 200)))
-	}
-	if err := l.SetHighWatermark(4); err != nil {
-		t.Fatal(err)
-	}
-	ffs.Inject(wal.Fault{Ops: wal.OpTruncate, Sticky: true})
-	if err := l.ResetTo(context.Background(), 500); err == nil {
-		t.Fatal("ResetTo with the wal truncation failing succeeded")
-	}
-	crash(l, ffs, fsys, wal.CrashOptions{})
-	l = mustOpen(t, opts)
+	l := crashDuringReset(t, 60, 200)
 	defer l.Close()
 	s, e, hw := l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark()
 	if s != 0 || e == 0 || e >= 60 {
@@ -199,4 +169,28 @@ func TestResetToCrashMidCut(t *testing.T) {
 	if got := values(t, l, 0); !strings.HasPrefix(got, "[0\x00") {
 		t.Fatalf("the prefix reads %.20q", got)
 	}
+}
+
+// crashDuringReset appends n records (i, then pad zero bytes), commits the
+// first 4, and crashes during a ResetTo(500) whose wal truncation fails
+// (with several segments, after the later ones were removed); it returns
+// the log reopened.
+func crashDuringReset(t *testing.T, n, pad int) *Log {
+	t.Helper()
+	fsys := wal.NewMemFS()
+	ffs := wal.NewFaultFS(fsys)
+	opts := testOptions(ffs, newClock())
+	l := mustOpen(t, opts)
+	for i := range n {
+		appendLeader(t, l, 1, fmt.Sprint(i)+string(make([]byte, pad)))
+	}
+	if err := l.SetHighWatermark(4); err != nil { // 4.. not committed
+		t.Fatal(err)
+	}
+	ffs.Inject(wal.Fault{Ops: wal.OpTruncate, Sticky: true})
+	if err := l.ResetTo(context.Background(), 500); err == nil {
+		t.Fatal("ResetTo with the wal truncation failing succeeded")
+	}
+	crash(l, ffs, fsys, wal.CrashOptions{})
+	return mustOpen(t, opts)
 }

@@ -134,9 +134,9 @@
 // generations from 1. That hello is answered by the follower's worker, in
 // order after the pushes of earlier epochs it is still applying (a
 // truncation, say) and once the appends before it are durable, so that it
-// describes the log the leader's match will find. A follower that does not know where its log agrees
-// answers a high-watermark push with "mismatch" (its hello was lost),
-// which rematches it too, and drops the rest of that generation (the
+// describes the log the leader's match will find. A follower that does
+// not know where its log agrees answers a high-watermark push with
+// "mismatch" (its hello was lost), which rematches it too, and drops the rest of that generation (the
 // rematch starts from the log it answered with). A leader sends no
 // high-watermark push to a follower before the first push of its match,
 // which carries the high watermark itself. A follower with pushes in

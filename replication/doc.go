@@ -136,8 +136,9 @@
 // truncation, say) and once the appends before it are durable, so that it
 // describes the log the leader's match will find. A follower that does
 // not know where its log agrees answers a high-watermark push with
-// "mismatch" (its hello was lost), which rematches it too, and drops the rest of that generation (the
-// rematch starts from the log it answered with). A leader sends no
+// "mismatch" (its hello was lost), which rematches it too, and drops the
+// rest of that generation (the rematch starts from the log it answered
+// with). A leader sends no
 // high-watermark push to a follower before the first push of its match,
 // which carries the high watermark itself. A follower with pushes in
 // flight and no progress for its resend timeout is rematched from what it

@@ -28,13 +28,7 @@ import (
 // A retry of B (the same bytes, as G's producer resends them) reaches F.
 func TestDedupSurvivesTruncationThenCrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		senders := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			senders[id] = d
-			cfg.Replication = d
-			cfg.ReplicaLagTime = time.Minute // nobody is shrunk out while the scenario runs
-		})
+		c, senders := newCutCluster(t, time.Minute) // nobody is shrunk out while the scenario runs
 		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Second)
 		defer cancel()
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2})

@@ -448,14 +448,22 @@ func preferredLeaderStart(t *testing.T, ctx context.Context, c *tcluster) (l, q,
 // through a dropSender per node, to cut chosen links; lagTime, if not
 // zero, is every node's ReplicaLagTime.
 func newCutCluster(t *testing.T, lagTime time.Duration) (*tcluster, map[uint64]*dropSender) {
+	return newCutClusterWith(t, func(cfg *Config) {
+		if lagTime != 0 {
+			cfg.ReplicaLagTime = lagTime
+		}
+	})
+}
+
+// newCutClusterWith is newCutCluster with set applied to every node's
+// Config.
+func newCutClusterWith(t *testing.T, set func(cfg *Config)) (*tcluster, map[uint64]*dropSender) {
 	senders := map[uint64]*dropSender{}
 	c := newTCluster(t, 3, func(id uint64, cfg *Config) {
 		d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
 		senders[id] = d
 		cfg.Replication = d
-		if lagTime != 0 {
-			cfg.ReplicaLagTime = lagTime
-		}
+		set(cfg)
 	})
 	return c, senders
 }

@@ -25,24 +25,12 @@ import (
 // watermark.
 func TestRetentionRejoiningFollowerDropsUncommittedOlderEpoch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		senders := map[uint64]*dropSender{}
-		c := newTCluster(t, 3, func(id uint64, cfg *Config) {
-			d := &dropSender{inner: cfg.Replication, cut: map[uint64]bool{}}
-			senders[id] = d
-			cfg.Replication = d
-			cfg.SegmentSize = 4 << 10
-		})
+		c, senders := newCutClusterWith(t, func(cfg *Config) { cfg.SegmentSize = 4 << 10 })
 		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Second)
 		defer cancel()
 		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 2, RetentionBytes: 8 << 10})
 		l := c.leader("t", 0)
-		part, _ := c.nodes[l].meta.State().Partition("t", 0)
-		var others []uint64
-		for _, id := range part.Replicas {
-			if id != l {
-				others = append(others, id)
-			}
-		}
+		others := c.othersThan(l) // RF 3 of 3 nodes
 		appendN(t, ctx, c, l, "a", 3)
 		c.converged("t", 0)
 

@@ -9,8 +9,14 @@ import (
 	"time"
 )
 
+// maxHandshakes bounds the inbound handshakes running at once. A peer
+// dials one connection at a time, so a cluster's own need stays far below
+// it; a refused peer dials again after its backoff.
+const maxHandshakes = 64
+
 // acceptLoop accepts inbound connections until Close, handing each to a
-// handshake goroutine. Owned by the Transport.
+// handshake goroutine (at most maxHandshakes at once). Owned by the
+// Transport.
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
 	attempt := 0
@@ -30,6 +36,14 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		attempt = 0
+		select {
+		case t.handshakes <- struct{}{}:
+		default:
+			t.stats.refused.Add(1)
+			t.cfg.Logger.Debug("tcp: inbound connection refused: too many handshakes running", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		t.wg.Add(1)
 		go t.acceptConn(c)
 	}
@@ -44,6 +58,7 @@ func (t *Transport) acceptConn(c net.Conn) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	conn, h, err := t.handshakeIn(ctx, c)
+	<-t.handshakes
 	if !stop() || err != nil {
 		if err == nil {
 			err = ctx.Err()

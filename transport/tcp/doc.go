@@ -48,7 +48,11 @@
 // The acceptor refuses (and logs) a bad magic, another protocol version,
 // another cluster ID, a dialler that is not one of its peers, a hello
 // meant for another node, and a dialler with the higher ID. The dialler
-// checks the answer the same way and logs a refusal with its reason.
+// checks the answer the same way and logs a refusal with its reason. A
+// handshake has Config.HandshakeTimeout; at most 64 inbound handshakes run
+// at once, and a connection past them is closed at once (counted in
+// Stats.Refused), so that connections which never say hello cannot pile
+// up.
 //
 // # Frames
 //

@@ -499,3 +499,44 @@ func TestPeerChurnUnderTraffic(t *testing.T) {
 		}
 	}
 }
+
+// A flood of connections that never say hello holds at most
+// maxHandshakes handshakes: a connection past them is closed at once,
+// not after HandshakeTimeout, and counted as refused; a real peer still
+// connects once the flood is gone.
+func TestHandshakeFloodBounded(t *testing.T) {
+	nodes := cluster(t, 2, func(c *Config) { c.HandshakeTimeout = time.Minute })
+	addr := nodes[1].Addr().String()
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range maxHandshakes {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	before := nodes[1].Stats().Refused
+	extra, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetDeadline(time.Now().Add(10 * time.Second)) // far below HandshakeTimeout
+	waitClosed(t, extra)
+	if got := nodes[1].Stats().Refused; got <= before {
+		t.Fatalf("refused %d connections, %d before the one past the limit", got, before)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	silent = nil
+	mustSend(t, nodes[2], 1, 1)
+	if err := nodes[1].rec.WaitFor(ctxT(t), 2, 1); err != nil {
+		t.Fatalf("node 2's message after the flood: %v", err)
+	}
+}

@@ -34,6 +34,12 @@ type Transport struct {
 
 	peers atomic.Pointer[map[uint64]*peer] // immutable; replaced under mu
 
+	// handshakes holds a token per inbound handshake running: past
+	// maxHandshakes, a connection is closed at once (a flood of
+	// connections that never say hello would each hold a goroutine and a
+	// descriptor for HandshakeTimeout).
+	handshakes chan struct{}
+
 	mu struct {
 		sync.Mutex
 		rnd *rand.Rand // backoff jitter
@@ -57,7 +63,7 @@ func New(cfg Config) (*Transport, error) {
 			return nil, fmt.Errorf("tcp: listen on %s: %w", cfg.ListenAddr, err)
 		}
 	}
-	t := &Transport{cfg: cfg, ln: ln}
+	t := &Transport{cfg: cfg, ln: ln, handshakes: make(chan struct{}, maxHandshakes)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.rnd = rand.New(cfg.Rand)
 	peers := make(map[uint64]*peer, len(cfg.Peers))

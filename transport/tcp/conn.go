@@ -179,3 +179,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// closeConn closes conn at once. A TLS connection is closed without its
+// close_notify alert, whose write waits up to 5 s for a peer that does not
+// read: the connection is given up anyway, and frames carry their
+// lengths, so the peer tells a cut stream from a whole one.
+func closeConn(conn net.Conn) error {
+	if tc, ok := conn.(*tls.Conn); ok {
+		return tc.NetConn().Close()
+	}
+	return conn.Close()
+}

@@ -175,10 +175,10 @@ func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) 
 		defer p.t.wg.Done()
 		readErr <- p.read(conn)
 	}()
-	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(p.ctx, func() { closeConn(conn) })
 	defer stop()
 	shut := func() {
-		conn.Close()
+		closeConn(conn)
 		if e := <-readErr; err == nil {
 			err = e
 		}
@@ -190,7 +190,7 @@ func (p *peer) serve(conn net.Conn, fw *frameWriter) (next net.Conn, err error) 
 		select {
 		case <-p.notify:
 		case err = <-readErr:
-			conn.Close()
+			closeConn(conn)
 			return nil, err
 		case next = <-p.incoming:
 			shut()

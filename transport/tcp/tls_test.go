@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -117,4 +118,39 @@ func TestTLSRefusesForeignCertificate(t *testing.T) {
 	if a := acceptor.Stats(); a.Connects != 0 || a.Received != 0 {
 		t.Fatalf("acceptor stats %+v", a)
 	}
+}
+
+// closeConn gives a TLS connection up at once, without the close_notify
+// alert that tls.Conn.Close writes with a 5 s deadline: with a peer that
+// does not read, that held a Transport's Close (and a goroutine past it)
+// for 5 s per connection.
+func TestCloseConnSkipsCloseNotify(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca := newCA(t, "replog test CA")
+		a, b := net.Pipe() // unbuffered: a write waits for the other side to read
+		ccfg := ca.nodeTLS(t, 2, ca.pool)
+		ccfg.ServerName = "127.0.0.1"
+		client := tls.Client(a, ccfg)
+		server := tls.Server(b, ca.nodeTLS(t, 3, ca.pool))
+		errc := make(chan error, 1)
+		go func() { errc <- server.Handshake() }()
+		if err := client.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		// The server reads no more: tls.Conn.Close would wait 5 s.
+		start := time.Now()
+		if err := closeConn(client); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("closeConn took %v", d)
+		}
+		if _, err := server.Read(make([]byte, 1)); err == nil {
+			t.Fatal("the peer read from a closed connection")
+		}
+		server.Close()
+	})
 }

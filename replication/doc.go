@@ -52,7 +52,8 @@
 // take, so they block nothing; the sweep lists them in one warning at
 // each start. They are removed with the replica when it is removed for
 // good (the topic deleted, the partition no longer assigned here), at
-// once or by the next sweep: deleting a topic deletes its data.
+// once or by the next sweep: deleting a topic deletes its data, that of
+// a replica whose open failed included.
 //
 // # Guarantees
 //

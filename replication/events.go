@@ -136,6 +136,7 @@ func (m *Manager) topicDeleted(topicID uint64) {
 	for _, key := range keys {
 		m.dropReplica(key, true)
 	}
+	m.removeTopicDirs(topicID)
 	for _, p := range ps {
 		p.topicDeleted()
 	}

@@ -173,6 +173,22 @@ func (m *Manager) sweep() {
 	}
 }
 
+// removeTopicDirs removes the directories under Config.Dir of a deleted
+// topic that no open replica had: a replica whose open failed left its
+// directory (and a quarantine, its own) behind, which the next start's
+// sweep would remove otherwise.
+func (m *Manager) removeTopicDirs(topicID uint64) {
+	names, err := m.cfg.FS.ReadDir(m.cfg.Dir)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if d, ok := parseReplicaDir(name); ok && d.key.topicID == topicID {
+			m.removeOrphan(name, d, "topic deleted")
+		}
+	}
+}
+
 // removeOrphan removes one directory the sweep found orphaned, unless a
 // replica opened it meanwhile. dirMu keeps replicas from being opened or
 // removed while it works.

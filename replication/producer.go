@@ -154,11 +154,12 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 }
 
 // maxSentCalls is how many AcksLeader and AcksAll calls of a producer are
-// sent and unanswered at once. It bounds only the messages: the calls waiting behind them are
-// joined into one batch when they go, so every record submitted is on
-// its way or in the next batch. 4 keeps several rounds of a partition in
-// the pipeline (a leader pushes and writes round n+1 while it syncs round
-// n) without splitting a burst into many small batches.
+// sent and unanswered at once. It bounds only the messages: the calls
+// waiting behind them are joined into one batch when they go, so every
+// record submitted is on its way or in the next batch. 4 keeps several
+// rounds of a partition in the pipeline (a leader pushes and writes round
+// n+1 while it syncs round n) without splitting a burst into many small
+// batches.
 const maxSentCalls = 4
 
 // joinLocked lets calls[i], about to be sent for the first time, take

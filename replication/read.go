@@ -197,8 +197,9 @@ func isClosed(ch chan struct{}) bool {
 func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offset int64, opts ReadOptions, local bool) (ReadResult, error) {
 	for {
 		changed := m.changedCh()
-		part, ok := m.cfg.Meta.State().Partition(topic, key.partition)
-		if t, found := m.cfg.Meta.State().Topic(topic); !found || t.ID != key.topicID {
+		st := m.cfg.Meta.State()
+		part, ok := st.Partition(topic, key.partition)
+		if t, found := st.Topic(topic); !found || t.ID != key.topicID {
 			ok = false // deleted, or deleted and created again: Read retries on the new one
 		}
 		if r := m.replica(key); r != nil && (local || ok && part.Leader == m.cfg.ID) {

@@ -177,7 +177,7 @@ type Log struct {
 	writtenEnd atomic.Int64 // written to the OS; only the writer stores (under mu)
 	durableEnd atomic.Int64 // synced; only the writer stores (under mu)
 	truncGen   atomic.Uint64
-	syncing    atomic.Pointer[segment] // the segment syncActive syncs
+	syncing    atomic.Pointer[segment] // the segment the writer's watchdog guards (a sync or a write)
 	writing    atomic.Bool             // the writer is in a segment write (for the watchdog's message)
 	syncs      atomic.Int64
 	commits    atomic.Int64 // group commits through Options.Journal

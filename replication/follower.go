@@ -248,21 +248,21 @@ func (r *replica) truncateLog(offset int64) error {
 	r.mu.Lock()
 	r.drainLocked()
 	r.mu.Unlock()
-	if offset < r.log.NextOffset() {
-		if err := r.cutSnapshot(offset); err != nil {
-			return err
-		}
-	}
 	truncate := r.log.TruncateTo
 	if r.m.cfg.Durability != wal.SyncAlways {
-		// The leader of this epoch may have lost unsynced records this
-		// replica saw committed (every node crashed): follow it, high
-		// watermark included, as Kafka does.
-		truncate = r.log.TruncateBelowHighWatermark
 		if offset < r.log.LogStartOffset() {
 			// Below what this log still holds (its retention, up to the
 			// high watermark the leader lost): start over there.
 			return r.startOver(offset, "a truncation below its log start")
+		}
+		// The leader of this epoch may have lost unsynced records this
+		// replica saw committed (every node crashed): follow it, high
+		// watermark included, as Kafka does.
+		truncate = r.log.TruncateBelowHighWatermark
+	}
+	if offset < r.log.NextOffset() {
+		if err := r.cutSnapshot(offset); err != nil {
+			return err
 		}
 	}
 	if err := truncate(r.m.ctx, offset); err != nil {

@@ -258,9 +258,7 @@ func writeProducerSnapshot(fsys wal.FS, dir string, b []byte) error {
 // older ones).
 func (r *replica) cutSnapshot(offset int64) error {
 	r.mu.Lock()
-	r.mu.snapGen++
-	r.mu.snapPending = nil
-	r.mu.snapDue = 0
+	r.discardQueuedSnapshotLocked()
 	b := encodeProducerSnapshot(offset, r.mu.producers)
 	r.mu.Unlock()
 	return r.snapIO(func() error { return r.writeSnapshot(b) })
@@ -272,11 +270,19 @@ func (r *replica) cutSnapshot(offset int64) error {
 // or stalled) must stop the truncation. Called without mu.
 func (r *replica) dropSnapshot() error {
 	r.mu.Lock()
+	r.discardQueuedSnapshotLocked()
+	r.mu.Unlock()
+	return r.snapIO(func() error { return removeSnapshot(r.m.cfg.FS, r.dir) })
+}
+
+// discardQueuedSnapshotLocked drops the snapshot queued for writing and
+// makes a write not yet started skip (snapGen), before a truncation or a
+// start over replaces the snapshot (snapIO runs that after any write
+// already under way).
+func (r *replica) discardQueuedSnapshotLocked() {
 	r.mu.snapGen++
 	r.mu.snapPending = nil
 	r.mu.snapDue = 0
-	r.mu.Unlock()
-	return r.snapIO(func() error { return removeSnapshot(r.m.cfg.FS, r.dir) })
 }
 
 // removeSnapshot removes the snapshot in dir, if any, durably.

@@ -2,15 +2,15 @@ package meta
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/replog/replog/wal"
 )
 
 // storage is the raft log of one node: a raft.MemoryStorage that raft reads
@@ -60,7 +60,7 @@ func openStorage(path string) (*storage, error) {
 	// bolt.Open may have created the file; bbolt syncs the file, not its
 	// entry in the directory, which a power failure could otherwise take
 	// with every vote and entry stored in it.
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := (wal.OSFS{}).SyncDir(filepath.Dir(path)); err != nil {
 		_ = db.Close() // the sync error is the one to report
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
@@ -228,13 +228,4 @@ func deleteEntries(b *bolt.Bucket, lo, hi uint64) error {
 		}
 	}
 	return nil
-}
-
-// syncDir makes the entries of the directory durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

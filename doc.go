@@ -91,14 +91,14 @@
 //     Read served from a disk that stops answering reads blocks past its
 //     ctx and past Close, until the disk answers. So does the metadata's
 //     own store (bbolt) when its syncs stall.
-//   - Deleting a topic and creating it again under the same name is not
-//     seen at once by a node whose metadata lags: until that node applies
+//   - A DeleteTopic that ended with an error may have deleted the topic
+//     without every replica node knowing yet. Until such a node applies
 //     the deletion, an Append through it may land in the deleted topic's
-//     partition (if the node leads it) and be acknowledged with AcksLeader
-//     (or AcksAll with a replication factor of 1), then vanish with the
-//     deletion; a Read through it may return the deleted topic's records.
-//     Avoid re-using a topic name at once, or read and append through the
-//     node that created the topic.
+//     partition (if it leads it) and be acknowledged with AcksLeader (or
+//     AcksAll with a replication factor of 1), then vanish; a Read through
+//     it may return the deleted topic's records. Call DeleteTopic again
+//     until it returns nil or ErrUnknownTopic before creating the topic
+//     again.
 //
 // # Packages
 //

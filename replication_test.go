@@ -628,3 +628,69 @@ func TestRecreatedTopicUsableAtOnce(t *testing.T) {
 		lc.Network().Heal()
 	})
 }
+
+// A topic deleted and created again, with a replica node whose metadata
+// lags: once DeleteTopic returned, that node has applied the deletion, so
+// an append through it reaches the new topic, never the deleted one (where
+// it would be acknowledged and vanish). Replication factor 1, so that the
+// lagging node leads its old partition alone.
+func TestRecreatedTopicAppendThroughLaggingLeaderKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lc := newLocal(t, 3)
+		createTopic(t, lc, "t", replog.TopicConfig{Partitions: 3, ReplicationFactor: 1})
+		ctrl := replog.ControllerOf(lc.Node(1))
+		var lag, prop replog.NodeID
+		for _, id := range []replog.NodeID{1, 2, 3} {
+			switch {
+			case id == ctrl:
+			case lag == 0:
+				lag = id
+			default:
+				prop = id
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*testSession)
+		defer cancel()
+		info, err := lc.Node(lag).Topic(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := int32(-1)
+		for _, p := range info.Partitions {
+			if p.Leader == lag {
+				part = p.Partition
+			}
+		}
+		if part < 0 {
+			t.Fatalf("node %d leads no partition of %+v", lag, info)
+		}
+		if _, err := lc.Node(lag).Append(ctx, "t", part, recs("old", 1)); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		for _, id := range []replog.NodeID{1, 2, 3} {
+			if id != lag {
+				lc.Network().SetLink(id, lag, transport.LinkFaults{Delay: 100 * time.Millisecond})
+			}
+		}
+		if err := lc.Node(prop).DeleteTopic(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := lc.Node(prop).CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 3, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := lc.Node(lag).Append(ctx, "t", part, recs("new", 1))
+		if err != nil {
+			t.Fatalf("Append through node %d to the re-created topic: %v", lag, err)
+		}
+		lc.Network().Heal()
+		got, err := lc.Node(prop).Read(ctx, "t", part, 0, replog.MaxWait(testSession))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Records) != 1 || string(got.Records[0].Value) != "new-0" || got.Records[0].Offset != res.BaseOffset {
+			t.Fatalf("controller %d, lagging node %d, partition %d: Append through the lagging node returned %+v, "+
+				"but the re-created topic holds %d records: %+v", ctrl, lag, part, res, len(got.Records), got.Records)
+		}
+	})
+}

@@ -120,10 +120,18 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, cfg TopicConfig)
 }
 
 // DeleteTopic deletes a topic: every replica drops its data. Appends and
-// reads in flight on it fail.
+// reads in flight on it fail. It returns once every node holding a replica
+// of the topic has applied the deletion, so that from then on no node,
+// even one whose metadata lagged, serves the deleted topic: a topic created
+// again under the name is the only one appends and reads reach. A replica
+// node that stopped is waited for until the controller fences it, about
+// SessionTimeout after it stopped. ErrUnknownTopic waits likewise, for
+// every node: after any other error, call DeleteTopic again until it
+// returns nil or ErrUnknownTopic before re-using the name.
 //
 // Errors: ErrInvalidArgument (name), ErrUnknownTopic, ErrClosed, ctx's
-// error (the topic may or may not have been deleted).
+// error (the topic may or may not have been deleted, and if it was, a
+// replica node may not know yet).
 func (c *Cluster) DeleteTopic(ctx context.Context, name string) error {
 	const op = "delete topic"
 	if err := c.checkOpen(op); err != nil {

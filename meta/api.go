@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -118,10 +119,38 @@ func (n *Node) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*
 	return r.topic, err
 }
 
-// DeleteTopic deletes a topic and its committed offsets. Errors:
-// ErrUnknownTopic, ctx's error, ErrClosed.
+// DeleteTopic deletes a topic and its committed offsets. It returns once
+// every node holding a replica of the topic has applied the deletion, or
+// has been fenced (a node that stopped is waited for until the controller
+// fences it, SessionTimeout after its last heartbeat): from then on no node
+// serves the deleted topic, even one whose metadata lagged, so a topic
+// created again under the name is the only one appends and reads reach.
+// ErrUnknownTopic likewise waits until every registered node has applied
+// what the group had applied then: after an error, the caller can call
+// again until nil or ErrUnknownTopic. Errors: ErrUnknownTopic, ctx's error,
+// ErrClosed. After a ctx error the topic may or may not be deleted, and if
+// it is, a node may not know yet.
 func (n *Node) DeleteTopic(ctx context.Context, name string) error {
-	_, err := n.propose(ctx, &command{Op: opDeleteTopic, Topic: name})
+	r, err := n.propose(ctx, &command{Op: opDeleteTopic, Topic: name})
+	if err != nil && !errors.Is(err, ErrUnknownTopic) {
+		return err
+	}
+	// The replicas are in the result, unless the topic was unknown or the
+	// command a retry applied before (r.dup): then every node is asked.
+	nodes := n.cfg.Peers
+	if r.topic != nil {
+		nodes = nil
+		for _, p := range r.topic.Partitions {
+			for _, id := range p.Replicas {
+				if !slices.Contains(nodes, id) {
+					nodes = append(nodes, id)
+				}
+			}
+		}
+	}
+	if werr := n.waitApplied(ctx, r.index, nodes); werr != nil {
+		return werr
+	}
 	return err
 }
 

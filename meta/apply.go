@@ -12,6 +12,7 @@ type result struct {
 	topic *Topic
 	part  Partition
 	inc   uint64
+	index uint64 // the raft index applied, set by the driver
 }
 
 // applier applies one command to a State. It is deterministic: the same

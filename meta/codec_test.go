@@ -57,15 +57,21 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add(appendHeartbeat(nil, heartbeatMsg{node: 1, inc: 2}))
 	f.Add(appendHeartbeat(nil, heartbeatMsg{node: 1 << 60, inc: 1 << 62}))
 	f.Add([]byte{1})
+	f.Add(appendMeta(nil, metaMsg{kind: metaAsk, node: 3, val: 1 << 40}))
+	f.Add(appendMeta(nil, metaMsg{kind: metaApplied, node: 2, val: 7}))
 	f.Add([]byte{9, 1, 1})
+	f.Add([]byte{0, 1, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := decodeMeta(b)
+		m, err := decodeMeta(b)
 		if err != nil {
 			return
 		}
+		if m.kind < metaHeartbeat || m.kind > metaApplied {
+			t.Fatalf("%x decoded as kind %d", b, m.kind)
+		}
 		// Overlong varints decode too; the canonical form round-trips.
-		if h2, err := decodeMeta(appendHeartbeat(nil, h)); err != nil || h2 != h {
-			t.Fatalf("heartbeat %x does not round-trip: %v", b, err)
+		if m2, err := decodeMeta(appendMeta(nil, m)); err != nil || m2 != m {
+			t.Fatalf("meta message %x does not round-trip: %v", b, err)
 		}
 	})
 }

@@ -59,6 +59,12 @@
 // and skips a copy applied before, so a retry never applies twice. After a
 // context error the outcome is unknown.
 //
+// DeleteTopic waits, after its command is applied, until every node holding
+// a replica of the topic has applied it too (or is fenced): it asks each
+// node over mux.TagMeta, which answers once it has applied that index, and
+// asks again every heartbeat interval. So once it returns, no node serves
+// the deleted topic from a lagging State (see waitApplied).
+//
 // Events: Watch returns a Watcher that receives typed Events in apply order
 // (topic created/deleted, partition changed, node registered, fenced,
 // unfenced, changed). Apply never waits for a watcher: a watcher more than
@@ -164,9 +170,12 @@
 // On the wire, after the mux tag: raft messages are protobuf
 // raftpb.Message; meta messages are
 //
-//	heartbeat: +------+----------------+---------------------+
-//	           | 0x01 | uvarint nodeID | uvarint incarnation |
-//	           +------+----------------+---------------------+
+//	+------+-----------------------+---------------------+
+//	| kind | uvarint nodeID (from) | uvarint value       |
+//	+------+-----------------------+---------------------+
+//	  0x01 heartbeat, to the controller: value = incarnation
+//	  0x02 ask: "answer once you have applied index value"
+//	  0x03 applied: the answer, value = the sender's applied index
 //
 // # Caller's duties
 //

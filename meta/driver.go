@@ -105,6 +105,7 @@ func (d *driver) restore(snap *pb.Snapshot) error {
 		d.n.inc.Store(me.Incarnation)
 	}
 	d.n.publish([]Event{{Type: EventResync, Index: d.applied, State: s}})
+	d.n.advance(d.applied)
 	d.scan = true
 	d.answerFromSnapshot(s, offs)
 	return nil

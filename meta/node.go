@@ -30,14 +30,16 @@ type Node struct {
 	log *slog.Logger
 	st  *storage
 
-	state    atomic.Pointer[State]
-	offsets  atomic.Pointer[offsetTable]
-	inc      atomic.Uint64 // this node's incarnation, once registered
-	leader   atomic.Uint64 // raft leader (the controller), 0 if unknown
-	now      atomic.Int64  // driver's tick count
-	lease    atomic.Int64  // local reads are fresh while now < lease
-	failure  atomic.Pointer[error]
-	watchers struct {
+	state   atomic.Pointer[State]
+	offsets atomic.Pointer[offsetTable]
+	inc     atomic.Uint64 // this node's incarnation, once registered
+	leader  atomic.Uint64 // raft leader (the controller), 0 if unknown
+	now     atomic.Int64  // driver's tick count
+	lease   atomic.Int64  // local reads are fresh while now < lease
+	failure atomic.Pointer[error]
+	// appliedIdx: waits for other nodes' applies, answers theirs.
+	appliedIdx appliedIndexes
+	watchers   struct {
 		sync.Mutex
 		set map[*Watcher]struct{}
 	}
@@ -101,6 +103,7 @@ func Open(cfg Config) (*Node, error) {
 		snapc: make(chan snapDone, 1),
 		stop:  make(chan struct{}), done: make(chan struct{})}
 	n.watchers.set = map[*Watcher]struct{}{}
+	n.appliedIdx.init()
 	if err := n.d.init(n); err != nil {
 		_ = n.closeStorage() // the init error is the one to report
 		return nil, err
@@ -178,14 +181,21 @@ func (n *Node) HandleRaft(from uint64, msg []byte) {
 // HandleMeta takes one inbound meta message (payload after the mux tag).
 // Register it for mux.TagMeta. It never blocks.
 func (n *Node) HandleMeta(from uint64, msg []byte) {
-	h, err := decodeMeta(msg)
-	if err != nil || h.node != from {
+	m, err := decodeMeta(msg)
+	if err != nil || m.node != from {
 		n.log.Debug("meta: dropped bad meta message", "from", from, "err", err)
 		return
 	}
-	select {
-	case n.metaIn <- h:
-	default:
+	switch m.kind {
+	case metaHeartbeat:
+		select {
+		case n.metaIn <- heartbeatMsg{node: m.node, inc: m.val}:
+		default:
+		}
+	case metaAsk:
+		n.onAsk(from, m.val)
+	case metaApplied:
+		n.onApplied(from, m.val)
 	}
 }
 

@@ -22,7 +22,9 @@ func (d *driver) answerFromSnapshot(s *State, offs *offsetTable) {
 	for seq, p := range d.waiters {
 		if seq+dedupWindow <= w.max || w.seen[seq] {
 			delete(d.waiters, seq)
-			p.resp <- snapshotOutcome(p.cmd, s, offs)
+			res := snapshotOutcome(p.cmd, s, offs)
+			res.index = d.applied
+			p.resp <- res
 		}
 	}
 }

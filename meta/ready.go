@@ -103,6 +103,7 @@ func (d *driver) applyEntries(ents []*pb.Entry) error {
 		d.applied = e.GetIndex()
 	}
 	d.pending = d.resolveReads(d.pending)
+	d.n.advance(d.applied)
 	// Snapshot every SnapshotEntries entries, and no more often than one
 	// entry per topic, so that encoding stays O(1) per entry amortised.
 	due := max(d.n.cfg.SnapshotEntries, uint64(d.n.state.Load().topics.n))
@@ -185,6 +186,7 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 			if res.dup {
 				res = snapshotOutcome(c, next, d.n.offsets.Load())
 			}
+			res.index = index
 			p.resp <- res
 		}
 	}

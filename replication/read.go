@@ -418,11 +418,26 @@ func (m *Manager) onForwardedAppend(from uint64, a *appendItem) {
 	req.pid, req.pepoch, req.firstSeq, req.count = b.ProducerID(), b.ProducerEpoch(), b.BaseSequence(), b.Count()
 	req.lastSeq = lastSeqOf(req.firstSeq, req.count)
 	key := pkey{a.topicID, a.partition}
-	if r := m.replica(key); r != nil {
+	r := m.replica(key)
+	switch {
+	case r == nil:
+		m.orphan(key, req)
+	case m.deleted(r):
+		answers{{req: req, code: codeUnknownTopic}}.deliver(m)
+	default:
 		r.enqueue(req)
-		return
 	}
-	m.orphan(key, req)
+}
+
+// deleted reports whether r's topic is gone from this node's metadata,
+// before the deletion's event has dropped r. A forwarded call that reaches
+// r then is refused: the sender's metadata lags, and once DeleteTopic
+// returned, a topic created again under the name is the one it must
+// reach (meta.Node.DeleteTopic waits until the replicas' nodes have
+// applied the deletion, this one included, not until they dropped r).
+func (m *Manager) deleted(r *replica) bool {
+	t, ok := m.cfg.Meta.State().Topic(r.topic)
+	return !ok || t.ID != r.key.topicID
 }
 
 // serveRead answers a forwarded read on a goroutine of its own (it may
@@ -431,6 +446,10 @@ func (m *Manager) serveRead(from uint64, q readItem) {
 	r := m.replica(pkey{q.topicID, q.partition})
 	if r == nil {
 		m.peer(from).readResp(&readResp{reqID: q.reqID, code: codeRetry})
+		return
+	}
+	if m.deleted(r) {
+		m.peer(from).readResp(&readResp{reqID: q.reqID, code: codeUnknownTopic})
 		return
 	}
 	m.spawn(func() {

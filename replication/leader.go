@@ -331,6 +331,22 @@ func (r *replica) roundWrittenLocked(rd *inflight, out *answers) {
 			r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 		}
 	}
+	if len(r.mu.durWaiters) > 0 {
+		durable := r.log.LogEndOffset()
+		kept := r.mu.durWaiters[:0]
+		for _, q := range r.mu.durWaiters {
+			switch {
+			case q.last >= durable:
+				kept = append(kept, q)
+			case stillLeader:
+				out.ok(q)
+			default:
+				out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
+			}
+		}
+		clear(r.mu.durWaiters[len(kept):])
+		r.mu.durWaiters = kept
+	}
 	r.advanceHWLocked(out)
 	if r.catchUpNeededLocked() {
 		r.kickLocked()
@@ -379,6 +395,11 @@ func (r *replica) roundFailedLocked(round []*appendReq, err error, out *answers)
 			out.add(q, code, 0, 0)
 		}
 	}
+	// Retries of batches in this round or a later one: none is durable.
+	for _, q := range r.mu.durWaiters {
+		out.add(q, code, 0, 0)
+	}
+	r.mu.durWaiters = nil
 }
 
 // beginEpoch starts this replica's leadership in its log and probes the
@@ -453,9 +474,10 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 				}
 				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 			case q.acks == AcksLeader && q.last >= durable:
-				// Written in the round now being synced by no one: the
-				// previous round completed, so this cannot happen; be safe.
-				r.mu.hwWaiters = append(r.mu.hwWaiters, q)
+				// A retry of a batch in a round still being written (its
+				// sync outlasted the producer's resend timeout): answered
+				// when that round ends, as the first attempt is.
+				r.mu.durWaiters = append(r.mu.durWaiters, q)
 			default:
 				out.ok(q)
 			}

@@ -133,8 +133,11 @@ type replica struct {
 		epochStart int64 // log end when the epoch began
 		nextOffset int64 // offsets handed out
 		queue      []*appendReq
-		parked     []*appendReq  // for an epoch this replica has not learned yet
-		hwWaiters  []*appendReq  // AcksAll, written, waiting for the high watermark
+		parked     []*appendReq // for an epoch this replica has not learned yet
+		hwWaiters  []*appendReq // AcksAll, written, waiting for the high watermark
+		// durWaiters: AcksLeader retries of batches in a round still being
+		// written, answered when a round's end makes them durable.
+		durWaiters []*appendReq
 		inflight   []*inflight   // appends queued to the log and answers after them, in order
 		completing bool          // a completer goroutine works through inflight
 		progress   chan struct{} // closed by the completer when it finished an item
@@ -625,6 +628,10 @@ func (r *replica) failLeaderWorkLocked(out *answers, leader uint64, epoch int32)
 	for _, q := range r.mu.hwWaiters {
 		out.add(q, codeNotLeader, leader, epoch)
 	}
+	for _, q := range r.mu.durWaiters {
+		out.add(q, codeNotLeader, leader, epoch)
+	}
+	r.mu.durWaiters = nil
 	parked := r.mu.parked[:0]
 	for _, q := range r.mu.parked {
 		if q.epoch <= epoch {

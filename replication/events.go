@@ -102,7 +102,7 @@ func (m *Manager) reconcileTopic(t *meta.Topic) {
 		if p != nil {
 			p.setLeader(part.Leader, part.LeaderEpoch)
 			if len(part.ISR) >= t.Config.MinInSyncReplicas {
-				p.isrChanged()
+				p.isrChanged(part.PartitionEpoch)
 			}
 		}
 	}

@@ -239,7 +239,7 @@ func TestProducerJoinedCallAbandoned(t *testing.T) {
 	}
 	p.abandon(c)
 	answerCall(p, c, 1, codeRetry, 0, 0, -1, -1)
-	p.isrChanged() // ends the retry delay
+	p.isrChanged(1) // ends the retry delay
 	again := sentReqs(p)
 	if len(again) != 1 || again[0].attempt != 2 || again[0].firstSeq != reqs[0].firstSeq || string(again[0].batch) != string(reqs[0].batch) {
 		t.Fatalf("resent %d batches; want the same batch again", len(again))

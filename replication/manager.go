@@ -483,7 +483,7 @@ func (m *Manager) producerFor(t *meta.Topic, partition int32) *producer {
 			return p
 		}
 		part := t.Partitions[partition]
-		p.mu.leader, p.mu.epoch = part.Leader, part.LeaderEpoch
+		p.mu.leader, p.mu.epoch, p.mu.pepoch = part.Leader, part.LeaderEpoch, part.PartitionEpoch
 		m.mu.producers[key] = p
 	}
 	return p

@@ -69,8 +69,11 @@ type producer struct {
 		// since: the shortage Append waits out for ReplicaLagTime.
 		short   bool
 		shortAt int64
-		calls   []*call // outstanding, in submission order
-		dead    error   // the topic is gone: fail everything
+		// pepoch: the partition record (PartitionEpoch) isrChanged last
+		// acted on; older or equal ones changed nothing for this partition.
+		pepoch int32
+		calls  []*call // outstanding, in submission order
+		dead   error   // the topic is gone: fail everything
 	}
 }
 
@@ -132,7 +135,17 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 		if c.n >= limit {
 			break
 		}
-		if c.sent || c.finished || c.notBefore > now {
+		if c.sent || c.finished {
+			continue
+		}
+		if c.attempt > 0 && c.allAbandoned() {
+			// Sent before and given up: never sent again, so that it
+			// cannot land after the calls its callers made since.
+			p.finishLocked(c, codeRetry, -1, -1)
+			i--
+			continue
+		}
+		if c.notBefore > now {
 			continue
 		}
 		if c.acks != AcksNone {
@@ -410,8 +423,11 @@ func codeError2(code byte, topic string, partition int32) error {
 // abandon is called when c's caller gave up: an unsent call is dropped
 // (its sequence stays a gap, which leaders accept) once the callers of
 // every call joined with it gave up too; a sent one is left to its
-// answer. It reports whether the producer waits out a shortage of
-// in-sync replicas (see complete).
+// answer, and dropped instead of sent again (after a lost message, a
+// retry answer or a leader change; see pickLocked): a batch whose Append
+// returned is never written after one its caller appends next, beyond
+// the message already on its way. It reports whether the producer waits
+// out a shortage of in-sync replicas (see complete).
 func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -428,11 +444,19 @@ func (p *producer) abandon(c *call) (short bool) {
 	return p.mu.short
 }
 
-// isrChanged is told that the partition's ISR has at least MinInSyncReplicas
-// members: a shortage is over, and calls waiting for a retry delay are
-// sent at once (as a leader change sends them).
-func (p *producer) isrChanged() {
+// isrChanged is told that the partition's record changed to pepoch, with
+// at least MinInSyncReplicas members in its ISR: a shortage is over, and
+// calls waiting for a retry delay are sent at once (as a leader change
+// sends them). A record it saw before changes nothing: the event was
+// another partition's, and the shortage may be the leader's (a lagging
+// member it keeps in the ISR, see isrFloor), which only time ends.
+func (p *producer) isrChanged(pepoch int32) {
 	p.mu.Lock()
+	if pepoch <= p.mu.pepoch {
+		p.mu.Unlock()
+		return
+	}
+	p.mu.pepoch = pepoch
 	p.mu.short = false
 	for _, c := range p.mu.calls {
 		c.notBefore = 0
@@ -473,7 +497,7 @@ func (p *producer) redirectLocked(leader uint64, epoch int32) {
 
 // tick resends calls whose answer is overdue (a lost message: the leader
 // deduplicates) and calls whose retry delay passed. Abandoned calls are
-// given up after a few attempts.
+// dropped instead (see abandon).
 func (p *producer) tick(now int64) {
 	p.mu.Lock()
 	if len(p.mu.calls) == 0 {
@@ -488,7 +512,7 @@ func (p *producer) tick(now int64) {
 			continue
 		}
 		if now-c.sentAt >= p.m.resendAfter(c.attempt) {
-			if c.allAbandoned() && c.attempt >= 4 {
+			if c.allAbandoned() {
 				p.finishLocked(c, codeRetry, -1, -1)
 				continue
 			}

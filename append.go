@@ -85,9 +85,12 @@ type AppendResult struct {
 // ErrNotLeader (the topic was deleted while the append was on its way:
 // the batch went with the topic, or never reached it), ErrClosed, ctx's
 // error (also when no leader could be reached within ctx). After
-// ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader or a ctx error the
-// batch may or may not have been written (the ISR may shrink after the
-// leader wrote it). ErrUnknownTopic means it was not written.
+// ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader, ErrClosed (the
+// node closed while the batch was on its way) or a ctx error the batch
+// may or may not have been written (the ISR may shrink after the leader
+// wrote it). Such a batch is not sent again once Append returned, so a
+// batch appended next through the same node does not land before it
+// because of a retry. ErrUnknownTopic means it was not written.
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"

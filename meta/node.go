@@ -259,7 +259,12 @@ func (n *Node) run() {
 }
 
 // send hands v to the driver over c, bounded by ctx.
+// A ctx that already ended fails at once: a select among ready cases picks
+// at random, and the call would otherwise go on half the time.
 func send[T any](ctx context.Context, n *Node, c chan<- T, v T) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
 	select {
 	case c <- v:
 		return nil

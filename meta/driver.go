@@ -59,6 +59,13 @@ func (d *driver) init(n *Node) error {
 		return err
 	}
 	d.nonce = nonce
+	// ReadIndex requests are matched to their answers by ID alone: a run
+	// that numbered them from 1 again would take an answer meant for the
+	// previous run's read (delivered late, after a restart) for its own,
+	// with that read's older index.
+	if d.readSeq, err = newNonce(); err != nil {
+		return err
+	}
 	n.offsets.Store(newOffsetTable())
 	n.state.Store(emptyState())
 	snap, err := n.st.Snapshot()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // State returns the applied metadata: an immutable snapshot, read without a
@@ -26,8 +27,16 @@ func (n *Node) CommittedOffset(group, topic string, partition int32) (int64, boo
 	return n.offsets.Load().get(group, topic, partition)
 }
 
-// leaseValid reports whether this node's State is fresh by lease.
-func (n *Node) leaseValid() bool { return n.now.Load() < n.lease.Load() }
+// leaseValid reports whether this node's State is fresh by lease: the
+// lease has not run out on the clock, and the driver still runs.
+func (n *Node) leaseValid() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+	}
+	return n.clock() < time.Duration(n.lease.Load())
+}
 
 // Barrier waits until this node has applied everything the group had
 // committed when Barrier was called (one ReadIndex round trip to the raft

@@ -44,8 +44,12 @@
 // another, so no new leader can commit while a lease of ElectionTicks/2
 // granted by the old one lasts, provided clocks tick at rates within a
 // factor of two of each other and a message is delivered within the other
-// half of the election timeout. Leases are counted in ticks of each node's
-// own clock. This makes the leader's lease reads linearizable under those
+// half of the election timeout. A lease lasts ElectionTicks/2 ×
+// TickInterval on the node's monotonic clock from the contact that grants
+// it, not a count of ticks: ticks come late or not at all when the driver
+// is slow or stalled (on its bbolt sync, say), and election timeouts,
+// which are counted in ticks, only grow then. A closed node holds no
+// lease. This makes the leader's lease reads linearizable under those
 // assumptions; a follower's are bounded-stale, as said above.
 //
 // Writes (CreateTopic, DeleteTopic, AlterISR, CommitOffset, Drain,

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -43,9 +44,14 @@ type driver struct {
 	ctrl        *controller
 	scan        bool // partitions or nodes changed since the last scan
 	lastAck     map[uint64]int64
-	lastContact int64            // tick of the last message from the leader
-	followed    uint64           // the leader that message came from
-	heard       map[uint64]int64 // node → tick of its last raft message or heartbeat
+	lastContact int64 // tick of the last message from the leader
+	// ackAt and contactAt are lastAck and lastContact on the clock
+	// (Node.clock): leases run out in real time, also while the driver
+	// is stalled or drops ticks.
+	ackAt     map[uint64]time.Duration
+	contactAt time.Duration
+	followed  uint64           // the leader that message came from
+	heard     map[uint64]int64 // node → tick of its last raft message or heartbeat
 }
 
 func (d *driver) init(n *Node) error {
@@ -53,6 +59,7 @@ func (d *driver) init(n *Node) error {
 	d.waiters = map[uint64]*proposal{}
 	d.reads = map[uint64]*readReq{}
 	d.lastAck = map[uint64]int64{}
+	d.ackAt = map[uint64]time.Duration{}
 	d.heard = map[uint64]int64{}
 	nonce, err := newNonce()
 	if err != nil {
@@ -122,7 +129,6 @@ func (d *driver) restore(snap *pb.Snapshot) error {
 func (d *driver) tick() {
 	d.rn.Tick()
 	d.now++
-	d.n.now.Store(d.now)
 	d.updateLease()
 	retry := d.n.cfg.retryTicks()
 	for seq, p := range d.waiters {
@@ -216,8 +222,8 @@ func (d *driver) control() {
 // an entry of its term; on a follower, it heard from the leader within
 // leaseTicks.
 func (d *driver) updateLease() {
-	lt := d.n.cfg.leaseTicks()
-	var until int64
+	lt := time.Duration(d.n.cfg.leaseTicks()) * d.n.cfg.TickInterval
+	var until time.Duration
 	switch {
 	case d.isLeader:
 		if t, _ := d.n.st.Term(d.applied); t != d.term {
@@ -231,19 +237,19 @@ func (d *driver) updateLease() {
 			// MsgTimeoutNow may still be on its way then: two timeouts.
 			break
 		}
-		acks := []int64{d.now}
+		acks := []time.Duration{d.n.clock()}
 		for _, id := range d.confState.GetVoters() {
 			if id != d.n.cfg.ID {
-				acks = append(acks, d.lastAck[id])
+				acks = append(acks, d.ackAt[id])
 			}
 		}
 		slices.Sort(acks)
 		slices.Reverse(acks)
 		until = acks[len(acks)/2] + lt // the quorum-th most recent ack
 	case d.lead != 0:
-		until = d.lastContact + lt
+		until = d.contactAt + lt
 	}
-	d.n.lease.Store(until)
+	d.n.lease.Store(int64(until))
 }
 
 // step passes an inbound raft message to raft, noting lease contacts
@@ -254,8 +260,10 @@ func (d *driver) step(m *pb.Message) {
 		switch m.GetType() {
 		case pb.MsgHeartbeatResp, pb.MsgAppResp:
 			d.lastAck[m.GetFrom()] = d.now
+			d.ackAt[m.GetFrom()] = d.n.clock()
 		case pb.MsgHeartbeat, pb.MsgApp:
 			d.lastContact, d.followed = d.now, m.GetFrom()
+			d.contactAt = d.n.clock()
 		}
 	}
 	if m.GetType() == pb.MsgAppResp && m.GetReject() && d.isLeader && m.GetRejectHint() < d.match(m.GetFrom()) {

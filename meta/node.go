@@ -34,8 +34,9 @@ type Node struct {
 	offsets atomic.Pointer[offsetTable]
 	inc     atomic.Uint64 // this node's incarnation, once registered
 	leader  atomic.Uint64 // raft leader (the controller), 0 if unknown
-	now     atomic.Int64  // driver's tick count
-	lease   atomic.Int64  // local reads are fresh while now < lease
+	// lease: local reads are fresh while clock() is below it.
+	lease   atomic.Int64
+	start   time.Time // clock's origin, with its monotonic reading
 	failure atomic.Pointer[error]
 	// appliedIdx: waits for other nodes' applies, answers theirs.
 	appliedIdx appliedIndexes
@@ -104,6 +105,7 @@ func Open(cfg Config) (*Node, error) {
 		stop:  make(chan struct{}), done: make(chan struct{})}
 	n.watchers.set = map[*Watcher]struct{}{}
 	n.appliedIdx.init()
+	n.start = time.Now()
 	if err := n.d.init(n); err != nil {
 		_ = n.closeStorage() // the init error is the one to report
 		return nil, err
@@ -111,6 +113,9 @@ func Open(cfg Config) (*Node, error) {
 	go n.run()
 	return n, nil
 }
+
+// clock is the time since Open, on the monotonic clock.
+func (n *Node) clock() time.Duration { return time.Since(n.start) }
 
 // ID returns the node's ID.
 func (n *Node) ID() uint64 { return n.cfg.ID }

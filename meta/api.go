@@ -164,14 +164,16 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // AlterISR sets a partition's ISR on behalf of its leader, this node. It is
-// applied only if this node is the leader and leaderEpoch and
-// partitionEpoch are the partition's current ones; it returns the new
+// applied only if the topic of that name has ID topicID (0: any; a request
+// for a topic since deleted must not change one created again), this node
+// is the leader, and leaderEpoch and partitionEpoch are the partition's
+// current ones; it returns the new
 // partition record (PartitionEpoch+1). The ISR must contain the leader and
 // be a set of replicas; members joining it must be eligible (registered,
 // unfenced, healthy). Errors: ErrStaleEpoch, ErrInvalidArgument,
 // ErrUnknownTopic, ErrUnknownPartition, ctx's error, ErrClosed.
-func (n *Node) AlterISR(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (Partition, error) {
-	r, err := n.propose(ctx, &command{Op: opAlterISR, Topic: topic, Partition: partition,
+func (n *Node) AlterISR(ctx context.Context, topic string, topicID uint64, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (Partition, error) {
+	r, err := n.propose(ctx, &command{Op: opAlterISR, Topic: topic, TopicID: topicID, Partition: partition,
 		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: slices.Clone(isr)})
 	return r.part, err
 }

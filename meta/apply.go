@@ -338,7 +338,7 @@ func (a *applier) deleteTopic(c *command) result {
 // lookup finds the partition a command names.
 func (a *applier) lookup(c *command) (*Topic, *Partition, error) {
 	t, ok := a.prev.topics.get(c.Topic)
-	if !ok {
+	if !ok || c.TopicID != 0 && t.ID != c.TopicID {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
 	}
 	if c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {

@@ -175,14 +175,14 @@ func TestClusterFencing(t *testing.T) {
 		// returns the preferred leadership to it.
 		p = partitionOf(ln, "t", led[0].Partition)
 		isr := append(append([]uint64(nil), p.ISR...), victim)
-		if _, err := c.nodes[p.Leader].AlterISR(ctxT(t, 10*time.Second), "t", p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); err != nil {
+		if _, err := c.nodes[p.Leader].AlterISR(ctxT(t, 10*time.Second), "t", 0, p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); err != nil {
 			t.Fatal(err)
 		}
 		c.waitFor("preferred leader back", 100, func() bool {
 			return partitionOf(ln, "t", led[0].Partition).Leader == victim
 		})
 		// A stale AlterISR is refused.
-		if _, err := c.nodes[victim].AlterISR(ctxT(t, 10*time.Second), "t", p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); !errors.Is(err, ErrStaleEpoch) {
+		if _, err := c.nodes[victim].AlterISR(ctxT(t, 10*time.Second), "t", 0, p.Partition, p.LeaderEpoch, p.PartitionEpoch, isr); !errors.Is(err, ErrStaleEpoch) {
 			t.Fatalf("stale AlterISR: %v", err)
 		}
 	})

@@ -29,14 +29,18 @@ const commandVersion = 1
 // Op. From, Session and Seq identify the proposer's request: it learns the
 // outcome by them, and apply skips a request applied before (dedupTable).
 type command struct {
-	Op             op           `json:"op"`
-	From           uint64       `json:"from,omitempty"`
-	Seq            uint64       `json:"seq,omitempty"`
-	Session        uint64       `json:"sess,omitempty"` // proposer's registration nonce
-	Node           uint64       `json:"node,omitempty"`
-	Incarnation    uint64       `json:"inc,omitempty"`
-	Nonce          uint64       `json:"nonce,omitempty"`
-	Topic          string       `json:"topic,omitempty"`
+	Op          op     `json:"op"`
+	From        uint64 `json:"from,omitempty"`
+	Seq         uint64 `json:"seq,omitempty"`
+	Session     uint64 `json:"sess,omitempty"` // proposer's registration nonce
+	Node        uint64 `json:"node,omitempty"`
+	Incarnation uint64 `json:"inc,omitempty"`
+	Nonce       uint64 `json:"nonce,omitempty"`
+	Topic       string `json:"topic,omitempty"`
+	// TopicID, when set, is the ID of the topic Topic names: a command
+	// for a topic since deleted (and maybe created again) applies to no
+	// other of its name. Commands logged before it existed carry none.
+	TopicID        uint64       `json:"tid,omitempty"`
 	Config         *TopicConfig `json:"config,omitempty"`
 	Partition      int32        `json:"p,omitempty"`
 	LeaderEpoch    int32        `json:"lepoch,omitempty"`

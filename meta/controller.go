@@ -134,7 +134,7 @@ func (c *controller) decide(s *State, now int64, scan bool) []*command {
 			}
 			if l := c.leaderFor(p, eligible); l != 0 {
 				propose(fmt.Sprintf("elect/%s/%d/%d/%d", name, p.Partition, p.PartitionEpoch, l),
-					&command{Op: opElectLeader, Topic: name, Partition: p.Partition,
+					&command{Op: opElectLeader, Topic: name, TopicID: t.ID, Partition: p.Partition,
 						PartitionEpoch: p.PartitionEpoch, Leader: l})
 			}
 		}

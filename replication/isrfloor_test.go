@@ -18,11 +18,11 @@ func recordISRRequests(c *tcluster, id uint64) func() [][]uint64 {
 	var mu sync.Mutex
 	var asked [][]uint64
 	mn := c.nodes[id].meta // the hook runs on the Manager's goroutines: not c.nodes, which stop changes
-	hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, le, pe int32, isr []uint64) (meta.Partition, error) {
+	hook := alterISRFunc(func(ctx context.Context, topic string, topicID uint64, partition int32, le, pe int32, isr []uint64) (meta.Partition, error) {
 		mu.Lock()
 		asked = append(asked, slices.Clone(isr))
 		mu.Unlock()
-		return mn.AlterISR(ctx, topic, partition, le, pe, isr)
+		return mn.AlterISR(ctx, topic, topicID, partition, le, pe, isr)
 	})
 	c.nodes[id].rep.alterISRHook.Store(&hook)
 	return func() [][]uint64 {

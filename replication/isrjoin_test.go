@@ -44,7 +44,7 @@ func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 		requested, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
 		ml := c.nodes[l].meta // the hook runs on the Manager's goroutines: not c.nodes, which stop changes
-		hook := alterISRFunc(func(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error) {
+		hook := alterISRFunc(func(ctx context.Context, topic string, topicID uint64, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error) {
 			if slices.Contains(isr, f) {
 				once.Do(func() { close(requested) })
 				select {
@@ -53,7 +53,7 @@ func TestHighWatermarkCountsFollowerBeingAdded(t *testing.T) {
 					return meta.Partition{}, ctx.Err()
 				}
 			}
-			return ml.AlterISR(ctx, topic, partition, leaderEpoch, partitionEpoch, isr)
+			return ml.AlterISR(ctx, topic, topicID, partition, leaderEpoch, partitionEpoch, isr)
 		})
 		c.nodes[l].rep.alterISRHook.Store(&hook)
 		c.start(f)

@@ -1076,7 +1076,7 @@ func (r *replica) maybeAlterISRLocked(now int64, out *answers) {
 	}
 	ok := r.m.spawn(func() {
 		ctx, cancel := context.WithTimeout(r.m.ctx, r.m.alterISRTimeout())
-		_, err := alter(ctx, r.topic, r.key.partition, epoch, pepoch, isr)
+		_, err := alter(ctx, r.topic, r.key.topicID, r.key.partition, epoch, pepoch, isr)
 		cancel()
 		if err != nil {
 			r.m.cfg.Logger.Info("replication: ISR change refused", "topic", r.topic, "partition", r.key.partition, "isr", isr, "err", err)

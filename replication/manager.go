@@ -176,7 +176,7 @@ func (m *Manager) spawn(fn func()) bool {
 func (m *Manager) mono() int64 { return int64(time.Since(m.start)) }
 
 // alterISRFunc is the signature of meta.Node.AlterISR.
-type alterISRFunc func(ctx context.Context, topic string, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error)
+type alterISRFunc func(ctx context.Context, topic string, topicID uint64, partition int32, leaderEpoch, partitionEpoch int32, isr []uint64) (meta.Partition, error)
 
 // alterISRTimeout bounds one AlterISR request.
 func (m *Manager) alterISRTimeout() time.Duration { return 10*m.cfg.tickInterval() + time.Second }

@@ -88,21 +88,10 @@ func TestDeleteTopicWaitEndsWithCtx(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
 		l := c.topicT()
-		var cut uint64
-		for _, id := range c.peers {
-			if id != l {
-				cut = id
-				break
-			}
-		}
 		// Nothing reaches cut, so it never applies the deletion; the
 		// controller fences it only a session after it lost its leader,
 		// and the ctx ends before.
-		for _, id := range c.peers {
-			if id != cut {
-				c.net.SetLink(id, cut, transport.LinkFaults{Drop: 1})
-			}
-		}
+		cut := c.cutOffFollower(l)
 		ctx := ctxT(t, c.nodes[l].cfg.SessionTimeout/2)
 		err := c.nodes[l].DeleteTopic(ctx, "t")
 		if err == nil || ctx.Err() == nil {
@@ -125,18 +114,7 @@ func TestDeleteTopicUnknownWaitsForEveryNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
 		l := c.topicT()
-		var cut uint64
-		for _, id := range c.peers {
-			if id != l {
-				cut = id
-				break
-			}
-		}
-		for _, id := range c.peers {
-			if id != cut {
-				c.net.SetLink(id, cut, transport.LinkFaults{Drop: 1})
-			}
-		}
+		cut := c.cutOffFollower(l)
 		short := ctxT(t, c.nodes[l].cfg.SessionTimeout/4)
 		if err := c.nodes[l].DeleteTopic(short, "t"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("DeleteTopic with node %d cut off: %v, want the ctx's error", cut, err)
@@ -153,4 +131,22 @@ func TestDeleteTopicUnknownWaitsForEveryNode(t *testing.T) {
 			t.Fatalf("DeleteTopic answered ErrUnknownTopic, yet node %d still has the topic", cut)
 		}
 	})
+}
+
+// cutOffFollower picks a node other than leader l and drops every message
+// to it; it returns the node.
+func (c *cluster) cutOffFollower(l uint64) uint64 {
+	var cut uint64
+	for _, id := range c.peers {
+		if id != l {
+			cut = id
+			break
+		}
+	}
+	for _, id := range c.peers {
+		if id != cut {
+			c.net.SetLink(id, cut, transport.LinkFaults{Drop: 1})
+		}
+	}
+	return cut
 }

@@ -150,8 +150,11 @@ func (c *Cluster) knownPartition(ctx context.Context, op, topic string, partitio
 		t, err = c.meta.Topic(ctx, topic)
 		if errors.Is(err, meta.ErrUnknownTopic) && autoCreate != nil {
 			err = c.CreateTopic(ctx, topic, *autoCreate)
-			if err == nil || errors.Is(err, ErrTopicExists) {
+			switch {
+			case err == nil || errors.Is(err, ErrTopicExists):
 				t, err = c.meta.Topic(ctx, topic)
+			case err != nil:
+				return fmt.Errorf("%s: auto-create: %w", op, err) // a replog error already
 			}
 		}
 		if err != nil {

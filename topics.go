@@ -95,7 +95,9 @@ type PartitionInfo struct {
 // usable through every node.
 //
 // Errors: ErrInvalidArgument (name, config), ErrTopicExists,
-// ErrNotEnoughReplicas (fewer live nodes than the replication factor),
+// ErrNotEnoughReplicas (fewer live nodes than the replication factor, once
+// every peer has joined the cluster at least once: while some peer never
+// has, as when the cluster starts, CreateTopic waits for it within ctx),
 // ErrClosed, ctx's error (the topic may or may not have been created).
 func (c *Cluster) CreateTopic(ctx context.Context, name string, cfg TopicConfig) error {
 	const op = "create topic"

@@ -114,9 +114,13 @@ func (n *Node) propose(ctx context.Context, c *command) (result, error) {
 // CreateTopic creates a topic and returns it once applied on this node.
 // Replicas are placed over the live nodes, balanced; every partition starts
 // with its preferred replica as leader and all replicas in the ISR, so every
-// partition has a leader when CreateTopic returns. Errors: ErrInvalidArgument
-// (name, partitions, min ISR), ErrTopicExists, ErrNotEnoughNodes, ctx's
-// error, ErrClosed. After a ctx error the topic may or may not exist.
+// partition has a leader when CreateTopic returns. Too few live nodes for
+// the replication factor is an error (ErrNotEnoughNodes) only once every
+// peer has registered at least once: while some peer never has (the
+// cluster is starting, this node included), CreateTopic waits for the
+// registrations within ctx. Errors: ErrInvalidArgument (name, partitions,
+// min ISR), ErrTopicExists, ErrNotEnoughNodes, ctx's error, ErrClosed.
+// After a ctx error the topic may or may not exist.
 func (n *Node) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*Topic, error) {
 	if err := ValidTopicName(name); err != nil {
 		return nil, err
@@ -124,8 +128,43 @@ func (n *Node) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidArgument, cfg.Partitions)
 	}
-	r, err := n.propose(ctx, &command{Op: opCreateTopic, Topic: name, Config: &cfg})
-	return r.topic, err
+	var w *Watcher // made before a proposal that may have to wait: no registration is missed
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	for {
+		if w == nil && n.awaitingPeers() {
+			w = n.Watch()
+		}
+		r, err := n.propose(ctx, &command{Op: opCreateTopic, Topic: name, Config: &cfg})
+		if !errors.Is(err, ErrNotEnoughNodes) || w == nil {
+			return r.topic, err
+		}
+		if !n.awaitingPeers() {
+			// Every peer registered since w was made: go again, and a
+			// shortage from now on is the caller's to know.
+			w.Close()
+			w = nil
+			continue
+		}
+		if _, err := w.Next(ctx); err != nil {
+			return nil, fmt.Errorf("meta: create topic %q, waiting for peers to register: %w", name, err)
+		}
+	}
+}
+
+// awaitingPeers reports whether some peer has never registered (as this
+// node's State shows).
+func (n *Node) awaitingPeers() bool {
+	s := n.State()
+	for _, id := range n.cfg.Peers {
+		if _, ok := s.nodes[id]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // DeleteTopic deletes a topic and its committed offsets. It returns once

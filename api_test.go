@@ -280,6 +280,9 @@ func TestOpenValidatesConfig(t *testing.T) {
 		{"negative sync timeout", func(c *replog.Config) { c.SyncTimeout = -1 }},
 		{"tiny session timeout", func(c *replog.Config) { c.SessionTimeout = time.Millisecond }},
 		{"negative MaxBatchBytes", func(c *replog.Config) { c.MaxBatchBytes = -1 }},
+		{"MaxBatchBytes below one record's batch", func(c *replog.Config) { c.MaxBatchBytes = 10 }},
+		{"MaxBatchBytes over 1 GiB", func(c *replog.Config) { c.MaxBatchBytes = 2 << 30 }},
+		{"SegmentSize below a frame", func(c *replog.Config) { c.SegmentSize = 1 }},
 		{"bad AutoCreate", func(c *replog.Config) { c.AutoCreate = &replog.TopicConfig{} }},
 		{"journal and sync group", func(c *replog.Config) { c.Journal, c.SyncGroup = true, wal.NewSyncGroup() }},
 		{"AutoCreate MinInSyncReplicas above its RF", func(c *replog.Config) {

@@ -191,7 +191,10 @@ type Config struct {
 	// Default 4 MiB. A batch travels as one transport message: Open
 	// refuses a value whose messages the Transport cannot carry, if it
 	// declares a limit (transport.MessageLimiter; transport/tcp's is
-	// MaxFrameSize, 16 MiB by default).
+	// MaxFrameSize, 16 MiB by default). Give every node the same value:
+	// a follower cannot take a batch larger than its own limit, and drops
+	// out of the ISR of a leader that accepted one (logged as an error).
+	// From 68 bytes (a batch of one empty record) to 1 GiB.
 	MaxBatchBytes int
 
 	// Logger receives the node's log lines. Default: discard.
@@ -269,6 +272,14 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	// The partition logs refuse to open outside these bounds, and a
+	// replica that cannot open leaves its Appends and Reads waiting.
+	if c.MaxBatchBytes < log.BatchHeaderSize+7 || c.MaxBatchBytes > 1<<30 {
+		return invalid(op, "Config.MaxBatchBytes %d out of range %d to %d", c.MaxBatchBytes, log.BatchHeaderSize+7, 1<<30)
+	}
+	if c.SegmentSize != 0 && c.SegmentSize < wal.SegmentHeaderSize+wal.FrameHeaderSize {
+		return invalid(op, "Config.SegmentSize %d below %d", c.SegmentSize, wal.SegmentHeaderSize+wal.FrameHeaderSize)
 	}
 	if lim, ok := c.Transport.(transport.MessageLimiter); ok {
 		if need := replication.LargestMessage(c.MaxBatchBytes); need > lim.MaxMessageSize() {

@@ -115,6 +115,12 @@ func (r *replica) followerStep() bool {
 					return false
 				}
 				r.badPush.ok, r.badPush.epoch, r.badPush.gen = true, it.epoch, it.gen
+				if errors.Is(err, log.ErrCorruptBatch) || errors.Is(err, log.ErrBatchTooLarge) {
+					// Not logs that disagree: a rematch would bring the
+					// same batch back at once, for ever. No answer: the
+					// leader tries again at its resend timeout.
+					continue
+				}
 				answer(&inflight{gen: it.gen, status: ackMismatch, answer: true, hw: -1})
 				continue
 			}
@@ -330,8 +336,12 @@ func (r *replica) storageFailed(err error) bool {
 		// ever): fail the replica, logged once and reported unhealthy.
 	case errors.Is(err, errMismatch), errors.Is(err, log.ErrNotContiguous), errors.Is(err, log.ErrStaleEpoch),
 		errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrBatchTooLarge):
-		if errors.Is(err, log.ErrCorruptBatch) {
+		switch {
+		case errors.Is(err, log.ErrCorruptBatch):
 			r.m.cfg.Logger.Error("replication: follower cannot apply push", "topic", r.topic, "partition", r.key.partition, "err", err)
+		case errors.Is(err, log.ErrBatchTooLarge):
+			r.m.cfg.Logger.Error("replication: follower cannot apply push: the leader's MaxBatchBytes is larger than this node's; every node needs the same",
+				"topic", r.topic, "partition", r.key.partition, "err", err)
 		}
 		return false
 	}

@@ -76,7 +76,7 @@ func TestCreateTopicErrors(t *testing.T) {
 			{"", replog.TopicConfig{Partitions: 1}, replog.ErrInvalidArgument},
 			{"a/b", replog.TopicConfig{Partitions: 1}, replog.ErrInvalidArgument},
 			{"..", replog.TopicConfig{Partitions: 1}, replog.ErrInvalidArgument},
-			{strings.Repeat("x", 250), replog.TopicConfig{Partitions: 1}, replog.ErrInvalidArgument},
+			{strings.Repeat("x", replog.MaxTopicNameLen+1), replog.TopicConfig{Partitions: 1}, replog.ErrInvalidArgument},
 			{"ok", replog.TopicConfig{}, replog.ErrInvalidArgument},
 			{"ok", replog.TopicConfig{Partitions: -1}, replog.ErrInvalidArgument},
 			{"ok", replog.TopicConfig{Partitions: replog.MaxPartitions + 1}, replog.ErrInvalidArgument},

@@ -10,6 +10,12 @@ import (
 // MaxPartitions is the most partitions a topic may have.
 const MaxPartitions = 1 << 16
 
+// MaxTopicNameLen is the longest topic name. A name is 1 to
+// MaxTopicNameLen characters of [a-zA-Z0-9._-], not "." or "..". (Kafka
+// allows 249; replog names each replica's directory after the topic, its
+// ID and the partition, and keeps that within 255 bytes.)
+const MaxTopicNameLen = meta.MaxTopicNameLen
+
 // TopicConfig configures a topic. Zero fields take the defaults documented
 // on them.
 type TopicConfig struct {

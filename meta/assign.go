@@ -2,11 +2,15 @@ package meta
 
 import "fmt"
 
-// MaxTopicNameLen is the longest topic name, as in Kafka.
-const MaxTopicNameLen = 249
+// MaxTopicNameLen is the longest topic name. Kafka allows 249; a replica's
+// directory is named "<topic>-<topic ID>-<partition>", and with an ID of
+// up to 20 digits and a partition of up to 5, a longer name would pass
+// the 255 bytes a file name may have on Linux.
+const MaxTopicNameLen = 255 - len("-18446744073709551615-65535")
 
 // ValidTopicName reports, as an error wrapping ErrInvalidArgument, why name
-// is not a topic name: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
+// is not a topic name: 1 to MaxTopicNameLen (228) characters of
+// [a-zA-Z0-9._-], not "." or "..".
 func ValidTopicName(name string) error {
 	if len(name) == 0 || len(name) > MaxTopicNameLen || name == "." || name == ".." {
 		return fmt.Errorf("%w: topic name %q", ErrInvalidArgument, name)

@@ -249,8 +249,6 @@ func (c *Cluster) Read(ctx context.Context, topic string, partition int32,
 	case o.maxBytes < 1, o.maxRecords < 0, o.maxWait < 0:
 		return ReadResult{}, invalid(op, "MaxBytes %d, MaxRecords %d, MaxWait %v",
 			o.maxBytes, o.maxRecords, o.maxWait)
-	case offset < 0:
-		return ReadResult{}, fmt.Errorf("%w: %s: offset %d", ErrOffsetOutOfRange, op, offset)
 	}
 	if err := c.knownPartition(ctx, op, topic, partition, nil); err != nil {
 		return ReadResult{}, err

@@ -156,11 +156,12 @@ func (c *Cluster) kill() error {
 }
 
 // stop closes the subsystems: the transport first, so that no handler runs
-// into a closed subsystem, then replication, then the metadata.
+// into a closed subsystem, then replication, then the metadata. A transport
+// the host closed already is no error.
 func (c *Cluster) stop() error {
 	c.closed.Store(true)
 	var errs []error
-	if err := c.cfg.Transport.Close(); err != nil {
+	if err := c.cfg.Transport.Close(); err != nil && !errors.Is(err, transport.ErrClosed) {
 		errs = append(errs, fmt.Errorf("replog: close transport: %w", err))
 	}
 	if err := c.repl.Close(); err != nil && !errors.Is(err, replication.ErrClosed) {

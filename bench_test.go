@@ -64,3 +64,47 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadOneRecord reads a backlog one record at a time
+// (MaxRecords(1)), with the default MaxBytes and with MaxBytes(1): the two
+// should cost about the same, a read decoding only what it returns.
+func BenchmarkReadOneRecord(b *testing.B) {
+	lc, err := replog.NewLocalCluster(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lc.Close()
+	ctx := context.Background()
+	c := lc.Node(1)
+	if err := c.CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 1}); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]replog.Record, 100)
+	for i := range batch {
+		batch[i] = replog.Record{Value: make([]byte, 100)}
+	}
+	const backlog = 200 * 100
+	for range backlog / 100 {
+		if _, err := c.Append(ctx, "t", 0, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		opts []replog.ReadOption
+	}{
+		{"MaxBytes=default", []replog.ReadOption{replog.MaxRecords(1)}},
+		{"MaxBytes=1", []replog.ReadOption{replog.MaxRecords(1), replog.MaxBytes(1)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			off := int64(0)
+			for b.Loop() {
+				res, err := c.Read(ctx, "t", 0, off, bc.opts...)
+				if err != nil || len(res.Records) != 1 {
+					b.Fatal(err, len(res.Records))
+				}
+				off = (off + 1) % backlog
+			}
+		})
+	}
+}

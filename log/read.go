@@ -55,6 +55,11 @@ func (l *Log) Read(from, limit int64, maxBytes int) ([]Record, error) {
 	}
 	var buf []byte
 	hint := min(max(maxBytes, 4096), 4<<20)
+	if limit-from <= 64 {
+		// A few records: the buffer grows to the batches that hold them,
+		// rather than start at maxBytes (1 MiB allocated for one record).
+		hint = 4096
+	}
 	fits := func(b Batch) bool { return first || len(b) <= maxBytes }
 	err := l.scanFrames(from, limit, &buf, false, hint, hint, fits, func(b Batch) bool {
 		if first {

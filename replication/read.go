@@ -111,7 +111,7 @@ func (r *replica) read(ctx context.Context, offset int64, opts ReadOptions) (Rea
 			return ReadResult{HighWatermark: hw, LogStartOffset: start}, fmt.Errorf("replication: read %s/%d at %d: %w",
 				r.topic, r.key.partition, offset, log.ErrOffsetOutOfRange)
 		}
-		recs, err := r.log.Read(offset, hw, opts.MaxBytes)
+		recs, err := r.log.Read(offset, readLimit(offset, hw, int64(opts.MaxRecords)), opts.MaxBytes)
 		if errors.Is(err, log.ErrOffsetOutOfRange) {
 			// Retention moved the log start past offset since the check.
 			return ReadResult{HighWatermark: r.log.HighWatermark(), LogStartOffset: r.log.LogStartOffset()}, err
@@ -155,6 +155,9 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 			}
 			return resp
 		}
+		// Whole batches below the high watermark (not readLimit: a batch
+		// is shipped only if it ends below the limit); the sender keeps
+		// MaxRecords of them.
 		b, err := r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
 		if err != nil {
 			r.readFailed(err)
@@ -177,6 +180,16 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 			return resp
 		}
 	}
+}
+
+// readLimit is the offset a read from offset stops before: the high
+// watermark hw, or fewer records if maxRecords (0: no limit) says so, so
+// that a read of a few records does not decode MaxBytes of them.
+func readLimit(offset, hw, maxRecords int64) int64 {
+	if maxRecords > 0 && maxRecords < hw-offset {
+		return offset + maxRecords
+	}
+	return hw
 }
 
 // isClosed reports whether ch is closed.

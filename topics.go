@@ -177,7 +177,10 @@ func (c *Cluster) Topic(ctx context.Context, name string) (TopicInfo, error) {
 	return c.topicInfo(t), nil
 }
 
-// Topics describes every topic, sorted by name, lease-checked as Topic.
+// Topics describes every topic, sorted by name: every topic whose
+// CreateTopic returned before the call, none whose DeleteTopic did. On a
+// node that is not the controller it costs a round trip to the controller
+// (a read barrier).
 //
 // Errors: ErrClosed, ctx's error.
 func (c *Cluster) Topics(ctx context.Context) ([]TopicInfo, error) {

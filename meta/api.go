@@ -84,9 +84,12 @@ func (n *Node) LinearizableTopic(ctx context.Context, name string) (*Topic, erro
 	return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 }
 
-// Topics returns every topic, sorted by name, lease-checked as Topic is.
+// Topics returns every topic, sorted by name: read locally on the raft
+// leader while it holds a lease, else after a Barrier. (A follower's lease
+// read, which Topic uses for a topic it has, could miss a topic whose
+// CreateTopic returned; Topics cannot tell what it misses.)
 func (n *Node) Topics(ctx context.Context) ([]*Topic, error) {
-	if !n.leaseValid() {
+	if n.Controller() != n.cfg.ID || !n.leaseValid() {
 		if err := n.Barrier(ctx); err != nil {
 			return nil, err
 		}

@@ -49,7 +49,9 @@
 // it, not a count of ticks: ticks come late or not at all when the driver
 // is slow or stalled (on its bbolt sync, say), and election timeouts,
 // which are counted in ticks, only grow then. A closed node holds no
-// lease. This makes the leader's lease reads linearizable under those
+// lease. A node just opened has forgotten whom it heard from, and raft
+// would grant votes at once: it grants none for ElectionTicks ticks
+// (leadership transfers excepted, whose leader gave its lease up). This makes the leader's lease reads linearizable under those
 // assumptions; a follower's are bounded-stale, as said above.
 //
 // Writes (CreateTopic, DeleteTopic, AlterISR, CommitOffset, Drain,

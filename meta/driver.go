@@ -252,10 +252,23 @@ func (d *driver) updateLease() {
 	d.n.lease.Store(int64(until))
 }
 
+// campaignTransfer is raft's Context of the votes a leadership transfer
+// asks for.
+const campaignTransfer = "CampaignTransfer"
+
 // step passes an inbound raft message to raft, noting lease contacts
 // and that its sender is alive.
 func (d *driver) step(m *pb.Message) {
 	d.heard[m.GetFrom()] = d.now
+	if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && d.now < int64(d.n.cfg.ElectionTicks) &&
+		string(m.GetContext()) != campaignTransfer {
+		// Raft refuses votes while it heard from a leader within the
+		// election timeout: the leader's lease rests on that. A node
+		// just opened has forgotten whom it heard from before it
+		// stopped, so it votes for no one for an election timeout (a
+		// leadership transfer excepted: its leader gave its lease up).
+		return
+	}
 	if m.GetTerm() >= d.term {
 		switch m.GetType() {
 		case pb.MsgHeartbeatResp, pb.MsgAppResp:

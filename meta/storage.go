@@ -2,6 +2,7 @@ package meta
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -54,6 +55,9 @@ func openStorage(path string) (*storage, error) {
 		return s, nil
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeoutOpen})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("meta: open %s: locked by another process for %v (is this Dir open elsewhere?): %w", path, timeoutOpen, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}

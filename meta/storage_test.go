@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -189,5 +190,20 @@ func TestSnapshotInstallDropsConflictingTailOnDisk(t *testing.T) {
 	t.Logf("before close: last %d term %d; after reopen: last %d term %d", lastBefore, termBefore, lastAfter, termAfter)
 	if lastAfter != lastBefore || termAfter != termBefore {
 		t.Fatalf("reopened log ends at %d (term %d), in memory it ended at %d (term %d)", lastAfter, termAfter, lastBefore, termBefore)
+	}
+}
+
+// A Dir already open (in this process or another) is refused after the
+// lock wait with an error that says so.
+func TestOpenStorageLockedSaysSo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := openStorage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.close() }()
+	_, err = openStorage(path)
+	if !errors.Is(err, berrors.ErrTimeout) || !strings.Contains(err.Error(), "open elsewhere") {
+		t.Fatalf("second open of %s = %v, want a lock timeout naming the cause", path, err)
 	}
 }

@@ -330,21 +330,27 @@ func (lc *LocalCluster) Restart(id NodeID) error {
 	if id < 1 || id > NodeID(lc.n) {
 		return invalid("restart", "no node %d", id)
 	}
-	// The stopped node's last state holds its registration, if it was
-	// applied; wait for a later one.
-	var old uint64
-	if prev := lc.Node(id); prev != nil {
-		if info, ok := prev.meta.State().Node(id); ok {
-			old = info.Incarnation
-		}
-	}
 	if err := lc.start(id); err != nil {
 		return err
 	}
 	c := lc.Node(id)
 	ctx, cancel := context.WithTimeout(context.Background(), localReadyTimeout)
 	defer cancel()
-	return waitRegistered(ctx, c, map[NodeID]uint64{id: old})
+	// The node's own registration, known by its nonce, not a registration
+	// of an earlier run that its log replays (an incarnation number alone
+	// cannot tell them apart when the stopped node never applied its own).
+	w := c.meta.Watch()
+	defer w.Close()
+	for {
+		if inc := c.meta.Incarnation(); inc != 0 {
+			if info, ok := c.meta.State().Node(uint64(id)); ok && info.Incarnation == inc && info.Eligible() {
+				return nil
+			}
+		}
+		if _, err := w.Next(ctx); err != nil {
+			return fmt.Errorf("replog: waiting for node %d to register: %w", id, err)
+		}
+	}
 }
 
 // Close stops every running node (without controlled shutdown: the whole

@@ -34,8 +34,9 @@ type Config struct {
 	// "127.0.0.1:0" for a free port (see Transport.Addr). Ignored if
 	// Listener is set; one of the two is required.
 	ListenAddr string
-	// Listener, if set, is used instead of listening on ListenAddr. The
-	// Transport owns it and closes it on Close.
+	// Listener, if set, is used instead of listening on ListenAddr. New
+	// takes it over: the Transport closes it on Close, and a New that
+	// fails closes it at once.
 	Listener net.Listener
 
 	// Peers maps the other nodes' IDs to their addresses. An entry for ID

@@ -106,8 +106,6 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ln := listen(t)
-	defer ln.Close()
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
@@ -121,11 +119,19 @@ func TestConfigValidate(t *testing.T) {
 		{"empty peer address", func(c *Config) { c.Peers = map[uint64]string{2: ""} }},
 		{"peer zero", func(c *Config) { c.Peers = map[uint64]string{0: "x:1"} }},
 	} {
+		ln := listen(t)
 		cfg := Config{ID: 1, Listener: ln}
 		tc.mod(&cfg)
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: got %v, want ErrInvalidConfig", tc.name, err)
 		}
+		// A New that fails has closed the Listener it was given.
+		if cfg.Listener != nil {
+			if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("%s: Accept on the Listener after New failed = %v, want net.ErrClosed", tc.name, err)
+			}
+		}
+		_ = ln.Close()
 	}
 	c := Config{ID: 1, ListenAddr: "x"}.withDefaults()
 	if c.MaxFrameSize != DefaultMaxFrameSize || c.QueueLen != DefaultQueueLen || c.MaxBackoff != DefaultMaxBackoff || c.Logger == nil || c.Rand == nil {

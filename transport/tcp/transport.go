@@ -50,10 +50,14 @@ type Transport struct {
 var _ transport.Transport = (*Transport)(nil)
 
 // New validates cfg, listens and returns a Transport that is not started
-// yet: inbound connections wait in the listen backlog until Start.
+// yet: inbound connections wait in the listen backlog until Start. It owns
+// cfg.Listener from the call on: a New that fails has closed it.
 func New(cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
+		if cfg.Listener != nil {
+			_ = cfg.Listener.Close() // the config error is the one to report
+		}
 		return nil, err
 	}
 	ln := cfg.Listener

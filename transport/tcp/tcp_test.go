@@ -127,6 +127,9 @@ func TestConfigValidate(t *testing.T) {
 		}
 		// A New that fails has closed the Listener it was given.
 		if cfg.Listener != nil {
+			// A deadline, so that an open Listener fails the check rather
+			// than block it.
+			_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Second))
 			if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("%s: Accept on the Listener after New failed = %v, want net.ErrClosed", tc.name, err)
 			}

@@ -56,7 +56,8 @@ type Config struct {
 
 	// MaxFrameSize is the largest message, in bytes, sent or accepted.
 	// Send refuses larger ones; a peer announcing a larger frame has its
-	// connection closed before anything is allocated. Default 16 MiB.
+	// connection closed before anything is allocated (logged as an
+	// error), so give every node the same value. Default 16 MiB.
 	MaxFrameSize int
 	// QueueLen and QueueBytes bound each peer's send queue, in messages and
 	// in payload bytes. A Send beyond either is dropped with ErrQueueFull.

@@ -90,7 +90,8 @@ type PartitionInfo struct {
 	Replicas, ISR []NodeID
 	// HighWatermark (the offset below which records are committed and
 	// readable) and LogStartOffset (the first offset retention kept), as
-	// this node's replica knows them: -1 when this node holds no replica.
+	// this node's replica knows them: -1 when this node holds no replica
+	// (or has not opened it yet).
 	// Another node's replica may be ahead.
 	HighWatermark, LogStartOffset int64
 }

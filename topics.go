@@ -91,8 +91,7 @@ type PartitionInfo struct {
 	// HighWatermark (the offset below which records are committed and
 	// readable) and LogStartOffset (the first offset retention kept), as
 	// this node's replica knows them: -1 when this node holds no replica
-	// (or has not opened it yet).
-	// Another node's replica may be ahead.
+	// (or has not opened it yet). Another node's replica may be ahead.
 	HighWatermark, LogStartOffset int64
 }
 

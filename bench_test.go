@@ -67,17 +67,37 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkReadOneRecord reads a backlog one record at a time
 // (MaxRecords(1)), with the default MaxBytes and with MaxBytes(1): the two
-// should cost about the same, a read decoding only what it returns.
+// should cost about the same, a read decoding only what it returns. Local:
+// on the node holding the partition; Forwarded: through a node that holds
+// no replica, which asks the leader.
 func BenchmarkReadOneRecord(b *testing.B) {
-	lc, err := replog.NewLocalCluster(1)
+	for _, forwarded := range []bool{false, true} {
+		name := "Local"
+		if forwarded {
+			name = "Forwarded"
+		}
+		b.Run(name, func(b *testing.B) { benchReadOneRecord(b, forwarded) })
+	}
+}
+
+func benchReadOneRecord(b *testing.B, forwarded bool) {
+	lc, err := replog.NewLocalCluster(2)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer lc.Close()
 	ctx := context.Background()
-	c := lc.Node(1)
-	if err := c.CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 1}); err != nil {
+	if err := lc.Node(1).CreateTopic(ctx, "t", replog.TopicConfig{Partitions: 1, ReplicationFactor: 1}); err != nil {
 		b.Fatal(err)
+	}
+	ti, err := lc.Node(1).Topic(ctx, "t")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := lc.Node(ti.Partitions[0].Leader)
+	reader := c
+	if forwarded {
+		reader = lc.Node(3 - ti.Partitions[0].Leader)
 	}
 	batch := make([]replog.Record, 100)
 	for i := range batch {
@@ -99,7 +119,7 @@ func BenchmarkReadOneRecord(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			off := int64(0)
 			for b.Loop() {
-				res, err := c.Read(ctx, "t", 0, off, bc.opts...)
+				res, err := reader.Read(ctx, "t", 0, off, bc.opts...)
 				if err != nil || len(res.Records) != 1 {
 					b.Fatal(err, len(res.Records))
 				}

@@ -157,8 +157,21 @@ func (r *replica) readRaw(ctx context.Context, q *readItem) readResp {
 		}
 		// Whole batches below the high watermark (not readLimit: a batch
 		// is shipped only if it ends below the limit); the sender keeps
-		// MaxRecords of them.
-		b, err := r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
+		// MaxRecords of them. For a few records, the first batch alone
+		// (ReadBatches returns it whatever maxBytes) may hold them all:
+		// then it is all that is read and shipped.
+		var b []byte
+		var err error
+		if q.maxRecords > 0 && q.maxRecords <= 64 {
+			b, err = r.log.ReadBatches(nil, q.offset, resp.hw, 1)
+			if err == nil && len(b) > 0 && log.Batch(b).LastOffset()-q.offset+1 < q.maxRecords &&
+				log.Batch(b).NextOffset() < resp.hw {
+				b = nil // short of MaxRecords with more to read: read on below
+			}
+		}
+		if b == nil && err == nil {
+			b, err = r.log.ReadBatches(nil, q.offset, resp.hw, maxBytes)
+		}
 		if err != nil {
 			r.readFailed(err)
 			resp.code = codeError
@@ -325,6 +338,9 @@ func readResult(resp readResp, offset int64, maxRecords int) (ReadResult, error)
 			if rec.Offset >= offset && rec.Offset < resp.hw && (maxRecords <= 0 || len(res.Records) < maxRecords) {
 				res.Records = append(res.Records, rec)
 			}
+		}
+		if maxRecords > 0 && len(res.Records) >= maxRecords {
+			break // the rest would be decoded to be dropped
 		}
 	}
 	return res, nil

@@ -10,10 +10,11 @@ import (
 // MaxPartitions is the most partitions a topic may have.
 const MaxPartitions = 1 << 16
 
-// MaxTopicNameLen is the longest topic name. A name is 1 to
-// MaxTopicNameLen characters of [a-zA-Z0-9._-], not "." or "..". (Kafka
+// MaxTopicNameLen is the longest topic name CreateTopic takes. A name is 1
+// to MaxTopicNameLen characters of [a-zA-Z0-9._-], not "." or "..". (Kafka
 // allows 249; replog names each replica's directory after the topic, its
-// ID and the partition, and keeps that within 255 bytes.)
+// ID and the partition, and keeps that within 255 bytes. Topics of up to
+// 249 characters that earlier versions created stay usable.)
 const MaxTopicNameLen = meta.MaxTopicNameLen
 
 // TopicConfig configures a topic. Zero fields take the defaults documented
@@ -112,6 +113,9 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, cfg TopicConfig)
 	}
 	if err := meta.ValidTopicName(name); err != nil {
 		return translate(op, err)
+	}
+	if len(name) > MaxTopicNameLen {
+		return invalid(op, "topic name of %d characters, at most %d", len(name), MaxTopicNameLen)
 	}
 	if err := cfg.check(op, len(c.cfg.Peers)); err != nil {
 		return err

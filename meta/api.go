@@ -125,7 +125,7 @@ func (n *Node) propose(ctx context.Context, c *command) (result, error) {
 // min ISR), ErrTopicExists, ErrNotEnoughNodes, ctx's error, ErrClosed.
 // After a ctx error the topic may or may not exist.
 func (n *Node) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*Topic, error) {
-	if err := ValidTopicName(name); err != nil {
+	if err := validNewTopicName(name); err != nil {
 		return nil, err
 	}
 	if cfg.Partitions < 1 {

@@ -2,17 +2,23 @@ package meta
 
 import "fmt"
 
-// MaxTopicNameLen is the longest topic name. Kafka allows 249; a replica's
-// directory is named "<topic>-<topic ID>-<partition>", and with an ID of
-// up to 20 digits and a partition of up to 5, a longer name would pass
-// the 255 bytes a file name may have on Linux.
+// MaxTopicNameLen is the longest name CreateTopic takes. Kafka allows 249;
+// a replica's directory is named "<topic>-<topic ID>-<partition>", and
+// with an ID of up to 20 digits and a partition of up to 5, a longer name
+// would pass the 255 bytes a file name may have on Linux.
 const MaxTopicNameLen = 255 - len("-18446744073709551615-65535")
 
+// maxStoredTopicNameLen is the longest name of a topic that may exist:
+// names up to Kafka's 249 were taken before MaxTopicNameLen, and their
+// commands and snapshots must still apply and decode, their topics be
+// found and deleted.
+const maxStoredTopicNameLen = 249
+
 // ValidTopicName reports, as an error wrapping ErrInvalidArgument, why name
-// is not a topic name: 1 to MaxTopicNameLen (228) characters of
-// [a-zA-Z0-9._-], not "." or "..".
+// is not a topic name: 1 to 249 characters of [a-zA-Z0-9._-], not "." or
+// "..". CreateTopic takes at most MaxTopicNameLen (228) of them.
 func ValidTopicName(name string) error {
-	if len(name) == 0 || len(name) > MaxTopicNameLen || name == "." || name == ".." {
+	if len(name) == 0 || len(name) > maxStoredTopicNameLen || name == "." || name == ".." {
 		return fmt.Errorf("%w: topic name %q", ErrInvalidArgument, name)
 	}
 	for i := 0; i < len(name); i++ {
@@ -79,4 +85,13 @@ func assign(nodes []uint64, n int32, rf int, start uint64) []Partition {
 			ISR: append([]uint64(nil), reps...), Leader: reps[0]}
 	}
 	return ps
+}
+
+// validNewTopicName is ValidTopicName for a topic to create: at most
+// MaxTopicNameLen characters.
+func validNewTopicName(name string) error {
+	if len(name) > MaxTopicNameLen {
+		return fmt.Errorf("%w: topic name of %d characters, at most %d", ErrInvalidArgument, len(name), MaxTopicNameLen)
+	}
+	return ValidTopicName(name)
 }

@@ -90,7 +90,11 @@ type AppendResult struct {
 // may or may not have been written (the ISR may shrink after the leader
 // wrote it). Such a batch is not sent again once Append returned, so a
 // batch appended next through the same node does not land before it
-// because of a retry. ErrUnknownTopic means it was not written.
+// because of a retry; unless it had gone as one batch with concurrent
+// Appends still waiting, which are sent again with it. (AcksNone batches
+// are sent again after a lost message or a leader change, up to four
+// times, and so may land after batches appended later.) ErrUnknownTopic
+// means it was not written.
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"

@@ -138,9 +138,11 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 		if c.sent || c.finished {
 			continue
 		}
-		if c.attempt > 0 && c.allAbandoned() {
+		if c.attempt > 0 && c.acks != AcksNone && c.allAbandoned() {
 			// Sent before and given up: never sent again, so that it
-			// cannot land after the calls its callers made since.
+			// cannot land after the calls its callers made since. (An
+			// AcksNone call, whose caller never waits, rides out a lost
+			// message or a leader change: see tick.)
 			p.finishLocked(c, codeRetry, -1, -1)
 			i--
 			continue
@@ -426,7 +428,10 @@ func codeError2(code byte, topic string, partition int32) error {
 // answer, and dropped instead of sent again (after a lost message, a
 // retry answer or a leader change; see pickLocked): a batch whose Append
 // returned is never written after one its caller appends next, beyond
-// the message already on its way. It reports whether the producer waits
+// the message already on its way. Two exceptions: an AcksNone call (its
+// Append returns at once) is sent again like any other, up to
+// maxAcksNoneAttempts times; and a call joined into one batch with calls
+// whose callers still wait goes with that batch. It reports whether the producer waits
 // out a shortage of in-sync replicas (see complete).
 func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
@@ -495,9 +500,14 @@ func (p *producer) redirectLocked(leader uint64, epoch int32) {
 	}
 }
 
+// maxAcksNoneAttempts is how many times an AcksNone call is sent before
+// it is dropped unanswered.
+const maxAcksNoneAttempts = 4
+
 // tick resends calls whose answer is overdue (a lost message: the leader
-// deduplicates) and calls whose retry delay passed. Abandoned calls are
-// dropped instead (see abandon).
+// deduplicates) and calls whose retry delay passed. Calls given up by
+// their callers are dropped instead (see abandon), but for AcksNone calls,
+// which are sent up to maxAcksNoneAttempts times.
 func (p *producer) tick(now int64) {
 	p.mu.Lock()
 	if len(p.mu.calls) == 0 {
@@ -512,7 +522,7 @@ func (p *producer) tick(now int64) {
 			continue
 		}
 		if now-c.sentAt >= p.m.resendAfter(c.attempt) {
-			if c.allAbandoned() {
+			if c.allAbandoned() && (c.acks != AcksNone || c.attempt >= maxAcksNoneAttempts) {
 				p.finishLocked(c, codeRetry, -1, -1)
 				continue
 			}

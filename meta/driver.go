@@ -256,9 +256,9 @@ func (d *driver) updateLease() {
 // asks for.
 const campaignTransfer = "CampaignTransfer"
 
-// step passes an inbound raft message to raft, noting lease contacts
-// and that its sender is alive.
-func (d *driver) step(m *pb.Message) {
+// step passes an inbound raft message, which arrived at clock reading at,
+// to raft, noting lease contacts and that its sender is alive.
+func (d *driver) step(m *pb.Message, at time.Duration) {
 	d.heard[m.GetFrom()] = d.now
 	if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && d.now < int64(d.n.cfg.ElectionTicks) &&
 		string(m.GetContext()) != campaignTransfer {
@@ -273,10 +273,10 @@ func (d *driver) step(m *pb.Message) {
 		switch m.GetType() {
 		case pb.MsgHeartbeatResp, pb.MsgAppResp:
 			d.lastAck[m.GetFrom()] = d.now
-			d.ackAt[m.GetFrom()] = d.n.clock()
+			d.ackAt[m.GetFrom()] = at
 		case pb.MsgHeartbeat, pb.MsgApp:
 			d.lastContact, d.followed = d.now, m.GetFrom()
-			d.contactAt = d.n.clock()
+			d.contactAt = at
 		}
 	}
 	if m.GetType() == pb.MsgAppResp && m.GetReject() && d.isLeader && m.GetRejectHint() < d.match(m.GetFrom()) {

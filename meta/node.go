@@ -45,7 +45,7 @@ type Node struct {
 		set map[*Watcher]struct{}
 	}
 
-	raftIn  chan *pb.Message
+	raftIn  chan inbound
 	metaIn  chan heartbeatMsg
 	propc   chan *proposal
 	readc   chan *readReq
@@ -56,6 +56,12 @@ type Node struct {
 	once    sync.Once
 
 	d driver // owned by the driver goroutine
+}
+
+// inbound is a raft message and the clock reading when it arrived.
+type inbound struct {
+	m  *pb.Message
+	at time.Duration
 }
 
 // proposal is a command waiting to be applied, on behalf of a caller.
@@ -99,7 +105,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), st: st,
-		raftIn: make(chan *pb.Message, inboxSize), metaIn: make(chan heartbeatMsg, inboxSize),
+		raftIn: make(chan inbound, inboxSize), metaIn: make(chan heartbeatMsg, inboxSize),
 		propc: make(chan *proposal), readc: make(chan *readReq), resignc: make(chan *resignReq),
 		snapc: make(chan snapDone, 1),
 		stop:  make(chan struct{}), done: make(chan struct{})}
@@ -177,15 +183,18 @@ func (n *Node) HandleRaft(from uint64, msg []byte) {
 			return
 		}
 	}
+	// Stamped now: a lease counts from when an ack arrived, not from when
+	// a busy driver got to it.
+	in := inbound{m: m, at: n.clock()}
 	select {
-	case n.raftIn <- m:
+	case n.raftIn <- in:
 		return
 	default:
 	}
 	t := time.NewTimer(n.cfg.TickInterval)
 	defer t.Stop()
 	select {
-	case n.raftIn <- m:
+	case n.raftIn <- in:
 	case <-n.done:
 	case <-t.C:
 		n.log.Debug("meta: dropped raft message: driver busy", "from", from)
@@ -248,8 +257,8 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			d.tick()
-		case m := <-n.raftIn:
-			d.step(m)
+		case in := <-n.raftIn:
+			d.step(in.m, in.at)
 		case h := <-n.metaIn:
 			d.heartbeat(h)
 		case p := <-n.propc:

@@ -28,14 +28,17 @@ func (n *Node) CommittedOffset(group, topic string, partition int32) (int64, boo
 }
 
 // leaseValid reports whether this node's State is fresh by lease: the
-// lease has not run out on the clock, and the driver still runs.
+// lease has not run out on the clock, the driver still runs, and this node
+// has applied every entry it knows committed (the leader sends a commit
+// before it applies it: a follower may apply it, and its caller return,
+// first).
 func (n *Node) leaseValid() bool {
 	select {
 	case <-n.done:
 		return false
 	default:
 	}
-	return n.clock() < time.Duration(n.lease.Load())
+	return n.clock() < time.Duration(n.lease.Load()) && n.appliedIdx.applied.Load() >= n.commit.Load()
 }
 
 // Barrier waits until this node has applied everything the group had

@@ -34,8 +34,10 @@ type Node struct {
 	offsets atomic.Pointer[offsetTable]
 	inc     atomic.Uint64 // this node's incarnation, once registered
 	leader  atomic.Uint64 // raft leader (the controller), 0 if unknown
-	// lease: local reads are fresh while clock() is below it.
+	// lease: local reads are fresh while clock() is below it, and this
+	// node has applied everything it knows committed (commit).
 	lease   atomic.Int64
+	commit  atomic.Uint64
 	start   time.Time // clock's origin, with its monotonic reading
 	failure atomic.Pointer[error]
 	// appliedIdx: waits for other nodes' applies, answers theirs.

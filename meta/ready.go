@@ -34,6 +34,11 @@ func (d *driver) handleReady() error {
 		if err := d.n.st.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			return err
 		}
+		if rd.HardState != nil {
+			// Before the send: once a peer may learn of a commit, this
+			// node's lease reads wait until it has applied it too.
+			d.n.commit.Store(rd.HardState.GetCommit())
+		}
 		d.send(rd.Messages)
 		if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
 			if err := d.restore(rd.Snapshot); err != nil {

@@ -362,3 +362,19 @@ func TestApplyDedupRetries(t *testing.T) {
 		t.Fatalf("dedup windows of an old incarnation kept: %d", len(f.offs.dedup))
 	}
 }
+
+// TopicDeleted tells a topic created and deleted from one that exists or
+// was not created yet.
+func TestTopicDeleted(t *testing.T) {
+	f := newFSM(t, 1, 2, 3)
+	f.ok(&command{Op: opCreateTopic, Topic: "x", Config: &TopicConfig{Partitions: 1}})
+	x, _ := f.s.Topic("x")
+	if f.s.TopicDeleted(x.ID) || f.s.TopicDeleted(f.s.Index()+1) || f.s.TopicDeleted(0) {
+		t.Fatal("an existing, a future or no topic taken for deleted")
+	}
+	f.ok(&command{Op: opDeleteTopic, Topic: "x"})
+	f.ok(&command{Op: opCreateTopic, Topic: "x", Config: &TopicConfig{Partitions: 1}})
+	if !f.s.TopicDeleted(x.ID) {
+		t.Fatal("a deleted topic not taken for deleted, after one of its name was created again")
+	}
+}

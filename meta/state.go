@@ -122,6 +122,18 @@ func (s *State) Topic(name string) (*Topic, bool) {
 	return s.topics.get(name)
 }
 
+// TopicDeleted reports whether the topic of ID id (the raft index that
+// created it) was created and then deleted as of this State: it is at or
+// below the State's index, and no topic has it. It looks at every topic.
+func (s *State) TopicDeleted(id uint64) bool {
+	if id == 0 || id > s.index {
+		return false // not created as of this State, or no ID
+	}
+	found := false
+	s.topics.each(func(t *Topic) { found = found || t.ID == id })
+	return !found
+}
+
 // Partition returns one partition of a topic.
 func (s *State) Partition(topic string, partition int32) (*Partition, bool) {
 	t, ok := s.topics.get(topic)

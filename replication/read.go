@@ -449,6 +449,8 @@ func (m *Manager) onForwardedAppend(from uint64, a *appendItem) {
 	key := pkey{a.topicID, a.partition}
 	r := m.replica(key)
 	switch {
+	case r == nil && m.cfg.Meta.State().TopicDeleted(key.topicID):
+		answers{{req: req, code: codeUnknownTopic}}.deliver(m)
 	case r == nil:
 		m.orphan(key, req)
 	case m.deleted(r):
@@ -460,10 +462,11 @@ func (m *Manager) onForwardedAppend(from uint64, a *appendItem) {
 
 // deleted reports whether r's topic is gone from this node's metadata,
 // before the deletion's event has dropped r. A forwarded call that reaches
-// r then is refused: the sender's metadata lags, and once DeleteTopic
-// returned, a topic created again under the name is the one it must
-// reach (meta.Node.DeleteTopic waits until the replicas' nodes have
-// applied the deletion, this one included, not until they dropped r).
+// r then is refused (as one for a topic whose replica is dropped already):
+// the sender's metadata lags, and once DeleteTopic returned, a topic
+// created again under the name is the one it must reach
+// (meta.Node.DeleteTopic waits until the replicas' nodes have applied the
+// deletion, this one included, not until they dropped r).
 func (m *Manager) deleted(r *replica) bool {
 	t, ok := m.cfg.Meta.State().Topic(r.topic)
 	return !ok || t.ID != r.key.topicID
@@ -474,7 +477,11 @@ func (m *Manager) deleted(r *replica) bool {
 func (m *Manager) serveRead(from uint64, q readItem) {
 	r := m.replica(pkey{q.topicID, q.partition})
 	if r == nil {
-		m.peer(from).readResp(&readResp{reqID: q.reqID, code: codeRetry})
+		code := codeRetry
+		if m.cfg.Meta.State().TopicDeleted(q.topicID) {
+			code = codeUnknownTopic
+		}
+		m.peer(from).readResp(&readResp{reqID: q.reqID, code: code})
 		return
 	}
 	if m.deleted(r) {

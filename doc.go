@@ -98,7 +98,10 @@
 //     AcksAll with a replication factor of 1), then vanish; a Read through
 //     it may return the deleted topic's records. Call DeleteTopic again
 //     until it returns nil or ErrUnknownTopic before creating the topic
-//     again.
+//     again. The same holds for a node cut off from the cluster while
+//     DeleteTopic runs: DeleteTopic stops waiting for it once the
+//     controller has fenced it, and it learns of the deletion only when it
+//     can reach the cluster again.
 //
 // # Packages
 //

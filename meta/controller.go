@@ -133,7 +133,7 @@ func (c *controller) decide(s *State, now int64, scan bool) []*command {
 				continue // the fence changes this partition: decide next time
 			}
 			if l := c.leaderFor(p, eligible); l != 0 {
-				propose(fmt.Sprintf("elect/%s/%d/%d/%d", name, p.Partition, p.PartitionEpoch, l),
+				propose(fmt.Sprintf("elect/%s/%d/%d/%d/%d", name, t.ID, p.Partition, p.PartitionEpoch, l),
 					&command{Op: opElectLeader, Topic: name, TopicID: t.ID, Partition: p.Partition,
 						PartitionEpoch: p.PartitionEpoch, Leader: l})
 			}

@@ -259,6 +259,16 @@ const campaignTransfer = "CampaignTransfer"
 // step passes an inbound raft message, which arrived at clock reading at,
 // to raft, noting lease contacts and that its sender is alive.
 func (d *driver) step(m *pb.Message, at time.Duration) {
+	if m.GetType() == pb.MsgSnap {
+		// handleReady persists a snapshot before it decodes it: one that
+		// does not decode would stop this node at every Open. Checked
+		// here, on the driver (a large one takes a while to decode, too
+		// long for the transport's goroutine); raft sends it again.
+		if _, _, err := decodeSnapshot(m.GetSnapshot().GetData()); err != nil {
+			d.n.log.Warn("meta: dropped a snapshot that does not decode", "from", m.GetFrom(), "err", err)
+			return
+		}
+	}
 	d.heard[m.GetFrom()] = d.now
 	if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && d.now < int64(d.n.cfg.ElectionTicks) &&
 		string(m.GetContext()) != campaignTransfer {

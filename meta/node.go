@@ -176,15 +176,6 @@ func (n *Node) HandleRaft(from uint64, msg []byte) {
 		n.log.Debug("meta: dropped bad raft message", "from", from, "err", err)
 		return
 	}
-	if m.GetType() == pb.MsgSnap {
-		// The driver persists a snapshot before it decodes it: one that
-		// does not decode would stop this node at every Open. Raft sends
-		// it again (a snapshot is rare and decoding it twice is cheap).
-		if _, _, err := decodeSnapshot(m.GetSnapshot().GetData()); err != nil {
-			n.log.Warn("meta: dropped a snapshot that does not decode", "from", from, "err", err)
-			return
-		}
-	}
 	// Stamped now: a lease counts from when an ack arrived, not from when
 	// a busy driver got to it.
 	in := inbound{m: m, at: n.clock()}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -55,7 +56,7 @@ func openStorage(path string) (*storage, error) {
 		return s, nil
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeoutOpen})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("meta: open %s: locked by another process for %v (is this Dir open elsewhere?): %w", path, timeoutOpen, err)
 	}
 	if err != nil {

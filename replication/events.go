@@ -138,13 +138,37 @@ func (m *Manager) topicDeleted(topicID uint64) {
 	}
 	m.removeTopicDirs(topicID)
 	for _, p := range ps {
-		p.topicDeleted()
+		if p.topicDeleted() {
+			m.mu.Lock()
+			m.mu.dying = append(m.mu.dying, p)
+			m.mu.Unlock()
+		}
 	}
 	var out answers
 	for _, o := range orphans {
 		out.add(o.req, codeUnknownTopic, 0, 0)
 	}
 	out.deliver(m)
+}
+
+// pruneDying forgets the producers of deleted topics that have no call
+// left. (A producer's lock is taken before m.mu, never under it.)
+func (m *Manager) pruneDying() {
+	m.mu.RLock()
+	dying := slices.Clone(m.mu.dying)
+	m.mu.RUnlock()
+	var idle []*producer
+	for _, p := range dying {
+		if p.idle() {
+			idle = append(idle, p)
+		}
+	}
+	if len(idle) == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.mu.dying = slices.DeleteFunc(m.mu.dying, func(p *producer) bool { return slices.Contains(idle, p) })
+	m.mu.Unlock()
 }
 
 // addReplica opens this node's replica of t's partition key and adds it
@@ -210,10 +234,11 @@ func (m *Manager) tick(retention bool) {
 	for _, r := range m.mu.replicas {
 		replicas = append(replicas, r)
 	}
-	producers := make([]*producer, 0, len(m.mu.producers))
+	producers := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
 	for _, p := range m.mu.producers {
 		producers = append(producers, p)
 	}
+	producers = append(producers, m.mu.dying...)
 	m.mu.RUnlock()
 	retransmit := m.retransmitAfter()
 	var out answers
@@ -227,6 +252,7 @@ func (m *Manager) tick(retention bool) {
 	for _, p := range producers {
 		p.tick(now)
 	}
+	m.pruneDying()
 	m.expireOrphans(now)
 	if retention {
 		for _, r := range replicas {

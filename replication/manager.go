@@ -106,11 +106,15 @@ type Manager struct {
 		sync.RWMutex
 		replicas  map[pkey]*replica
 		producers map[pkey]*producer
-		peers     map[uint64]*peer
-		calls     map[uint64]*call
-		reads     map[uint64]*readCall
-		orphans   map[pkey][]orphan
-		changed   chan struct{} // closed and replaced on every change waiters may care about
+		// dying: producers of deleted topics whose last calls wait for
+		// the answer to their one attempt (producer.topicDeleted); ticked
+		// until idle.
+		dying   []*producer
+		peers   map[uint64]*peer
+		calls   map[uint64]*call
+		reads   map[uint64]*readCall
+		orphans map[pkey][]orphan
+		changed chan struct{} // closed and replaced on every change waiters may care about
 	}
 }
 
@@ -637,10 +641,11 @@ func (m *Manager) handedOver(led []*replica, lagging map[*replica][]uint64) bool
 
 func (m *Manager) noCalls() bool {
 	m.mu.RLock()
-	ps := make([]*producer, 0, len(m.mu.producers))
+	ps := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
 	for _, p := range m.mu.producers {
 		ps = append(ps, p)
 	}
+	ps = append(ps, m.mu.dying...)
 	m.mu.RUnlock()
 	for _, p := range ps {
 		if !p.idle() {
@@ -665,10 +670,12 @@ func (m *Manager) Close() error {
 	// (a stalled one may take SyncTimeout): every producer fails its
 	// calls, and producerFor makes only dead ones from here on.
 	m.mu.Lock()
-	producers := make([]*producer, 0, len(m.mu.producers))
+	producers := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
 	for _, p := range m.mu.producers {
 		producers = append(producers, p)
 	}
+	producers = append(producers, m.mu.dying...)
+	m.mu.dying = nil
 	m.mu.Unlock()
 	for _, p := range producers {
 		p.fail(ErrClosed)

@@ -41,6 +41,8 @@ type call struct {
 	sentAt    int64 // mono
 	notBefore int64 // mono: not resent before
 	target    uint64
+	// elsewhere: an attempt went to another node than target.
+	elsewhere bool
 	abandoned bool
 	finished  bool
 
@@ -161,6 +163,7 @@ func (p *producer) pickLocked(now int64, dst []*call) []*call {
 			}
 			sent++
 		}
+		c.elsewhere = c.elsewhere || c.attempt > 0 && c.target != p.mu.leader
 		c.sent, c.sentAt, c.target = true, now, p.mu.leader
 		c.attempt++
 		dst = append(dst, c)
@@ -281,12 +284,27 @@ func (p *producer) send(calls []*call) {
 // node the attempt went to answers it.
 func (p *producer) complete(c *call, from uint64, attempt uint64, code byte, leader uint64, epoch int32, base, last int64) {
 	p.mu.Lock()
+	if !c.finished && code == codeUnknownTopic && attempt == 1 && c.attempt > 1 && !c.elsewhere && c.target == from {
+		// Every attempt went to from, which had no such topic when the
+		// first came (a deletion is for good), nor so when the later ones
+		// came after it: none was written.
+		c.sent = false
+		p.finishLocked(c, code, -1, -1)
+		p.mu.Unlock()
+		return
+	}
 	if c.finished || !c.sent || c.attempt != attempt || c.target != from {
 		p.mu.Unlock()
 		return
 	}
 	c.sent = false
 	now := p.m.mono()
+	if p.mu.dead != nil && code != codeOK && code != codeUnknownTopic {
+		// The topic is deleted: nowhere to send it again.
+		p.finishErrLocked(c, -1, -1, maybeWrittenDeleted(p.topic, p.key.partition))
+		p.mu.Unlock()
+		return
+	}
 	switch code {
 	case codeNotLeader, codeRetry:
 		switch {
@@ -522,6 +540,11 @@ func (p *producer) tick(now int64) {
 			continue
 		}
 		if now-c.sentAt >= p.m.resendAfter(c.attempt) {
+			if p.mu.dead != nil {
+				// The topic is deleted (see topicDeleted): no answer came.
+				p.finishErrLocked(c, -1, -1, maybeWrittenDeleted(p.topic, p.key.partition))
+				continue
+			}
 			if c.allAbandoned() && (c.acks != AcksNone || c.attempt >= maxAcksNoneAttempts) {
 				p.finishLocked(c, codeRetry, -1, -1)
 				continue
@@ -545,23 +568,35 @@ func (p *producer) fail(err error) {
 	}
 }
 
-// topicDeleted ends every outstanding call because the topic is deleted;
+// topicDeleted ends the outstanding calls because the topic is deleted;
 // later submits fail with meta.ErrUnknownTopic. A call never sent fails
-// with meta.ErrUnknownTopic too: it was not written. A call sent at least
-// once may have been written before the deletion: it fails with the
-// maybe-written error of maybeWrittenDeleted, never with a definite one.
-func (p *producer) topicDeleted() {
+// with meta.ErrUnknownTopic too: it was not written. A call in flight whose
+// attempts all went to one node waits for an answer, which tells (see
+// complete), or for its resend timeout (see tick); topicDeleted reports
+// whether there is such a call. Any other call sent may have been written
+// before the deletion: it fails with the maybe-written error of
+// maybeWrittenDeleted, never with a definite one.
+func (p *producer) topicDeleted() (waiting bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	unknown := fmt.Errorf("replication: %s: %w", p.topic, meta.ErrUnknownTopic)
 	p.mu.dead = unknown
 	for _, c := range slices.Clone(p.mu.calls) {
-		err := unknown
-		if c.attempt > 0 {
-			err = maybeWrittenDeleted(p.topic, p.key.partition)
+		switch {
+		case c.attempt == 0:
+			p.finishErrLocked(c, -1, -1, unknown)
+		case c.sent && !c.elsewhere && c.acks != AcksNone:
+			// Its attempts, all to one node, may still be answered:
+			// written (before the deletion), or "unknown topic" to the
+			// first (none written, and the Append looks the name up
+			// again; see complete). tick gives it up when the answer is
+			// overdue.
+			waiting = true
+		default:
+			p.finishErrLocked(c, -1, -1, maybeWrittenDeleted(p.topic, p.key.partition))
 		}
-		p.finishErrLocked(c, -1, -1, err)
 	}
+	return waiting
 }
 
 // maybeWrittenDeleted is the error of an append whose topic was deleted

@@ -14,7 +14,9 @@ const MaxPartitions = 1 << 16
 // to MaxTopicNameLen characters of [a-zA-Z0-9._-], not "." or "..". (Kafka
 // allows 249; replog names each replica's directory after the topic, its
 // ID and the partition, and keeps that within 255 bytes. Topics of up to
-// 249 characters that earlier versions created stay usable.)
+// 249 characters that earlier versions created are still found, and can
+// be deleted; on disk, a replica of one opens only while its name, ID and
+// partition fit in those 255 bytes.)
 const MaxTopicNameLen = meta.MaxTopicNameLen
 
 // TopicConfig configures a topic. Zero fields take the defaults documented

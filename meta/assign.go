@@ -11,7 +11,8 @@ const MaxTopicNameLen = 255 - len("-18446744073709551615-65535")
 // maxStoredTopicNameLen is the longest name of a topic that may exist:
 // names up to Kafka's 249 were taken before MaxTopicNameLen, and their
 // commands and snapshots must still apply and decode, their topics be
-// found and deleted.
+// found and deleted (their replicas open on disk only while the directory
+// name fits).
 const maxStoredTopicNameLen = 249
 
 // ValidTopicName reports, as an error wrapping ErrInvalidArgument, why name

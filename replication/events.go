@@ -108,8 +108,9 @@ func (m *Manager) reconcileTopic(t *meta.Topic) {
 	}
 }
 
-// topicDeleted removes every replica of the topic, with its data, and
-// fails its producers' calls.
+// topicDeleted removes every replica of the topic, with its data, and ends
+// its producers' calls: at once, or once the answer to a call in flight
+// tells (see producer.topicDeleted; such producers wait in m.mu.dying).
 func (m *Manager) topicDeleted(topicID uint64) {
 	m.mu.Lock()
 	var keys []pkey
@@ -133,15 +134,25 @@ func (m *Manager) topicDeleted(topicID uint64) {
 		}
 	}
 	m.mu.Unlock()
+	if h := m.topicDeletedHook.Load(); h != nil {
+		(*h)()
+	}
 	for _, key := range keys {
 		m.dropReplica(key, true)
 	}
 	m.removeTopicDirs(topicID)
 	for _, p := range ps {
-		if p.topicDeleted() {
-			m.mu.Lock()
+		if !p.topicDeleted() {
+			continue
+		}
+		m.mu.Lock()
+		closed := m.closed.Load() // Close sets it before it collects the producers
+		if !closed {
 			m.mu.dying = append(m.mu.dying, p)
-			m.mu.Unlock()
+		}
+		m.mu.Unlock()
+		if closed {
+			p.fail(ErrClosed) // Close did not see p: it had left producers
 		}
 	}
 	var out answers

@@ -85,6 +85,9 @@ type Manager struct {
 
 	// alterISRHook, when set (tests), replaces Meta.AlterISR.
 	alterISRHook atomic.Pointer[alterISRFunc]
+	// topicDeletedHook, when set (tests), runs in topicDeleted once the
+	// topic's producers are taken out of mu.producers.
+	topicDeletedHook atomic.Pointer[func()]
 
 	// catchUpBufs keeps up to keptCatchUpBufs free buffers that catch-up
 	// pushes are read into (catchUpReadBytes of capacity each): a push

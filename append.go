@@ -22,7 +22,10 @@ const (
 	AcksNone Acks = 0
 	// AcksLeader: Append returns once the leader has written (and, under
 	// SyncAlways, synced) the batch. A leader that crashes before its
-	// followers copied it loses the batch.
+	// followers copied it loses the batch, and so does one cut off from
+	// the cluster, whose partitions the controller gives to others: such a
+	// leader stops acknowledging once it has been out of touch with the
+	// controller for SessionTimeout (before that, it may still).
 	AcksLeader Acks = 1
 	// AcksAll: Append returns once every member of the ISR holds the batch
 	// (the high watermark passed it) and the ISR has at least
@@ -92,9 +95,9 @@ type AppendResult struct {
 // batch appended next through the same node does not land before it
 // because of a retry; unless it had gone as one batch with concurrent
 // Appends still waiting, which are sent again with it. (AcksNone batches
-// are sent again after a lost message or a leader change, up to four
-// times, and so may land after batches appended later.) ErrUnknownTopic
-// means it was not written.
+// may be sent again, up to four times in all, after a lost message or a
+// leader change, and so may land after batches appended later.)
+// ErrUnknownTopic means it was not written.
 func (c *Cluster) Append(ctx context.Context, topic string, partition int32,
 	batch []Record, opts ...AppendOption) (AppendResult, error) {
 	const op = "append"

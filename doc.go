@@ -91,6 +91,11 @@
 //     Read served from a disk that stops answering reads blocks past its
 //     ctx and past Close, until the disk answers. So does the metadata's
 //     own store (bbolt) when its syncs stall.
+//   - A leader cut off from the cluster acknowledges AcksLeader appends
+//     (and AcksAll ones of a partition whose ISR is down to it) until it
+//     has been out of touch with the controller for SessionTimeout; the
+//     controller fences it and moves its partitions after about as long.
+//     Such writes can be lost, as with Kafka's acks=1.
 //   - A DeleteTopic that ended with an error may have deleted the topic
 //     without every replica node knowing yet. Until such a node applies
 //     the deletion, an Append through it may land in the deleted topic's

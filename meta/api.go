@@ -41,6 +41,21 @@ func (n *Node) leaseValid() bool {
 	return n.clock() < time.Duration(n.lease.Load()) && n.appliedIdx.applied.Load() >= n.commit.Load()
 }
 
+// InSession reports whether this node is in touch with the controller: it
+// heard from the raft leader (which runs the controller) within
+// SessionTimeout, or, being the leader, a quorum acknowledged it within
+// SessionTimeout. A node out of touch for longer may have been fenced
+// (its leaderships given to others) without knowing it. It answers from
+// memory, without IO. False after Close.
+func (n *Node) InSession() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+	}
+	return n.clock() < time.Duration(n.session.Load())
+}
+
 // Barrier waits until this node has applied everything the group had
 // committed when Barrier was called (one ReadIndex round trip to the raft
 // leader, confirmed by a quorum). After it returns nil, State is

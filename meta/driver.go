@@ -223,6 +223,7 @@ func (d *driver) control() {
 // leaseTicks.
 func (d *driver) updateLease() {
 	lt := time.Duration(d.n.cfg.leaseTicks()) * d.n.cfg.TickInterval
+	d.updateSession()
 	var until time.Duration
 	switch {
 	case d.isLeader:
@@ -250,6 +251,25 @@ func (d *driver) updateLease() {
 		until = d.contactAt + lt
 	}
 	d.n.lease.Store(int64(until))
+}
+
+// updateSession publishes until when this node counts as in touch with
+// the controller (see Node.InSession): SessionTimeout after a quorum's
+// most recent acks on the raft leader, after the last message from the
+// leader elsewhere.
+func (d *driver) updateSession() {
+	last := d.contactAt
+	if d.isLeader {
+		acks := []time.Duration{d.n.clock()}
+		for _, id := range d.confState.GetVoters() {
+			if id != d.n.cfg.ID {
+				acks = append(acks, d.ackAt[id])
+			}
+		}
+		slices.Sort(acks)
+		last = acks[len(acks)-1-len(acks)/2] // the quorum-th most recent
+	}
+	d.n.session.Store(int64(last + d.n.cfg.SessionTimeout))
 }
 
 // campaignTransfer is raft's Context of the votes a leadership transfer

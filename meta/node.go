@@ -38,7 +38,8 @@ type Node struct {
 	// node has applied everything it knows committed (commit).
 	lease   atomic.Int64
 	commit  atomic.Uint64
-	start   time.Time // clock's origin, with its monotonic reading
+	session atomic.Int64 // InSession while clock() is below it
+	start   time.Time    // clock's origin, with its monotonic reading
 	failure atomic.Pointer[error]
 	// appliedIdx: waits for other nodes' applies, answers theirs.
 	appliedIdx appliedIndexes

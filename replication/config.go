@@ -21,7 +21,8 @@ const (
 	AcksNone Acks = 0
 	// AcksLeader: Append returns once the leader wrote the batch (and
 	// synced it under wal.SyncAlways). A leader crash before the followers
-	// copy it can lose it.
+	// copy it can lose it. A leader out of touch with the controller for
+	// SessionTimeout (meta.Node.InSession) acknowledges none.
 	AcksLeader Acks = 1
 	// AcksAll: Append returns once the high watermark passed the batch,
 	// with at least MinInSyncReplicas replicas in the ISR: every ISR member

@@ -69,7 +69,12 @@
 //   - A leader whose epoch is superseded cannot acknowledge AcksAll: its
 //     followers answer its pushes with the newer epoch, and it stops; an
 //     isolated leader's followers never confirm anything, so its high
-//     watermark cannot pass what they held.
+//     watermark cannot pass what they held. A write that rests on the
+//     leader alone (AcksLeader, or AcksAll with the ISR down to the
+//     leader) is acknowledged only while the node is in touch with the
+//     controller (meta.Node.InSession: it heard from it within
+//     SessionTimeout), so a leader cut off for longer, which the
+//     controller may have fenced, stops acknowledging writes.
 //   - Nothing polls: pushes, acks, metadata events and log waiters drive
 //     everything. One timer per Manager (an eighth of ReplicaLagTime,
 //     10–250 ms) does retransmissions and ISR changes, and starts

@@ -117,12 +117,14 @@ func TestIsolatedLeaderCannotAckAll(t *testing.T) {
 		if err := <-done; err == nil {
 			t.Fatal("isolated leader acknowledged an AcksAll append")
 		}
-		// AcksLeader on the isolated old leader still writes locally:
-		// that record diverges and must be truncated away.
-		if _, _, err := c.nodes[old].rep.Append(ctx, "t", 0, rec("diverged"), AcksLeader); err != nil {
-			// Stepping down (the node learns it lost leadership) is fine.
-			t.Logf("AcksLeader on the isolated node: %v", err)
+		// AcksLeader on the isolated old leader still writes locally (that
+		// record diverges and must be truncated away), but is not
+		// acknowledged: the node is out of touch with the controller.
+		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
+		if _, _, err := c.nodes[old].rep.Append(actx, "t", 0, rec("diverged"), AcksLeader); err == nil {
+			t.Error("a leader out of touch with the controller acknowledged an AcksLeader append")
 		}
+		acancel()
 		c.net.Heal()
 		appendN(t, ctx, c, via, "c", 5)
 		vals := values(c)

@@ -313,6 +313,22 @@ func (r *replica) complete() {
 	}
 }
 
+// ackOKLocked answers q's append OK, unless its acknowledgement rests on
+// this leader alone (AcksLeader, or AcksAll with the ISR down to this
+// leader) and this node is out of touch with the controller, which may
+// have fenced it and given the partition to another replica: then q is
+// refused as by a node that is not the leader. Its producer asks again
+// (the batch is written; the retry is deduplicated) until this node is in
+// touch again, or another leads. With followers in the ISR an AcksAll
+// append needs no such check: they stop confirming a superseded leader.
+func (r *replica) ackOKLocked(q *appendReq, out *answers) {
+	if (q.acks == AcksLeader || len(r.mu.part.ISR) <= 1) && !r.m.cfg.Meta.InSession() {
+		out.add(q, codeNotLeader, 0, 0)
+		return
+	}
+	out.ok(q)
+}
+
 // roundWrittenLocked answers or parks the batches of a round the log
 // acknowledged, moves the high watermark (the leader's own log end is part
 // of it) and starts the worker if followers wait for catch-up data.
@@ -326,7 +342,7 @@ func (r *replica) roundWrittenLocked(rd *inflight, out *answers) {
 			// holds the batch (then deduplicates the retry) or not.
 			out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
 		case q.acks == AcksLeader:
-			out.ok(q)
+			r.ackOKLocked(q, out)
 		default:
 			r.mu.hwWaiters = append(r.mu.hwWaiters, q)
 		}
@@ -339,7 +355,7 @@ func (r *replica) roundWrittenLocked(rd *inflight, out *answers) {
 			case q.last >= durable:
 				kept = append(kept, q)
 			case stillLeader:
-				out.ok(q)
+				r.ackOKLocked(q, out)
 			default:
 				out.add(q, codeNotLeader, r.mu.leader, r.mu.epoch)
 			}
@@ -479,7 +495,7 @@ func (r *replica) assignLocked(reqs []*appendReq, out *answers) ([]*appendReq, i
 				// when that round ends, as the first attempt is.
 				r.mu.durWaiters = append(r.mu.durWaiters, q)
 			default:
-				out.ok(q)
+				r.ackOKLocked(q, out)
 			}
 			continue
 		case q.acks == AcksAll && !isrOK:
@@ -857,7 +873,7 @@ func (r *replica) advanceHWLocked(out *answers) {
 				r.m.stats.hwNanos.Add(now - q.writtenAt)
 				r.m.stats.hwBatches.Add(1)
 			}
-			out.ok(q)
+			r.ackOKLocked(q, out)
 		} else {
 			kept = append(kept, q)
 		}

@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,17 +16,7 @@ import (
 // group has moved on (new leader, topic deleted).
 func TestLeaseFromAcksQueuedDuringStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		shut := map[uint64]*bool{}
-		open := make(chan struct{})
-		c := newClusterWith(t, []uint64{1, 2, 3}, false, func(cfg *Config) {
-			b := new(bool)
-			shut[cfg.ID] = b
-			cfg.Raft = gateSender{inner: cfg.Raft, mu: &mu, shut: b, open: open}
-		})
-		for _, id := range c.peers {
-			c.start(id)
-		}
+		c, g := newGatedCluster(t)
 		l := c.topicT()
 		old := c.nodes[l]
 		tick := old.cfg.TickInterval
@@ -38,10 +27,8 @@ func TestLeaseFromAcksQueuedDuringStall(t *testing.T) {
 			}
 		}
 		c.waitFor("lease", 100, old.leaseValid)
-		time.Sleep(2 * delay) // a steady stream of delayed acks is on its way to l
-		mu.Lock()
-		*shut[l] = true // l's driver blocks at its next raft send
-		mu.Unlock()
+		time.Sleep(2 * delay)    // a steady stream of delayed acks is on its way to l
+		g.shut(l)                // l's driver blocks at its next raft send
 		time.Sleep(delay + tick) // the acks in flight arrive and queue in raftIn
 		synctest.Wait()
 		for _, id := range c.peers {
@@ -55,7 +42,7 @@ func TestLeaseFromAcksQueuedDuringStall(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(30 * time.Second)
-		close(open) // the stall ends
+		close(g.open) // the stall ends
 		synctest.Wait()
 		valid := old.leaseValid()
 		_, err := old.Topic(ctxT(t, time.Second), "t")

@@ -86,7 +86,10 @@ type AppendResult struct {
 // waited out within ctx; a ctx that ends meanwhile gives an error matching
 // both ctx's error and ErrNotEnoughReplicas), ErrStorageStalled,
 // ErrNotLeader (the topic was deleted while the append was on its way:
-// the batch went with the topic, or never reached it), ErrClosed, ctx's
+// the batch went with the topic, or never reached it; an append already
+// sent first waits, up to its resend timeout, for the leader's answer,
+// which may tell it was not written and send it to a topic created again
+// under the name), ErrClosed, ctx's
 // error (also when no leader could be reached within ctx). After
 // ErrNotEnoughReplicas, ErrStorageStalled, ErrNotLeader, ErrClosed (the
 // node closed while the batch was on its way) or a ctx error the batch

@@ -64,8 +64,10 @@ var (
 	// that has since restarted.
 	errProducerFenced = errors.New("replication: producer epoch is fenced")
 	// errSequenceRefused is what a producer learns of any of the three
-	// above (the wire has one code for them): its batch was not written.
-	errSequenceRefused = errors.New("replication: the leader refused the producer sequence (fenced producer epoch, sequence reused for other data, or too old to deduplicate); the batch was not written")
+	// above (the wire has one code for them): the attempt refused was not
+	// written, but an earlier attempt of the same Append may have been
+	// (a retry found too old to deduplicate).
+	errSequenceRefused = errors.New("replication: the leader refused the producer sequence (fenced producer epoch, sequence reused for other data, or too old to deduplicate); this attempt was not written, an earlier one may have been")
 )
 
 // seqBatch is one batch a replica holds for a producer.

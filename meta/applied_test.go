@@ -60,13 +60,7 @@ func TestDeleteTopicWaitsForStoppedReplicaUntilFenced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3, false)
 		l := c.topicT()
-		var gone uint64
-		for _, id := range c.peers {
-			if id != l {
-				gone = id
-				break
-			}
-		}
+		gone := otherThan(c.peers, l)[0]
 		c.stop(gone)
 		start := time.Now()
 		if err := c.nodes[l].DeleteTopic(ctxT(t, 10*time.Second), "t"); err != nil {
@@ -136,13 +130,7 @@ func TestDeleteTopicUnknownWaitsForEveryNode(t *testing.T) {
 // cutOffFollower picks a node other than leader l and drops every message
 // to it; it returns the node.
 func (c *cluster) cutOffFollower(l uint64) uint64 {
-	var cut uint64
-	for _, id := range c.peers {
-		if id != l {
-			cut = id
-			break
-		}
-	}
+	cut := otherThan(c.peers, l)[0]
 	for _, id := range c.peers {
 		if id != cut {
 			c.net.SetLink(id, cut, transport.LinkFaults{Drop: 1})

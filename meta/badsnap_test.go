@@ -17,13 +17,7 @@ func TestUndecodableSnapshotDropped(t *testing.T) {
 		c := newCluster(t, 3, true)
 		l := c.leader()
 		c.registered()
-		var f uint64
-		for _, id := range c.peers {
-			if id != l {
-				f = id
-				break
-			}
-		}
+		f := otherThan(c.peers, l)[0]
 		hs, _, _ := c.nodes[f].st.InitialState()
 		m := &pb.Message{Type: pb.MsgSnap.Enum(), From: proto.Uint64(l), To: proto.Uint64(f), Term: proto.Uint64(hs.GetTerm()),
 			Snapshot: &pb.Snapshot{Data: []byte{1, '{'}, Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(1 << 20), Term: proto.Uint64(hs.GetTerm()),

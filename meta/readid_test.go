@@ -18,13 +18,7 @@ func TestStaleReadIndexAnswerIgnoredAfterRestart(t *testing.T) {
 		c := newCluster(t, 3, false)
 		l := c.leader()
 		c.registered()
-		var f uint64
-		for _, id := range c.peers {
-			if id != l {
-				f = id
-				break
-			}
-		}
+		f := otherThan(c.peers, l)[0]
 		c.waitFor("follower caught up", 300, func() bool {
 			return c.nodes[f].State().Index() == c.nodes[l].State().Index()
 		})

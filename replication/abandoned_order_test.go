@@ -16,12 +16,8 @@ import (
 // caller appended in sequence.
 func TestAbandonedAppendNeverLandsAfterLaterOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		c, l, f := forwardingPair(t)
 		ctx := context.Background()
-		l := c.leader("t", 0)
-		f := c.other(l)
-		appendN(t, ctx, c, f, "warm", 1)
 
 		// A's forwarded message is lost.
 		c.net.SetLink(f, l, transport.LinkFaults{Drop: 1})
@@ -49,4 +45,17 @@ func TestAbandonedAppendNeverLandsAfterLaterOne(t *testing.T) {
 			}
 		}
 	})
+}
+
+// forwardingPair makes a 3-node cluster with topic "t" (one partition, RF
+// 3) and returns it, the partition's leader l, and another node f that has
+// appended one record ("warm") through l already.
+func forwardingPair(t *testing.T) (c *tcluster, l, f uint64) {
+	t.Helper()
+	c = newTCluster(t, 3, nil)
+	c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+	l = c.leader("t", 0)
+	f = c.other(l)
+	appendN(t, context.Background(), c, f, "warm", 1)
+	return c, l, f
 }

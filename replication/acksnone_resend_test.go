@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/replog/replog/meta"
 	"github.com/replog/replog/transport"
 )
 
@@ -17,12 +16,8 @@ import (
 // callers gave up waiting are never sent again.
 func TestAcksNoneLostMessageResent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newTCluster(t, 3, nil)
-		c.createTopic("t", meta.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		c, l, f := forwardingPair(t)
 		ctx := context.Background()
-		l := c.leader("t", 0)
-		f := c.other(l)
-		appendN(t, ctx, c, f, "warm", 1)
 
 		c.net.SetLink(f, l, transport.LinkFaults{Drop: 1})
 		if _, _, err := c.nodes[f].rep.Append(ctx, "t", 0, rec("N"), AcksNone); err != nil {

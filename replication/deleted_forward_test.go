@@ -85,16 +85,7 @@ func TestForwardedAppendToDeletedTopicRefused(t *testing.T) {
 	if m.replica(pkey{topic.ID, 0}) == nil {
 		t.Fatal("the replica was dropped already: the test's premise does not hold")
 	}
-	out := make(chan tapped, 2)
-	taps[l].mu.Lock()
-	taps[l].out = out
-	taps[l].mu.Unlock()
-	batch, err := log.EncodeBatch(nil, log.BatchHeader{ProducerID: int64(other), ProducerEpoch: 1}, rec("late"), time.Unix(1700000000, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.HandleForward(other, message(appendAppend(nil, &appendItem{reqID: 77, attempt: 1, topicID: topic.ID, acks: AcksLeader, batch: batch})))
-	m.HandleForward(other, message(appendRead(nil, &readItem{reqID: 78, topicID: topic.ID, offset: 0, maxBytes: 1 << 20, maxRecords: 5})))
+	out := forwardAppendAndRead(t, m, taps[l], other, topic.ID)
 	for range 2 {
 		select {
 		case a := <-out:
@@ -106,4 +97,23 @@ func TestForwardedAppendToDeletedTopicRefused(t *testing.T) {
 		}
 	}
 	unlock()
+}
+
+// forwardAppendAndRead hands node m a forwarded append (request 77) and a
+// forwarded read (78) of topic id's partition 0, as from node from, and
+// returns the channel on which tap, m's forwarding sender, passes the
+// answers on.
+func forwardAppendAndRead(t *testing.T, m *Manager, tap *answerTap, from, id uint64) <-chan tapped {
+	t.Helper()
+	out := make(chan tapped, 4)
+	tap.mu.Lock()
+	tap.out = out
+	tap.mu.Unlock()
+	batch, err := log.EncodeBatch(nil, log.BatchHeader{ProducerID: int64(from), ProducerEpoch: 1}, rec("late"), time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.HandleForward(from, message(appendAppend(nil, &appendItem{reqID: 77, attempt: 1, topicID: id, acks: AcksLeader, batch: batch})))
+	m.HandleForward(from, message(appendRead(nil, &readItem{reqID: 78, topicID: id, offset: 0, maxBytes: 1 << 20, maxRecords: 5})))
+	return out
 }

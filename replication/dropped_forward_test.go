@@ -4,9 +4,7 @@ import (
 	"context"
 	"testing"
 	"testing/synctest"
-	"time"
 
-	"github.com/replog/replog/log"
 	"github.com/replog/replog/meta"
 )
 
@@ -37,16 +35,7 @@ func TestForwardedCallAfterReplicaDroppedRefused(t *testing.T) {
 		if m.replica(pkey{topic.ID, 0}) != nil {
 			t.Fatal("replica not dropped yet: premise does not hold")
 		}
-		out := make(chan tapped, 4)
-		taps[l].mu.Lock()
-		taps[l].out = out
-		taps[l].mu.Unlock()
-		batch, err := log.EncodeBatch(nil, log.BatchHeader{ProducerID: int64(other), ProducerEpoch: 1}, rec("late"), time.Unix(1700000000, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.HandleForward(other, message(appendAppend(nil, &appendItem{reqID: 77, attempt: 1, topicID: topic.ID, acks: AcksLeader, batch: batch})))
-		m.HandleForward(other, message(appendRead(nil, &readItem{reqID: 78, topicID: topic.ID, offset: 0, maxBytes: 1 << 20, maxRecords: 5})))
+		out := forwardAppendAndRead(t, m, taps[l], other, topic.ID)
 		synctest.Wait() // no time passes: the answers come at once
 		for range 2 {
 			select {

@@ -41,12 +41,15 @@ func (n *Node) leaseValid() bool {
 	return n.clock() < time.Duration(n.lease.Load()) && n.appliedIdx.applied.Load() >= n.commit.Load()
 }
 
-// InSession reports whether this node is in touch with the controller: it
-// heard from the raft leader (which runs the controller) within
-// SessionTimeout, or, being the leader, a quorum acknowledged it within
-// SessionTimeout. A node out of touch for longer may have been fenced
-// (its leaderships given to others) without knowing it. It answers from
-// memory, without IO. False after Close.
+// InSession reports whether this node is in touch with the controller: a
+// heartbeat it sent within SessionTimeout was acknowledged by the
+// controller, or, being the raft leader (which runs the controller), a
+// quorum acknowledged it within SessionTimeout. The controller fences a
+// node no earlier than SessionTimeout after the last heartbeat it took,
+// so a node stops being in session before it can have been fenced (its
+// leaderships given to others). It answers from memory, without IO.
+// False after Close, and while no controller acknowledges (an election
+// that outlasts what is left of the session).
 func (n *Node) InSession() bool {
 	select {
 	case <-n.done:

@@ -18,9 +18,11 @@ func TestUndecodableSnapshotDropped(t *testing.T) {
 		l := c.leader()
 		c.registered()
 		f := otherThan(c.peers, l)[0]
-		hs, _, _ := c.nodes[f].st.InitialState()
-		m := &pb.Message{Type: pb.MsgSnap.Enum(), From: proto.Uint64(l), To: proto.Uint64(f), Term: proto.Uint64(hs.GetTerm()),
-			Snapshot: &pb.Snapshot{Data: []byte{1, '{'}, Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(1 << 20), Term: proto.Uint64(hs.GetTerm()),
+		// A term above the group's (the node's own is the driver's to
+		// read): raft takes it from the leader named and installs it.
+		const term = 1 << 20
+		m := &pb.Message{Type: pb.MsgSnap.Enum(), From: proto.Uint64(l), To: proto.Uint64(f), Term: proto.Uint64(term),
+			Snapshot: &pb.Snapshot{Data: []byte{1, '{'}, Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(1 << 20), Term: proto.Uint64(term),
 				ConfState: &pb.ConfState{Voters: c.peers}}}}
 		b, err := proto.Marshal(m)
 		if err != nil {

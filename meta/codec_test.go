@@ -59,6 +59,9 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add([]byte{1})
 	f.Add(appendMeta(nil, metaMsg{kind: metaAsk, node: 3, val: 1 << 40}))
 	f.Add(appendMeta(nil, metaMsg{kind: metaApplied, node: 2, val: 7}))
+	f.Add(appendMeta(nil, metaMsg{kind: metaHeartbeatAck, node: 1, val: 123456789}))
+	f.Add(appendHeartbeat(nil, heartbeatMsg{node: 3, inc: 2, sent: 1 << 40}))
+	f.Add([]byte{metaHeartbeat, 1, 2}) // a heartbeat without its time
 	f.Add([]byte{9, 1, 1})
 	f.Add([]byte{0, 1, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -66,7 +69,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if m.kind < metaHeartbeat || m.kind > metaApplied {
+		if m.kind < metaHeartbeat || m.kind > metaHeartbeatAck || m.kind != metaHeartbeat && m.sent != 0 {
 			t.Fatalf("%x decoded as kind %d", b, m.kind)
 		}
 		// Overlong varints decode too; the canonical form round-trips.

@@ -84,7 +84,14 @@
 // The raft leader runs the controller, a deterministic core (controller.go:
 // no IO, no clock, no goroutine; time is the driver's tick count). Every
 // node heartbeats the controller over mux.TagMeta four times per
-// SessionTimeout. The controller
+// SessionTimeout (and at once when it registers or learns of a new
+// leader), and the controller acknowledges each heartbeat it takes. A node
+// counts itself in session (InSession) for SessionTimeout after its latest
+// acknowledged heartbeat left it, the raft leader also after a quorum's
+// acks: so a node stops counting itself in session before the controller
+// can have fenced it, whichever way its links fail. Without a controller
+// (an election running longer than what is left of a session) no node is
+// in session. The controller
 //   - fences a node whose incarnation has not heartbeated for
 //     SessionTimeout: it leaves every ISR where it is not the last member,
 //     and each partition it led gets the first eligible ISR member in
@@ -176,12 +183,14 @@
 // On the wire, after the mux tag: raft messages are protobuf
 // raftpb.Message; meta messages are
 //
-//	+------+-----------------------+---------------------+
-//	| kind | uvarint nodeID (from) | uvarint value       |
-//	+------+-----------------------+---------------------+
-//	  0x01 heartbeat, to the controller: value = incarnation
+//	+------+-----------------------+---------------+--------------+
+//	| kind | uvarint nodeID (from) | uvarint value | uvarint sent |
+//	+------+-----------------------+---------------+--------------+
+//	  0x01 heartbeat, to the controller: value = incarnation,   heartbeats
+//	       sent = the sender's clock (ns since Open)            only
 //	  0x02 ask: "answer once you have applied index value"
 //	  0x03 applied: the answer, value = the sender's applied index
+//	  0x04 heartbeat ack, from the controller: value = the heartbeat's sent
 //
 // # Caller's duties
 //

@@ -50,6 +50,7 @@ type driver struct {
 	// is stalled or drops ticks.
 	ackAt     map[uint64]time.Duration
 	contactAt time.Duration
+	quorumAt  time.Duration    // as leader: when a quorum last acknowledged it (updateSession)
 	followed  uint64           // the leader that message came from
 	heard     map[uint64]int64 // node → tick of its last raft message or heartbeat
 }
@@ -172,7 +173,7 @@ func (d *driver) sendHeartbeat() {
 	if inc == 0 || d.lead == 0 {
 		return
 	}
-	h := heartbeatMsg{node: d.n.cfg.ID, inc: inc}
+	h := heartbeatMsg{node: d.n.cfg.ID, inc: inc, sent: uint64(d.n.clock())}
 	if d.lead == d.n.cfg.ID {
 		d.heartbeat(h)
 		return
@@ -187,6 +188,10 @@ func (d *driver) heartbeat(h heartbeatMsg) {
 	d.heard[h.node] = d.now
 	if d.ctrl != nil {
 		d.ctrl.heartbeat(h.node, h.inc, d.now)
+		if h.node != d.n.cfg.ID && h.sent != 0 {
+			// Tell the node its session runs on (Node.InSession).
+			_ = d.n.cfg.Meta.Send(h.node, appendMeta(make([]byte, 1, 24), metaMsg{kind: metaHeartbeatAck, node: d.n.cfg.ID, val: h.sent}))
+		}
 	}
 }
 
@@ -254,11 +259,14 @@ func (d *driver) updateLease() {
 }
 
 // updateSession publishes until when this node counts as in touch with
-// the controller (see Node.InSession): SessionTimeout after a quorum's
-// most recent acks on the raft leader, after the last message from the
-// leader elsewhere.
+// the controller (see Node.InSession): SessionTimeout after its latest
+// heartbeat that a controller acknowledged left (the controller fences it
+// no earlier than SessionTimeout after that heartbeat arrived: the node
+// stops first), or on the raft leader, which runs the controller, after a
+// quorum's most recent acks if that is later. A leader stepping down keeps
+// that quorum time as its acknowledged heartbeat, so a handover does not
+// cost it its session before the new controller acknowledges one.
 func (d *driver) updateSession() {
-	last := d.contactAt
 	if d.isLeader {
 		acks := []time.Duration{d.n.clock()}
 		for _, id := range d.confState.GetVoters() {
@@ -267,8 +275,12 @@ func (d *driver) updateSession() {
 			}
 		}
 		slices.Sort(acks)
-		last = acks[len(acks)-1-len(acks)/2] // the quorum-th most recent
+		d.quorumAt = acks[len(acks)-1-len(acks)/2] // the quorum-th most recent
+	} else if d.quorumAt != 0 {
+		d.n.noteAcked(d.quorumAt)
+		d.quorumAt = 0
 	}
+	last := max(time.Duration(d.n.hbAcked.Load()), d.quorumAt)
 	d.n.session.Store(int64(last + d.n.cfg.SessionTimeout))
 }
 

@@ -39,7 +39,10 @@ type Node struct {
 	lease   atomic.Int64
 	commit  atomic.Uint64
 	session atomic.Int64 // InSession while clock() is below it
-	start   time.Time    // clock's origin, with its monotonic reading
+	// hbAcked: the clock reading at which the latest heartbeat that a
+	// controller acknowledged left this node (see updateSession).
+	hbAcked atomic.Int64
+	start   time.Time // clock's origin, with its monotonic reading
 	failure atomic.Pointer[error]
 	// appliedIdx: waits for other nodes' applies, answers theirs.
 	appliedIdx appliedIndexes
@@ -121,6 +124,25 @@ func Open(cfg Config) (*Node, error) {
 	}
 	go n.run()
 	return n, nil
+}
+
+// onHeartbeatAck takes the controller's acknowledgement of this node's
+// heartbeat sent at clock reading sent (ns).
+func (n *Node) onHeartbeatAck(from, sent uint64) {
+	if from != n.leader.Load() || time.Duration(sent) > n.clock() {
+		return // not from the controller this node knows, or not ours
+	}
+	n.noteAcked(time.Duration(sent))
+}
+
+// noteAcked raises hbAcked to t.
+func (n *Node) noteAcked(t time.Duration) {
+	for {
+		old := n.hbAcked.Load()
+		if int64(t) <= old || n.hbAcked.CompareAndSwap(old, int64(t)) {
+			return
+		}
+	}
 }
 
 // clock is the time since Open, on the monotonic clock.
@@ -206,13 +228,15 @@ func (n *Node) HandleMeta(from uint64, msg []byte) {
 	switch m.kind {
 	case metaHeartbeat:
 		select {
-		case n.metaIn <- heartbeatMsg{node: m.node, inc: m.val}:
+		case n.metaIn <- heartbeatMsg{node: m.node, inc: m.val, sent: m.sent}:
 		default:
 		}
 	case metaAsk:
 		n.onAsk(from, m.val)
 	case metaApplied:
 		n.onApplied(from, m.val)
+	case metaHeartbeatAck:
+		n.onHeartbeatAck(from, m.val)
 	}
 }
 

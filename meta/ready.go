@@ -168,8 +168,9 @@ func (d *driver) applyCommand(index uint64, data []byte) {
 	if next != prev {
 		d.n.state.Store(next)
 	}
-	if me, ok := next.nodes[d.n.cfg.ID]; ok && me.Nonce == d.nonce {
+	if me, ok := next.nodes[d.n.cfg.ID]; ok && me.Nonce == d.nonce && d.n.inc.Load() != me.Incarnation {
 		d.n.inc.Store(me.Incarnation)
+		d.sendHeartbeat() // registered: start the session at once
 	}
 	if len(evs) > 0 {
 		d.n.publish(evs)

@@ -72,9 +72,10 @@
 //     watermark cannot pass what they held. A write that rests on the
 //     leader alone (AcksLeader, or AcksAll with the ISR down to the
 //     leader) is acknowledged only while the node is in touch with the
-//     controller (meta.Node.InSession: it heard from it within
-//     SessionTimeout), so a leader cut off for longer, which the
-//     controller may have fenced, stops acknowledging writes.
+//     controller (meta.Node.InSession: the controller acknowledged a
+//     heartbeat the node sent within SessionTimeout), so a leader cut off
+//     (either way) for longer, which the controller may have fenced, stops
+//     acknowledging writes before it can have been fenced.
 //   - Nothing polls: pushes, acks, metadata events and log waiters drive
 //     everything. One timer per Manager (an eighth of ReplicaLagTime,
 //     10–250 ms) does retransmissions and ISR changes, and starts

@@ -322,7 +322,7 @@ func (r *replica) complete() {
 // touch again, or another leads. With followers in the ISR an AcksAll
 // append needs no such check: they stop confirming a superseded leader.
 func (r *replica) ackOKLocked(q *appendReq, out *answers) {
-	if (q.acks == AcksLeader || len(r.mu.part.ISR) <= 1) && !r.m.cfg.Meta.InSession() {
+	if q.acks != AcksNone && (q.acks == AcksLeader || len(r.mu.part.ISR) <= 1) && !r.m.cfg.Meta.InSession() {
 		out.add(q, codeNotLeader, 0, 0)
 		return
 	}

@@ -103,10 +103,11 @@
 //     AcksAll with a replication factor of 1), then vanish; a Read through
 //     it may return the deleted topic's records. Call DeleteTopic again
 //     until it returns nil or ErrUnknownTopic before creating the topic
-//     again. The same holds for a node cut off from the cluster while
-//     DeleteTopic runs: DeleteTopic stops waiting for it once the
-//     controller has fenced it, and it learns of the deletion only when it
-//     can reach the cluster again.
+//     again. A node cut off from the cluster while DeleteTopic runs is
+//     waited for only until the controller fences it; it learns of the
+//     deletion when it reaches the cluster again. Until then it may serve
+//     Reads of the deleted topic, but acknowledges no writes to it: it
+//     stops acknowledging before it can have been fenced (see above).
 //
 // # Packages
 //

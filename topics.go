@@ -140,10 +140,11 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, cfg TopicConfig)
 // again under the name is the only one appends and reads reach. A replica
 // node that stopped is waited for until the controller fences it, about
 // SessionTimeout after it stopped. (A node cut off from the cluster is
-// fenced as well, but may still serve the deleted topic until it hears of
-// the deletion; see the caveats in the package doc.) ErrUnknownTopic waits likewise, for
-// every node: after any other error, call DeleteTopic again until it
-// returns nil or ErrUnknownTopic before re-using the name.
+// fenced as well, but may still serve Reads of the deleted topic until it
+// hears of the deletion; see the caveats in the package doc.)
+// ErrUnknownTopic waits likewise, for every node: after any other error,
+// call DeleteTopic again until it returns nil or ErrUnknownTopic before
+// re-using the name.
 //
 // Errors: ErrInvalidArgument (name), ErrUnknownTopic, ErrClosed, ctx's
 // error (the topic may or may not have been deleted, and if it was, a

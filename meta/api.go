@@ -197,8 +197,9 @@ func (n *Node) awaitingPeers() bool {
 // fences it, SessionTimeout after its last heartbeat): from then on no node
 // serves the deleted topic, even one whose metadata lagged, so a topic
 // created again under the name is the only one appends and reads reach.
-// (Except a fenced node that still runs, cut off from the group: it may
-// serve the deleted topic until it learns of the deletion.)
+// (Except a fenced node that still runs, cut off from the group: its
+// local State shows the topic until it learns of the deletion, though it
+// is out of session by then: see InSession.)
 // ErrUnknownTopic likewise waits until every registered node has applied
 // what the group had applied then: after an error, the caller can call
 // again until nil or ErrUnknownTopic. Errors: ErrUnknownTopic, ctx's error,

@@ -245,11 +245,7 @@ func (m *Manager) tick(retention bool) {
 	for _, r := range m.mu.replicas {
 		replicas = append(replicas, r)
 	}
-	producers := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
-	for _, p := range m.mu.producers {
-		producers = append(producers, p)
-	}
-	producers = append(producers, m.mu.dying...)
+	producers := m.producersLocked()
 	m.mu.RUnlock()
 	retransmit := m.retransmitAfter()
 	var out answers

@@ -642,13 +642,20 @@ func (m *Manager) handedOver(led []*replica, lagging map[*replica][]uint64) bool
 	return true
 }
 
-func (m *Manager) noCalls() bool {
-	m.mu.RLock()
+// producersLocked lists every producer: those of live topics and the
+// dying ones. Called with mu held (read or write); the list is the
+// caller's, to use once mu is released (a producer's lock comes first).
+func (m *Manager) producersLocked() []*producer {
 	ps := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
 	for _, p := range m.mu.producers {
 		ps = append(ps, p)
 	}
-	ps = append(ps, m.mu.dying...)
+	return append(ps, m.mu.dying...)
+}
+
+func (m *Manager) noCalls() bool {
+	m.mu.RLock()
+	ps := m.producersLocked()
 	m.mu.RUnlock()
 	for _, p := range ps {
 		if !p.idle() {
@@ -673,11 +680,7 @@ func (m *Manager) Close() error {
 	// (a stalled one may take SyncTimeout): every producer fails its
 	// calls, and producerFor makes only dead ones from here on.
 	m.mu.Lock()
-	producers := make([]*producer, 0, len(m.mu.producers)+len(m.mu.dying))
-	for _, p := range m.mu.producers {
-		producers = append(producers, p)
-	}
-	producers = append(producers, m.mu.dying...)
+	producers := m.producersLocked()
 	m.mu.dying = nil
 	m.mu.Unlock()
 	for _, p := range producers {

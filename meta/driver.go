@@ -243,15 +243,7 @@ func (d *driver) updateLease() {
 			// MsgTimeoutNow may still be on its way then: two timeouts.
 			break
 		}
-		acks := []time.Duration{d.n.clock()}
-		for _, id := range d.confState.GetVoters() {
-			if id != d.n.cfg.ID {
-				acks = append(acks, d.ackAt[id])
-			}
-		}
-		slices.Sort(acks)
-		slices.Reverse(acks)
-		until = acks[len(acks)/2] + lt // the quorum-th most recent ack
+		until = d.quorumAt + lt // the quorum-th most recent ack (updateSession)
 	case d.lead != 0:
 		until = d.contactAt + lt
 	}

@@ -225,7 +225,7 @@ func (m *Manager) forwardRead(ctx context.Context, key pkey, topic string, offse
 		changed := m.changedCh()
 		st := m.cfg.Meta.State()
 		part, ok := st.Partition(topic, key.partition)
-		if t, found := st.Topic(topic); !found || t.ID != key.topicID {
+		if topicGone(st, topic, key.topicID) {
 			ok = false // deleted, or deleted and created again: Read retries on the new one
 		}
 		if r := m.replica(key); r != nil && (local || ok && part.Leader == m.cfg.ID) {
@@ -468,8 +468,14 @@ func (m *Manager) onForwardedAppend(from uint64, a *appendItem) {
 // (meta.Node.DeleteTopic waits until the replicas' nodes have applied the
 // deletion, this one included, not until they dropped r).
 func (m *Manager) deleted(r *replica) bool {
-	t, ok := m.cfg.Meta.State().Topic(r.topic)
-	return !ok || t.ID != r.key.topicID
+	return topicGone(m.cfg.Meta.State(), r.topic, r.key.topicID)
+}
+
+// topicGone reports whether st holds no topic of that name and ID: it was
+// deleted, maybe created again under the name.
+func topicGone(st *meta.State, name string, id uint64) bool {
+	t, ok := st.Topic(name)
+	return !ok || t.ID != id
 }
 
 // serveRead answers a forwarded read on a goroutine of its own (it may

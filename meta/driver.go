@@ -50,9 +50,16 @@ type driver struct {
 	// is stalled or drops ticks.
 	ackAt     map[uint64]time.Duration
 	contactAt time.Duration
-	quorumAt  time.Duration    // as leader: when a quorum last acknowledged it (updateSession)
-	followed  uint64           // the leader that message came from
-	heard     map[uint64]int64 // node → tick of its last raft message or heartbeat
+	quorumAt  time.Duration // as leader: when a quorum last acknowledged it (updateSession)
+	// stepped: the snapshot step decoded last, by its index and term
+	// (raft hands restore a copy of the message's), for restore.
+	stepped struct {
+		index, term uint64
+		state       *State
+		offs        *offsetTable
+	}
+	followed uint64           // the leader that message came from
+	heard    map[uint64]int64 // node → tick of its last raft message or heartbeat
 }
 
 func (d *driver) init(n *Node) error {
@@ -106,10 +113,14 @@ func (d *driver) init(n *Node) error {
 
 // restore replaces the state machine with a snapshot's.
 func (d *driver) restore(snap *pb.Snapshot) error {
-	s, offs, err := decodeSnapshot(snap.GetData())
-	if err != nil {
-		return err
+	s, offs := d.stepped.state, d.stepped.offs
+	if md := snap.GetMetadata(); s == nil || d.stepped.index != md.GetIndex() || d.stepped.term != md.GetTerm() {
+		var err error
+		if s, offs, err = decodeSnapshot(snap.GetData()); err != nil {
+			return err
+		}
 	}
+	d.stepped.state, d.stepped.offs = nil, nil
 	d.n.offsets.Store(offs)
 	d.n.state.Store(s)
 	d.applied = snap.GetMetadata().GetIndex()
@@ -288,10 +299,15 @@ func (d *driver) step(m *pb.Message, at time.Duration) {
 		// does not decode would stop this node at every Open. Checked
 		// here, on the driver (a large one takes a while to decode, too
 		// long for the transport's goroutine); raft sends it again.
-		if _, _, err := decodeSnapshot(m.GetSnapshot().GetData()); err != nil {
+		s, offs, err := decodeSnapshot(m.GetSnapshot().GetData())
+		if err != nil {
 			d.n.log.Warn("meta: dropped a snapshot that does not decode", "from", m.GetFrom(), "err", err)
 			return
 		}
+		// Kept for restore, should raft install this very snapshot in the
+		// Ready that follows (handleReady forgets it after that Ready).
+		md := m.GetSnapshot().GetMetadata()
+		d.stepped.index, d.stepped.term, d.stepped.state, d.stepped.offs = md.GetIndex(), md.GetTerm(), s, offs
 	}
 	d.heard[m.GetFrom()] = d.now
 	if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && d.now < int64(d.n.cfg.ElectionTicks) &&

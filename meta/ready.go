@@ -59,6 +59,7 @@ func (d *driver) handleReady() error {
 			d.sendHeartbeat()
 		}
 	}
+	d.stepped.state, d.stepped.offs = nil, nil
 	d.updateLease()
 	return nil
 }

@@ -449,8 +449,8 @@ func codeError2(code byte, topic string, partition int32) error {
 // the message already on its way. Two exceptions: an AcksNone call (its
 // Append returns at once) is sent again like any other, up to
 // maxAcksNoneAttempts times; and a call joined into one batch with calls
-// whose callers still wait goes with that batch. It reports whether the producer waits
-// out a shortage of in-sync replicas (see complete).
+// whose callers still wait goes with that batch. It reports whether the
+// producer waits out a shortage of in-sync replicas (see complete).
 func (p *producer) abandon(c *call) (short bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
